@@ -1,0 +1,50 @@
+# skypod: kube2sky + skydns + etcd + exec-healthz, the Kubernetes 1.2 DNS pod.
+#   make build   static binaries in bin/
+#   make test    vet, gofmt check, every unit and integration test
+#   make bench-dns   dnsperf: skydns against a fixed-answer responder
+
+GO        ?= go
+ETCD_VERSION := v3.6.6
+CACHE     := $(CURDIR)/.cache
+ETCD      := $(CACHE)/etcd-$(ETCD_VERSION)
+VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X github.com/skypod/skypod/internal/version.Version=$(VERSION)
+GOTESTFLAGS ?= -v
+# Debian packages the tests drive: dig and nslookup, dnsperf, busybox.
+APT_PACKAGES := dnsutils dnsperf busybox-static
+
+.PHONY: build test check vet fmt-check deps etcd bench-dns clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/skydns ./cmd/kube2sky ./cmd/exec-healthz ./test/bench/fixedresponder
+
+# etcd is built from the Go module proxy at a pinned version, once.
+etcd: $(ETCD)
+$(ETCD): tools/etcd/go.mod tools/etcd/go.sum
+	@echo ">> building etcd $(ETCD_VERSION) (about 2 minutes, once)"
+	cd tools/etcd && CGO_ENABLED=0 $(GO) build -o $(ETCD) go.etcd.io/etcd/server/v3
+
+# Installs the Debian packages the tests need when any is missing.
+deps:
+	@if ! command -v dig >/dev/null || ! command -v dnsperf >/dev/null || ! command -v nslookup >/dev/null || [ ! -x /bin/busybox ]; then \
+		echo ">> installing $(APT_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+check: vet fmt-check
+
+test: check deps build etcd
+	SKYPOD_BIN_DIR=$(CURDIR)/bin ETCD_BIN=$(ETCD) $(GO) test -race -count=1 $(GOTESTFLAGS) ./...
+
+bench-dns: deps build etcd
+	ETCD_BIN=$(ETCD) BIN_DIR=$(CURDIR)/bin ./test/bench/bench-dns.sh
+
+clean:
+	rm -rf bin

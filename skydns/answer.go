@@ -1,0 +1,320 @@
+package skydns
+
+import (
+	"context"
+	"math"
+	"net"
+	"strings"
+
+	"github.com/miekg/dns"
+
+	"github.com/skypod/skypod/skydns/msg"
+)
+
+// maxCNAMEChain is how many records may precede a CNAME before chasing
+// stops, as in SkyDNS (which logged and skipped past 7).
+const maxCNAMEChain = 7
+
+// upstreamLookup resolves out-of-zone CNAME, SRV and MX targets.
+type upstreamLookup interface {
+	Lookup(ctx context.Context, name string, qtype uint16) (*dns.Msg, error)
+}
+
+// Resolver builds answers for names inside the domain from records. It is
+// pure apart from upstream lookups of names outside the domain.
+type Resolver struct {
+	cfg      *Config
+	source   recordSource
+	upstream upstreamLookup // nil: out-of-zone targets are not chased.
+}
+
+// NewResolver answers from source; upstream may be nil.
+func NewResolver(cfg *Config, source recordSource, upstream upstreamLookup) *Resolver {
+	return &Resolver{cfg: cfg, source: source, upstream: upstream}
+}
+
+func (r *Resolver) inZone(name string) bool {
+	return dns.IsSubDomain(r.cfg.Domain, name)
+}
+
+// addressRecords answers A and AAAA (both with both, for additional
+// sections), chasing names into CNAME chains. previous holds the chain so
+// far, to stop loops and overlong chains.
+func (r *Resolver) addressRecords(ctx context.Context, q dns.Question, previous []dns.RR, both bool) ([]dns.RR, error) {
+	sx, err := r.records(q.Name, false)
+	if err != nil {
+		return nil, err
+	}
+	var out []dns.RR
+	for _, s := range sx {
+		ip := s.HostIP()
+		switch {
+		case s.Host == "":
+			// A text-only record (TXT) has no address.
+		case ip == nil:
+			out = append(out, r.chaseCNAME(ctx, q, s, previous, both)...)
+		case ip.To4() != nil && (both || q.Qtype == dns.TypeA):
+			out = append(out, newA(q.Name, r.ttl(s), ip))
+		case ip.To4() == nil && (both || q.Qtype == dns.TypeAAAA):
+			out = append(out, newAAAA(q.Name, r.ttl(s), ip))
+		}
+	}
+	return out, nil
+}
+
+// chaseCNAME answers a record whose host is a name: a CNAME to it followed
+// by the target's own addresses, from the index or, outside the domain,
+// from upstream. A target that resolves to nothing drops the CNAME.
+func (r *Resolver) chaseCNAME(ctx context.Context, q dns.Question, s *msg.Service, previous []dns.RR, both bool) []dns.RR {
+	target := strings.ToLower(dns.Fqdn(s.Host))
+	if strings.EqualFold(q.Name, target) || len(previous) > maxCNAMEChain || cnameSeen(previous, target) {
+		return nil // A direct loop, a loop through others, or too long.
+	}
+	cname := &dns.CNAME{Hdr: rrHeader(q.Name, dns.TypeCNAME, r.ttl(s)), Target: target}
+	next := dns.Question{Name: target, Qtype: q.Qtype, Qclass: q.Qclass}
+	chain := append(previous[:len(previous):len(previous)], cname)
+	rrs, err := r.addressRecords(ctx, next, chain, both)
+	if err == nil && len(rrs) > 0 {
+		return append([]dns.RR{cname}, rrs...)
+	}
+	if err == nil || r.inZone(target) || r.upstream == nil {
+		return nil
+	}
+	m, err := r.upstream.Lookup(ctx, target, q.Qtype)
+	if err != nil || len(m.Answer) == 0 {
+		return nil
+	}
+	return append([]dns.RR{cname}, r.upstreamTTL(m.Answer)...)
+}
+
+func cnameSeen(chain []dns.RR, target string) bool {
+	for _, rr := range chain {
+		if c, ok := rr.(*dns.CNAME); ok && strings.EqualFold(c.Target, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// upstreamTTL gives upstream answers the rcache TTL, as SkyDNS did, so a
+// chased target is re-resolved at a predictable pace.
+func (r *Resolver) upstreamTTL(rrs []dns.RR) []dns.RR {
+	out := make([]dns.RR, len(rrs))
+	for i, rr := range rrs {
+		rr = dns.Copy(rr)
+		rr.Header().Ttl = uint32(r.cfg.RCacheTTL)
+		out[i] = rr
+	}
+	return out
+}
+
+// srvWeights is, per priority, the sum of weights, a weight of 0 counting
+// as 100.
+func srvWeights(sx []*msg.Service, priority func(*msg.Service) int) map[int]int {
+	sums := make(map[int]int)
+	for _, s := range sx {
+		if s.Host == "" {
+			continue
+		}
+		sums[priority(s)] += weightOf(s)
+	}
+	return sums
+}
+
+func weightOf(s *msg.Service) int {
+	if s.Weight == 0 {
+		return 100
+	}
+	return s.Weight
+}
+
+// srvRecords answers SRV: one record per service, weights scaled so each
+// priority's weights add up to about 100, plus addresses of the targets in
+// extra.
+func (r *Resolver) srvRecords(ctx context.Context, q dns.Question) (answer, extra []dns.RR, err error) {
+	sx, err := r.records(q.Name, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	sums := srvWeights(sx, r.priority)
+	looked := make(map[string]bool)
+	for _, s := range sx {
+		if s.Host == "" {
+			continue // A text-only record is no service.
+		}
+		prio := r.priority(s)
+		weight := uint16(math.Floor(100.0 / float64(sums[prio]) * float64(weightOf(s))))
+		target, addrs := r.target(ctx, s, looked)
+		answer = append(answer, &dns.SRV{
+			Hdr:      rrHeader(q.Name, dns.TypeSRV, r.ttl(s)),
+			Priority: uint16(prio), Weight: weight, Port: uint16(s.Port), Target: target,
+		})
+		extra = append(extra, addrs...)
+	}
+	return answer, extra, nil
+}
+
+// target is the SRV or MX target of s, and the addresses to put in extra
+// for it (only the first time a target is seen, tracked in looked). An IP
+// host is named by its own key; a name host is the name itself.
+func (r *Resolver) target(ctx context.Context, s *msg.Service, looked map[string]bool) (string, []dns.RR) {
+	if ip := s.HostIP(); ip != nil {
+		name := msg.TargetStrip(s.Domain(), s.TargetStrip)
+		if ip.To4() != nil {
+			return name, []dns.RR{newA(name, r.ttl(s), ip)}
+		}
+		return name, []dns.RR{newAAAA(name, r.ttl(s), ip)}
+	}
+	name := msg.TargetStrip(dns.Fqdn(s.Host), s.TargetStrip)
+	if looked[name] {
+		return name, nil
+	}
+	looked[name] = true
+	if r.inZone(name) {
+		rrs, err := r.addressRecords(ctx, dns.Question{Name: name, Qtype: dns.TypeA, Qclass: dns.ClassINET}, nil, true)
+		if err != nil {
+			return name, nil
+		}
+		return name, rrs
+	}
+	return name, r.upstreamAddresses(ctx, name)
+}
+
+// upstreamAddresses is the A and AAAA of an out-of-zone target, skipping
+// the CNAMEs upstream puts before them.
+func (r *Resolver) upstreamAddresses(ctx context.Context, name string) []dns.RR {
+	if r.upstream == nil {
+		return nil
+	}
+	var out []dns.RR
+	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		m, err := r.upstream.Lookup(ctx, name, qtype)
+		if err != nil {
+			continue
+		}
+		for _, rr := range r.upstreamTTL(m.Answer) {
+			if rr.Header().Rrtype == qtype {
+				out = append(out, rr)
+			}
+		}
+	}
+	return out
+}
+
+// mxRecords answers MX from records with mail set; priority is the
+// preference.
+func (r *Resolver) mxRecords(ctx context.Context, q dns.Question) (answer, extra []dns.RR, err error) {
+	sx, err := r.source.Records(q.Name, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	looked := make(map[string]bool)
+	for _, s := range dedupServices(sx) {
+		if !s.Mail {
+			continue
+		}
+		target, addrs := r.target(ctx, s, looked)
+		answer = append(answer, &dns.MX{Hdr: rrHeader(q.Name, dns.TypeMX, r.ttl(s)), Preference: uint16(r.priority(s)), Mx: target})
+		extra = append(extra, addrs...)
+	}
+	return answer, extra, nil
+}
+
+// txtRecords answers TXT from every record with text.
+func (r *Resolver) txtRecords(q dns.Question) ([]dns.RR, error) {
+	sx, err := r.records(q.Name, false)
+	if err != nil {
+		return nil, err
+	}
+	var out []dns.RR
+	for _, s := range sx {
+		if s.Text != "" {
+			out = append(out, &dns.TXT{Hdr: rrHeader(q.Name, dns.TypeTXT, r.ttl(s)), Txt: splitText(s.Text)})
+		}
+	}
+	return out, nil
+}
+
+// splitText cuts text into the 255-byte strings a TXT record holds.
+func splitText(s string) []string {
+	var out []string
+	for len(s) > 255 {
+		out = append(out, s[:255])
+		s = s[255:]
+	}
+	return append(out, s)
+}
+
+// cnameRecords answers a CNAME query: only a leaf whose host is a name.
+func (r *Resolver) cnameRecords(q dns.Question) ([]dns.RR, error) {
+	sx, err := r.records(q.Name, true)
+	if err != nil {
+		return nil, err
+	}
+	var out []dns.RR
+	for _, s := range sx {
+		if s.HostIP() == nil && s.Host != "" {
+			out = append(out, &dns.CNAME{Hdr: rrHeader(q.Name, dns.TypeCNAME, r.ttl(s)), Target: dns.Fqdn(s.Host)})
+		}
+	}
+	return out, nil
+}
+
+// nsRecords answers NS at the apex from the records under ns.dns.<domain>,
+// which must be addresses; each is named by its key and glued in extra.
+func (r *Resolver) nsRecords(q dns.Question) (answer, extra []dns.RR, err error) {
+	sx, err := r.records("ns.dns."+r.cfg.Domain, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, s := range sx {
+		ip := s.HostIP()
+		if ip == nil {
+			continue
+		}
+		name := s.Domain()
+		answer = append(answer, &dns.NS{Hdr: rrHeader(q.Name, dns.TypeNS, r.ttl(s)), Ns: name})
+		if ip.To4() != nil {
+			extra = append(extra, newA(name, r.ttl(s), ip))
+		} else {
+			extra = append(extra, newAAAA(name, r.ttl(s), ip))
+		}
+	}
+	return answer, extra, nil
+}
+
+// ptrRecord answers a reverse name from the one record stored at it.
+func (r *Resolver) ptrRecord(q dns.Question) (dns.RR, bool) {
+	sx, err := r.source.Records(q.Name, true)
+	if err != nil || len(sx) != 1 || sx[0].Host == "" {
+		return nil, false
+	}
+	return &dns.PTR{Hdr: rrHeader(q.Name, dns.TypePTR, r.ttl(sx[0])), Ptr: dns.Fqdn(sx[0].Host)}, true
+}
+
+// soa is the zone's SOA with the given TTL. The serial is the current hour,
+// as in SkyDNS: the data changes continuously and nothing transfers zones.
+func (r *Resolver) soa(ttl uint32, serial uint32) dns.RR {
+	return &dns.SOA{
+		Hdr:     rrHeader(r.cfg.Domain, dns.TypeSOA, ttl),
+		Ns:      "ns.dns." + r.cfg.Domain,
+		Mbox:    r.cfg.Hostmaster,
+		Serial:  serial,
+		Refresh: 28800,
+		Retry:   7200,
+		Expire:  604800,
+		Minttl:  r.cfg.MinTTL,
+	}
+}
+
+func rrHeader(name string, rrtype uint16, ttl uint32) dns.RR_Header {
+	return dns.RR_Header{Name: name, Rrtype: rrtype, Class: dns.ClassINET, Ttl: ttl}
+}
+
+func newA(name string, ttl uint32, ip net.IP) *dns.A {
+	return &dns.A{Hdr: rrHeader(name, dns.TypeA, ttl), A: ip.To4()}
+}
+
+func newAAAA(name string, ttl uint32, ip net.IP) *dns.AAAA {
+	return &dns.AAAA{Hdr: rrHeader(name, dns.TypeAAAA, ttl), AAAA: ip}
+}

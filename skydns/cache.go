@@ -1,0 +1,112 @@
+package skydns
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// responseCache keeps forwarded answers for a fixed time (--rcache-ttl), up
+// to --rcache entries. Local answers are never cached: they come from
+// memory already, and caching them would only serve stale records.
+//
+// SkyDNS's cache emptied itself whenever it filled; this one evicts the
+// oldest-expiring entry it finds in a small sample instead.
+type responseCache struct {
+	capacity int
+	ttl      time.Duration
+	now      func() time.Time
+
+	mu      sync.Mutex
+	entries map[cacheKey]cacheEntry
+}
+
+type cacheKey struct {
+	name   string
+	qtype  uint16
+	qclass uint16
+	do     bool
+	tcp    bool
+}
+
+type cacheEntry struct {
+	msg     *dns.Msg
+	expires time.Time
+}
+
+// evictionSample is how many entries are compared to pick one to evict.
+const evictionSample = 8
+
+func newResponseCache(capacity int, ttl time.Duration, now func() time.Time) *responseCache {
+	if capacity <= 0 {
+		return nil
+	}
+	return &responseCache{capacity: capacity, ttl: ttl, now: now, entries: make(map[cacheKey]cacheEntry)}
+}
+
+func keyOf(req *dns.Msg, tcp bool) cacheKey {
+	q := req.Question[0]
+	do := false
+	if opt := req.IsEdns0(); opt != nil {
+		do = opt.Do()
+	}
+	return cacheKey{strings.ToLower(q.Name), q.Qtype, q.Qclass, do, tcp}
+}
+
+// get returns a copy of a live entry, with the request's id.
+func (c *responseCache) get(req *dns.Msg, tcp bool) *dns.Msg {
+	if c == nil {
+		return nil
+	}
+	k := keyOf(req, tcp)
+	c.mu.Lock()
+	e, ok := c.entries[k]
+	if ok && !c.now().Before(e.expires) {
+		delete(c.entries, k)
+		ok = false
+	}
+	c.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	m := e.msg.Copy()
+	m.Id = req.Id
+	m.Question = req.Question // Keep the asker's letter case.
+	return m
+}
+
+func (c *responseCache) put(req *dns.Msg, tcp bool, m *dns.Msg) {
+	if c == nil || m.Truncated || (m.Rcode != dns.RcodeSuccess && m.Rcode != dns.RcodeNameError) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.capacity {
+		c.evictOne()
+	}
+	c.entries[keyOf(req, tcp)] = cacheEntry{msg: m.Copy(), expires: c.now().Add(c.ttl)}
+}
+
+// evictOne drops the entry expiring first among a few picked by map order.
+func (c *responseCache) evictOne() {
+	var victim cacheKey
+	var soonest time.Time
+	n := 0
+	for k, e := range c.entries {
+		if n == 0 || e.expires.Before(soonest) {
+			victim, soonest = k, e.expires
+		}
+		if n++; n == evictionSample {
+			break
+		}
+	}
+	delete(c.entries, victim)
+}
+
+func (c *responseCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
+}

@@ -1,0 +1,272 @@
+// Package skydns answers DNS for a zone from SkyDNS records kept in etcd.
+// It lists the prefix once and then watches it into an in-memory index, so
+// no query ever waits on etcd.
+package skydns
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/spf13/pflag"
+
+	"github.com/skypod/skypod/internal/logging"
+	"github.com/skypod/skypod/skydns/msg"
+)
+
+// Defaults of SkyDNS 2.5.2c (legacy-behaviour.md §2.1, §2.2).
+const (
+	defaultDomain     = "skydns.local."
+	defaultAddr       = "127.0.0.1:53"
+	defaultMachines   = "http://127.0.0.1:4001"
+	defaultHostmaster = "hostmaster@skydns.local."
+	defaultTTL        = 3600
+	defaultMinTTL     = 60
+	defaultPriority   = 10
+	defaultNdots      = 2
+	defaultRCacheTTL  = 60
+	defaultRTimeout   = 2 * time.Second
+)
+
+// Config is everything skydns is told by flags, environment and the
+// /skydns/config key. Field names follow the legacy JSON keys where one
+// exists, so the etcd config overlays it directly.
+type Config struct {
+	DNSAddr     string        `json:"dns_addr,omitempty"`
+	Domain      string        `json:"domain,omitempty"`
+	Local       string        `json:"local,omitempty"`
+	Hostmaster  string        `json:"hostmaster,omitempty"`
+	DNSSEC      string        `json:"dnssec,omitempty"`
+	RoundRobin  bool          `json:"round_robin"`
+	NSRotate    bool          `json:"ns_rotate"`
+	Nameservers []string      `json:"nameservers,omitempty"`
+	NoRec       bool          `json:"no_rec,omitempty"`
+	ReadTimeout time.Duration `json:"read_timeout,omitempty"`
+	Priority    uint16        `json:"priority"`
+	TTL         uint32        `json:"ttl"`
+	MinTTL      uint32        `json:"min_ttl"`
+	SCache      int           `json:"scache,omitempty"`
+	RCache      int           `json:"rcache,omitempty"`
+	RCacheTTL   int           `json:"rcache_ttl,omitempty"`
+	Ndots       int           `json:"ndot"`
+	Systemd     bool          `json:"systemd,omitempty"`
+
+	// Flags only: they choose where the config comes from, or are new.
+	Machines    string          `json:"-"`
+	TLSKey      string          `json:"-"`
+	TLSPem      string          `json:"-"`
+	CACert      string          `json:"-"`
+	Discover    bool            `json:"-"`
+	StubZones   bool            `json:"-"`
+	Verbose     bool            `json:"-"`
+	PathPrefix  string          `json:"-"`
+	ResolvConf  string          `json:"-"`
+	MetricsAddr string          `json:"-"`
+	MetricsPath string          `json:"-"`
+	EtcdTimeout time.Duration   `json:"-"`
+	Log         logging.Options `json:"-"`
+}
+
+// NewConfig returns the legacy defaults, with the legacy environment
+// variables applied on top (a flag given on the command line wins over both).
+func NewConfig(getenv func(string) string) *Config {
+	c := &Config{
+		DNSAddr:     envOr(getenv, "SKYDNS_ADDR", defaultAddr),
+		Domain:      envOr(getenv, "SKYDNS_DOMAIN", defaultDomain),
+		Hostmaster:  defaultHostmaster,
+		RoundRobin:  true,
+		NSRotate:    true,
+		ReadTimeout: defaultRTimeout,
+		SCache:      10000,
+		RCacheTTL:   defaultRCacheTTL,
+		Machines:    envOr(getenv, "ETCD_MACHINES", ""),
+		TLSKey:      getenv("ETCD_TLSKEY"),
+		TLSPem:      getenv("ETCD_TLSPEM"),
+		CACert:      getenv("ETCD_CACERT"),
+		PathPrefix:  envOr(getenv, "SKYDNS_PATH_PREFIX", msg.DefaultPrefix),
+		ResolvConf:  "/etc/resolv.conf",
+		MetricsAddr: ":9153",
+		MetricsPath: envOr(getenv, "PROMETHEUS_PATH", "/metrics"),
+		EtcdTimeout: 5 * time.Second,
+		Log:         logging.DefaultOptions(),
+	}
+	if ns := getenv("SKYDNS_NAMESERVERS"); ns != "" {
+		c.Nameservers = strings.Split(ns, ",")
+	}
+	if port := getenv("PROMETHEUS_PORT"); port != "" {
+		c.MetricsAddr = ":" + port // The legacy way to turn metrics on.
+	}
+	return c
+}
+
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// nameserverList adapts a comma-separated flag to Config.Nameservers.
+type nameserverList struct{ list *[]string }
+
+func (n nameserverList) String() string { return strings.Join(*n.list, ",") }
+func (n nameserverList) Type() string   { return "ip:port,..." }
+func (n nameserverList) Set(v string) error {
+	*n.list = nil
+	if v != "" {
+		*n.list = strings.Split(v, ",")
+	}
+	return nil
+}
+
+// AddFlags registers the legacy flags with their legacy names, then the new
+// ones in the same style.
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Domain, "domain", c.Domain, "domain to anchor requests to (SKYDNS_DOMAIN)")
+	fs.StringVar(&c.DNSAddr, "addr", c.DNSAddr, "ip:port to serve DNS on, UDP and TCP (SKYDNS_ADDR)")
+	fs.Var(nameserverList{&c.Nameservers}, "nameservers", "nameservers to forward to, comma-separated ip:port (SKYDNS_NAMESERVERS); default: those of --resolv-conf")
+	fs.BoolVar(&c.NoRec, "no-rec", c.NoRec, "never forward: answer only from etcd")
+	fs.StringVar(&c.Machines, "machines", c.Machines, "etcd client URLs, comma-separated (ETCD_MACHINES); default "+defaultMachines)
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "client key file for etcd over TLS (ETCD_TLSKEY)")
+	fs.StringVar(&c.TLSPem, "tls-pem", c.TLSPem, "client certificate file for etcd over TLS (ETCD_TLSPEM)")
+	fs.StringVar(&c.CACert, "ca-cert", c.CACert, "CA certificate file for etcd over TLS (ETCD_CACERT)")
+	fs.StringVar(&c.DNSSEC, "dnssec", c.DNSSEC, "basename of a DNSSEC key pair (not supported: see docs/compatibility.md)")
+	fs.StringVar(&c.Local, "local", c.Local, "name that local.dns.<domain> resolves as")
+	fs.DurationVar(&c.ReadTimeout, "rtimeout", c.ReadTimeout, "read and write timeout of forwarded queries")
+	fs.BoolVar(&c.RoundRobin, "round-robin", c.RoundRobin, "shuffle A and AAAA answers")
+	fs.BoolVar(&c.NSRotate, "ns-rotate", c.NSRotate, "spread forwarded queries over all nameservers instead of preferring the first")
+	fs.BoolVar(&c.Discover, "discover", c.Discover, "keep the etcd member list current from the cluster itself")
+	fs.BoolVar(&c.StubZones, "stubzones", c.StubZones, "forward zones listed under stub.dns.<domain> to their own nameservers")
+	fs.BoolVar(&c.Verbose, "verbose", c.Verbose, "log every query (same as --log-level=debug)")
+	fs.BoolVar(&c.Systemd, "systemd", c.Systemd, "take the DNS sockets from systemd socket activation and ignore --addr")
+	fs.StringVar(&c.Hostmaster, "hostmaster", c.Hostmaster, "hostmaster mailbox in the SOA record")
+	fs.IntVar(&c.SCache, "scache", c.SCache, "DNSSEC signature cache size (accepted; signing is not supported)")
+	fs.IntVar(&c.RCache, "rcache", c.RCache, "capacity of the forwarded-response cache (0 = off)")
+	fs.IntVar(&c.RCacheTTL, "rcache-ttl", c.RCacheTTL, "seconds a cached response lives; also the TTL of upstream answers to CNAME and SRV targets")
+	fs.StringVar(&c.PathPrefix, "path-prefix", c.PathPrefix, "etcd directory the records live under (SKYDNS_PATH_PREFIX)")
+
+	fs.StringVar(&c.ResolvConf, "resolv-conf", c.ResolvConf, "file whose nameservers are used when --nameservers is empty")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "address of /metrics and /ready (PROMETHEUS_PORT sets the port); empty disables")
+	fs.StringVar(&c.MetricsPath, "metrics-path", c.MetricsPath, "path of the Prometheus metrics (PROMETHEUS_PATH)")
+	fs.DurationVar(&c.EtcdTimeout, "etcd-timeout", c.EtcdTimeout, "timeout of each etcd request (list, health check)")
+	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "debug, info, warn or error")
+	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "text or json")
+}
+
+// ApplyEtcdConfig overlays the JSON of /<prefix>/config: keys present there
+// override flags, as SkyDNS did.
+func (c *Config) ApplyEtcdConfig(value []byte) error {
+	if err := json.Unmarshal(value, c); err != nil {
+		return fmt.Errorf("/%s/config: %w", c.PathPrefix, err)
+	}
+	return nil
+}
+
+// Finish normalises the configuration and fills the derived defaults. It
+// returns the first problem as an error fit for a one-line exit message.
+func (c *Config) Finish() error {
+	if c.Domain == "" {
+		return errors.New("--domain: must not be empty")
+	}
+	c.Domain = dns.Fqdn(strings.ToLower(c.Domain))
+	if _, ok := dns.IsDomainName(c.Domain); !ok {
+		return fmt.Errorf("--domain: %q is not a domain name", c.Domain)
+	}
+	if !c.Systemd {
+		if err := checkHostPort("--addr", c.DNSAddr); err != nil {
+			return err
+		}
+	}
+	for _, ns := range c.Nameservers {
+		if err := checkHostPort("--nameservers", ns); err != nil {
+			return err
+		}
+	}
+	if c.Machines == "" {
+		c.Machines = defaultMachines
+	}
+	if c.DNSSEC != "" {
+		return errors.New("--dnssec: DNSSEC signing is not supported (see docs/compatibility.md)")
+	}
+	if c.PathPrefix == "" || strings.Contains(c.PathPrefix, "/") {
+		return fmt.Errorf("--path-prefix: %q must be one non-empty key segment", c.PathPrefix)
+	}
+	if c.Hostmaster == "" {
+		c.Hostmaster = "hostmaster@" + c.Domain
+	}
+	c.Hostmaster = dns.Fqdn(strings.Replace(c.Hostmaster, "@", ".", 1))
+	if c.Local != "" {
+		c.Local = dns.Fqdn(strings.ToLower(c.Local))
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = defaultRTimeout
+	}
+	c.fillZeroes()
+	if c.Verbose {
+		c.Log.Level = "debug"
+	}
+	return nil
+}
+
+// fillZeroes is SkyDNS's SetDefaults for the values only etcd can set.
+func (c *Config) fillZeroes() {
+	if c.TTL == 0 {
+		c.TTL = defaultTTL
+	}
+	if c.MinTTL == 0 {
+		c.MinTTL = defaultMinTTL
+	}
+	if c.Priority == 0 {
+		c.Priority = defaultPriority
+	}
+	if c.Ndots <= 0 {
+		c.Ndots = defaultNdots
+	}
+	if c.RCacheTTL <= 0 {
+		c.RCacheTTL = defaultRCacheTTL
+	}
+	if c.RCache < 0 {
+		c.RCache = 0
+	}
+}
+
+// checkHostPort enforces SkyDNS's rule: an IP literal and a port 1-65535.
+func checkHostPort(flag, addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%s: %q: %v", flag, addr, err)
+	}
+	if net.ParseIP(host) == nil {
+		return fmt.Errorf("%s: %q: host must be an IP address", flag, addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%s: %q: port must be 1-65535", flag, addr)
+	}
+	return nil
+}
+
+// LoadNameservers fills Nameservers from the resolv.conf file when none
+// were given. A missing file means no nameservers, as before; a file that
+// does not parse is an error.
+func (c *Config) LoadNameservers() error {
+	if len(c.Nameservers) > 0 || c.NoRec || c.ResolvConf == "" {
+		return nil
+	}
+	if _, err := os.Stat(c.ResolvConf); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	cc, err := dns.ClientConfigFromFile(c.ResolvConf)
+	if err != nil {
+		return fmt.Errorf("--resolv-conf: %w", err)
+	}
+	for _, s := range cc.Servers {
+		c.Nameservers = append(c.Nameservers, net.JoinHostPort(s, cc.Port))
+	}
+	return nil
+}

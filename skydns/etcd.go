@@ -1,0 +1,208 @@
+package skydns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/skypod/skypod/skydns/msg"
+)
+
+// etcdReader is the part of the etcd client the watcher needs.
+type etcdReader interface {
+	Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error)
+	Watch(ctx context.Context, key string, opts ...clientv3.OpOption) clientv3.WatchChan
+}
+
+// Watcher keeps an Index equal to the prefix in etcd: it lists once, then
+// watches from the listed revision. A broken or compacted watch, or a
+// failed health probe, ends in a fresh list that replaces the index whole;
+// until that list succeeds the old index keeps answering.
+type Watcher struct {
+	etcd        etcdReader
+	prefix      string // "/skydns/"
+	index       *Index
+	metrics     *Metrics
+	log         *slog.Logger
+	timeout     time.Duration // Per request.
+	probeEvery  time.Duration // How often an idle watch checks etcd is there.
+	maxBackoff  time.Duration
+	up          atomic.Bool
+	downSince   atomic.Int64 // Unix nanoseconds; 0 while up.
+	malformedMu sync.Mutex
+	malformed   map[string]int64 // Key -> mod revision already logged.
+}
+
+// NewWatcher mirrors /prefix/ of etcd into index.
+func NewWatcher(etcd etcdReader, prefix string, index *Index, metrics *Metrics, log *slog.Logger, timeout time.Duration) *Watcher {
+	w := &Watcher{
+		etcd: etcd, prefix: "/" + prefix + "/", index: index, metrics: metrics, log: log,
+		timeout: timeout, probeEvery: 2 * time.Second, maxBackoff: 5 * time.Second,
+		malformed: make(map[string]int64),
+	}
+	w.downSince.Store(time.Now().UnixNano())
+	return w
+}
+
+// Run mirrors etcd until ctx ends.
+func (w *Watcher) Run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		rev, err := w.list(ctx)
+		if err != nil {
+			w.setDown(err)
+			sleep(ctx, backoff)
+			backoff = min(2*backoff, w.maxBackoff)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		w.setUp()
+		if err := w.watch(ctx, rev); err != nil && ctx.Err() == nil {
+			w.log.Warn("etcd watch ended; listing again", "err", err)
+		}
+	}
+}
+
+// list loads every record under the prefix and swaps it in.
+func (w *Watcher) list(ctx context.Context) (int64, error) {
+	lctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	resp, err := w.etcd.Get(lctx, w.prefix, clientv3.WithPrefix())
+	if err != nil {
+		return 0, fmt.Errorf("list %s: %w", w.prefix, err)
+	}
+	records := make([]msg.Service, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		if s, ok := w.parse(kv); ok {
+			records = append(records, s)
+		}
+	}
+	w.index.Replace(records)
+	w.metrics.relists.Inc()
+	w.metrics.lastChange.SetToCurrentTime()
+	w.log.Info("loaded records from etcd", "records", len(records), "revision", resp.Header.Revision)
+	return resp.Header.Revision, nil
+}
+
+// watch applies changes after rev until the watch breaks or etcd stops
+// answering health probes.
+func (w *Watcher) watch(ctx context.Context, rev int64) error {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel() // The etcd client leaks a watch whose context is never cancelled.
+	events := w.etcd.Watch(wctx, w.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	probe := time.NewTicker(w.probeEvery)
+	defer probe.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case resp, ok := <-events:
+			if !ok {
+				return errors.New("watch channel closed")
+			}
+			if err := resp.Err(); err != nil {
+				return err // Compacted past rev, lost leader, cancelled...
+			}
+			w.apply(resp.Events)
+		case <-probe.C:
+			if err := w.probe(ctx); err != nil {
+				w.setDown(err)
+				return err
+			}
+		}
+	}
+}
+
+// probe asks etcd for a count of nothing: the watch stream alone does not
+// say when the server has gone, because the client silently retries.
+func (w *Watcher) probe(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	_, err := w.etcd.Get(pctx, w.prefix+"config", clientv3.WithCountOnly())
+	if err != nil {
+		return fmt.Errorf("etcd health probe: %w", err)
+	}
+	return nil
+}
+
+func (w *Watcher) apply(events []*clientv3.Event) {
+	for _, ev := range events {
+		key := string(ev.Kv.Key)
+		switch ev.Type {
+		case mvccpb.PUT:
+			if s, ok := w.parse(ev.Kv); ok {
+				w.index.Put(s)
+			} else {
+				w.index.Delete(key) // The key no longer holds a usable record.
+			}
+		case mvccpb.DELETE:
+			w.index.Delete(key)
+		}
+	}
+	if len(events) > 0 {
+		w.metrics.lastChange.SetToCurrentTime()
+	}
+}
+
+// parse decodes one value. A malformed one is skipped and logged and
+// counted once per write, so a relist does not repeat the complaint.
+func (w *Watcher) parse(kv *mvccpb.KeyValue) (msg.Service, bool) {
+	key := string(kv.Key)
+	s, err := msg.Unmarshal(key, kv.Value)
+	if err == nil {
+		return s, true
+	}
+	w.malformedMu.Lock()
+	seen := w.malformed[key] == kv.ModRevision
+	w.malformed[key] = kv.ModRevision
+	w.malformedMu.Unlock()
+	if !seen {
+		w.metrics.malformed.Inc()
+		w.log.Warn("skipping malformed record", "key", key, "err", err)
+	}
+	return msg.Service{}, false
+}
+
+func (w *Watcher) setUp() {
+	if !w.up.Swap(true) {
+		w.downSince.Store(0)
+		w.metrics.watchUp.Set(1)
+	}
+}
+
+func (w *Watcher) setDown(err error) {
+	if w.up.Swap(false) {
+		w.downSince.Store(time.Now().UnixNano())
+		w.log.Error("etcd unreachable; answering from the last records loaded", "err", err, "records", w.index.Len())
+	}
+	w.metrics.watchUp.Set(0)
+}
+
+// Status says whether answers are complete and current, for /ready.
+func (w *Watcher) Status() (ready bool, detail string) {
+	switch {
+	case !w.index.Loaded():
+		return false, "waiting for the first list of records from etcd"
+	case !w.up.Load():
+		since := time.Unix(0, w.downSince.Load()).UTC().Format(time.RFC3339)
+		return true, fmt.Sprintf("stale: etcd unreachable since %s; serving the %d records last loaded", since, w.index.Len())
+	default:
+		return true, "ok"
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

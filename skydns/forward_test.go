@@ -1,0 +1,170 @@
+package skydns
+
+import (
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/skypod/skypod/skydns/msg"
+)
+
+// fakeUpstream starts a DNS server on loopback answering every A query
+// with ip, counting queries. It stops with the test.
+func startUpstream(t *testing.T, ip string) (string, *atomic.Int32) {
+	t.Helper()
+	var count atomic.Int32
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		count.Add(1)
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if hasStubLoopOption(r) {
+			m.Answer = append(m.Answer, &dns.TXT{Hdr: rrHeader(r.Question[0].Name, dns.TypeTXT, 5), Txt: []string{"stub-marked"}})
+		}
+		m.Answer = append(m.Answer, newA(r.Question[0].Name, 5, net.ParseIP(ip)))
+		_ = w.WriteMsg(m)
+	})}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go func() { _ = srv.ActivateAndServe() }()
+	<-started
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return pc.LocalAddr().String(), &count
+}
+
+// deadAddr is a loopback UDP port nothing listens on.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	return addr
+}
+
+func forwardingHandler(t *testing.T, configure func(*Config)) *Handler {
+	cfg := newTestConfig()
+	cfg.ReadTimeout = 300 * time.Millisecond
+	configure(cfg)
+	return newTestHandler(t, cfg, loadIndex(t, testRecords))
+}
+
+func query(h *Handler, name string, qtype uint16) *dns.Msg {
+	req := new(dns.Msg)
+	req.SetQuestion(name, qtype)
+	return h.answer(req, "udp")
+}
+
+func TestForwarding(t *testing.T) {
+	up, count := startUpstream(t, "192.0.2.1")
+	dead := deadAddr(t)
+	tests := []struct {
+		name      string
+		servers   []string
+		noRec     bool
+		qname     string
+		rcode     int
+		wantA     string
+		wantCalls int32
+	}{
+		{"forwarded", []string{up}, false, "www.example.org.", dns.RcodeSuccess, "192.0.2.1", 1},
+		{"fails over from a dead server", []string{dead, up}, false, "www.example.org.", dns.RcodeSuccess, "192.0.2.1", 1},
+		{"single label never leaves", []string{up}, false, "metadata.", dns.RcodeServerFailure, "", 0},
+		{"all servers dead", []string{dead, dead}, false, "www.example.org.", dns.RcodeServerFailure, "", 0},
+		{"no-rec", []string{up}, true, "www.example.org.", dns.RcodeServerFailure, "", 0},
+		{"reverse with no PTR record goes upstream", []string{up}, false, "123.2.0.192.in-addr.arpa.", dns.RcodeSuccess, "", 1},
+		{"suffix that is not label-aligned is not the zone", []string{up}, false, "fooskydns.test.", dns.RcodeSuccess, "192.0.2.1", 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := forwardingHandler(t, func(c *Config) { c.Nameservers = tc.servers; c.NoRec = tc.noRec; c.NSRotate = false })
+			before := count.Load()
+			qtype := dns.TypeA
+			if tc.wantA == "" && tc.rcode == dns.RcodeSuccess {
+				qtype = dns.TypePTR
+			}
+			m := query(h, tc.qname, qtype)
+			if m.Rcode != tc.rcode {
+				t.Fatalf("rcode %s, want %s", dns.RcodeToString[m.Rcode], dns.RcodeToString[tc.rcode])
+			}
+			if tc.wantA != "" && (len(m.Answer) != 1 || m.Answer[0].(*dns.A).A.String() != tc.wantA) {
+				t.Fatalf("answer %v", m.Answer)
+			}
+			if got := count.Load() - before; got != tc.wantCalls {
+				t.Fatalf("upstream saw %d queries, want %d", got, tc.wantCalls)
+			}
+		})
+	}
+}
+
+func TestForwardCache(t *testing.T) {
+	up, count := startUpstream(t, "192.0.2.7")
+	h := forwardingHandler(t, func(c *Config) { c.Nameservers = []string{up}; c.RCache = 2; c.RCacheTTL = 60 })
+	now := time.Unix(1000, 0)
+	h.cache.now = func() time.Time { return now }
+	for i := 0; i < 3; i++ {
+		if m := query(h, "Cached.Example.org.", dns.TypeA); len(m.Answer) != 1 || m.Question[0].Name != "Cached.Example.org." {
+			t.Fatalf("answer %v", m)
+		}
+	}
+	if count.Load() != 1 {
+		t.Fatalf("upstream saw %d queries, want 1 (cached)", count.Load())
+	}
+	now = now.Add(61 * time.Second)
+	query(h, "cached.example.org.", dns.TypeA)
+	if count.Load() != 2 {
+		t.Fatalf("expired entry was served from cache")
+	}
+	for _, n := range []string{"a.example.org.", "b.example.org.", "c.example.org."} {
+		query(h, n, dns.TypeA)
+	}
+	if n := h.cache.len(); n != 2 {
+		t.Fatalf("cache holds %d entries, capacity 2: a full cache evicts one, it does not empty", n)
+	}
+}
+
+func TestStubZones(t *testing.T) {
+	stub, stubCount := startUpstream(t, "198.51.100.1")
+	up, upCount := startUpstream(t, "192.0.2.1")
+	host, port, _ := net.SplitHostPort(stub)
+	records := map[string]string{}
+	for k, v := range testRecords {
+		records[k] = v
+	}
+	records["ns1.acme.local.stub.dns.skydns.test."] = `{"host":"` + host + `","port":` + port + `}`
+	cfg := newTestConfig()
+	cfg.Nameservers = []string{up}
+	cfg.StubZones = true
+	ix := loadIndex(t, records)
+	h := newTestHandler(t, cfg, ix)
+
+	m := query(h, "abc.acme.local.", dns.TypeA)
+	if len(m.Answer) != 2 || m.Answer[1].(*dns.A).A.String() != "198.51.100.1" || stubCount.Load() != 1 || upCount.Load() != 0 {
+		t.Fatalf("stub zone not used: %v", m.Answer)
+	}
+	if _, ok := m.Answer[0].(*dns.TXT); !ok {
+		t.Fatalf("query to a stub server must carry the loop-guard option")
+	}
+	// A query carrying the option is dropped, not answered.
+	req := new(dns.Msg)
+	req.SetQuestion("abc.acme.local.", dns.TypeA)
+	req.SetEdns0(1232, false)
+	req.IsEdns0().Option = append(req.IsEdns0().Option, &dns.EDNS0_LOCAL{Code: stubLoopOption, Data: []byte{1}})
+	if got := h.answer(req, "udp"); got != nil {
+		t.Fatalf("looped query answered: %v", got)
+	}
+	// Removing the stub record takes effect with the next index change.
+	ix.Delete(msg.Path("ns1.acme.local.stub.dns.skydns.test.", "skydns"))
+	query(h, "abc.acme.local.", dns.TypeA)
+	if upCount.Load() != 1 {
+		t.Fatalf("after removal the zone should go to the normal nameservers")
+	}
+}

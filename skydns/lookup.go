@@ -1,0 +1,95 @@
+package skydns
+
+import (
+	"strings"
+
+	"github.com/skypod/skypod/skydns/msg"
+)
+
+// recordSource is what the resolver reads records from; the Index is the
+// real one, tests may use a map.
+type recordSource interface {
+	Records(name string, exact bool) ([]*msg.Service, error)
+}
+
+// records reads name from the source, then applies SkyDNS's per-lookup
+// de-duplication and group filtering.
+func (r *Resolver) records(name string, exact bool) ([]*msg.Service, error) {
+	sx, err := r.source.Records(name, exact)
+	if err != nil {
+		return nil, err
+	}
+	return filterGroups(dedupServices(sx)), nil
+}
+
+// dedupServices drops records equal in host, port, priority, weight and text,
+// keeping the first: the same endpoint written under two keys answers once.
+func dedupServices(sx []*msg.Service) []*msg.Service {
+	if len(sx) < 2 {
+		return sx
+	}
+	type bare struct {
+		host                   string
+		port, priority, weight int
+		text                   string
+	}
+	seen := make(map[bare]bool, len(sx))
+	out := sx[:0:0]
+	for _, s := range sx {
+		b := bare{s.Host, s.Port, s.Priority, s.Weight, s.Text}
+		if !seen[b] {
+			seen[b] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// filterGroups applies SkyDNS groups: the records with the shortest keys
+// decide the group. If they agree on a non-empty group, only records of
+// that group or of no group are kept; if any of them has no group, or they
+// disagree, every record is kept.
+func filterGroups(sx []*msg.Service) []*msg.Service {
+	if len(sx) < 2 {
+		return sx
+	}
+	shallowest := -1
+	for _, s := range sx {
+		if d := strings.Count(s.Key, "/"); shallowest < 0 || d < shallowest {
+			shallowest = d
+		}
+	}
+	group := ""
+	for _, s := range sx {
+		if strings.Count(s.Key, "/") != shallowest {
+			continue
+		}
+		if s.Group == "" || (group != "" && s.Group != group) {
+			return sx
+		}
+		group = s.Group
+	}
+	out := make([]*msg.Service, 0, len(sx))
+	for _, s := range sx {
+		if s.Group == "" || s.Group == group {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ttl is the record's TTL, or the configured default when it sets none.
+func (r *Resolver) ttl(s *msg.Service) uint32 {
+	if s.TTL == 0 {
+		return r.cfg.TTL
+	}
+	return s.TTL
+}
+
+// priority is the record's priority, or the configured default for 0.
+func (r *Resolver) priority(s *msg.Service) int {
+	if s.Priority == 0 {
+		return int(r.cfg.Priority)
+	}
+	return s.Priority
+}

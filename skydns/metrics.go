@@ -1,0 +1,137 @@
+package skydns
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are skydns's Prometheus metrics. Labels are bounded: protocol,
+// qtype (a fixed list, the rest "other") and rcode; never the name.
+type Metrics struct {
+	requests  *prometheus.CounterVec
+	responses *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	forwards  *prometheus.CounterVec
+	dropped   prometheus.Counter
+
+	watchUp    prometheus.Gauge
+	relists    prometheus.Counter
+	malformed  prometheus.Counter
+	lastChange prometheus.Gauge
+
+	// Hot-path handles, looked up once instead of per query.
+	requestsBy map[string]map[uint16]prometheus.Counter
+	rcodes     map[int]prometheus.Counter
+	durationBy map[string]prometheus.Observer
+}
+
+// countedQtypes get their own label value; every other qtype is "other".
+var countedQtypes = []uint16{
+	dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypePTR, dns.TypeCNAME, dns.TypeTXT,
+	dns.TypeMX, dns.TypeNS, dns.TypeSOA, dns.TypeANY,
+}
+
+// NewMetrics registers skydns's metrics with reg. index may be nil in
+// tests that do not serve it.
+func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "skydns", Name: "dns_requests_total", Help: "DNS requests received, by transport and query type.",
+		}, []string{"proto", "type"}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "skydns", Name: "dns_responses_total", Help: "DNS responses sent, by rcode.",
+		}, []string{"rcode"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "skydns", Name: "dns_request_duration_seconds", Help: "Time to answer a DNS request.",
+			Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 2.5},
+		}, []string{"proto"}),
+		forwards: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "skydns", Name: "forward_requests_total", Help: "Queries sent upstream, by kind (recursive, lookup, stub) and result.",
+		}, []string{"kind", "result"}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "skydns", Name: "dns_dropped_total", Help: "Requests dropped unanswered (stub-zone loops).",
+		}),
+		watchUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "skydns", Name: "etcd_watch_up", Help: "1 while skydns is listing or watching etcd successfully, 0 while etcd is unreachable.",
+		}),
+		relists: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "skydns", Name: "etcd_lists_total", Help: "Full lists of the prefix loaded (start, compaction, reconnect).",
+		}),
+		malformed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "skydns", Name: "etcd_malformed_values_total", Help: "Values under the prefix skipped because they are not a SkyDNS record.",
+		}),
+		lastChange: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "skydns", Name: "index_last_change_timestamp_seconds", Help: "When the index last changed (list or watch event).",
+		}),
+	}
+	reg.MustRegister(m.requests, m.responses, m.duration, m.forwards, m.dropped, m.watchUp, m.relists, m.malformed, m.lastChange)
+	if index != nil {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Namespace: "skydns", Name: "index_records", Help: "Records held in the in-memory index.",
+			}, func() float64 { return float64(index.Len()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Namespace: "skydns", Name: "index_loaded", Help: "1 once the first full list of etcd has loaded.",
+			}, func() float64 { return boolFloat(index.Loaded()) }),
+		)
+	}
+	m.prepareHandles()
+	return m
+}
+
+func (m *Metrics) prepareHandles() {
+	m.requestsBy = map[string]map[uint16]prometheus.Counter{}
+	m.durationBy = map[string]prometheus.Observer{}
+	for _, proto := range []string{"udp", "tcp"} {
+		byType := map[uint16]prometheus.Counter{0: m.requests.WithLabelValues(proto, "other")}
+		for _, t := range countedQtypes {
+			byType[t] = m.requests.WithLabelValues(proto, dns.TypeToString[t])
+		}
+		m.requestsBy[proto] = byType
+		m.durationBy[proto] = m.duration.WithLabelValues(proto)
+	}
+	m.rcodes = map[int]prometheus.Counter{}
+	for rcode, name := range dns.RcodeToString {
+		m.rcodes[rcode] = m.responses.WithLabelValues(name)
+	}
+}
+
+func (m *Metrics) request(proto string, qtype uint16) {
+	byType := m.requestsBy[proto]
+	c, ok := byType[qtype]
+	if !ok {
+		c = byType[0]
+	}
+	c.Inc()
+}
+
+func (m *Metrics) response(proto string, rcode int, seconds float64) {
+	c, ok := m.rcodes[rcode]
+	if !ok {
+		c = m.responses.WithLabelValues(strconv.Itoa(rcode))
+	}
+	c.Inc()
+	m.durationBy[proto].Observe(seconds)
+}
+
+func (m *Metrics) forwardResult(kind string, err error) {
+	result := "success"
+	switch {
+	case err == nil:
+	case errors.Is(err, errAllFailed):
+		result = "failed"
+	default:
+		result = "refused" // Not sent: too few labels.
+	}
+	m.forwards.WithLabelValues(kind, result).Inc()
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,67 @@
+package msg
+
+import (
+	"strings"
+)
+
+// DefaultPrefix is the etcd directory every SkyDNS key lives under.
+const DefaultPrefix = "skydns"
+
+// Path turns a DNS name into its etcd key: the labels reversed under the
+// prefix, e.g. "x.web.default.svc.cluster.local." with prefix "skydns" is
+// "/skydns/local/cluster/svc/default/web/x". Names are case-insensitive, so
+// the key is lowercase.
+func Path(name, prefix string) string {
+	labels := Labels(name)
+	reverse(labels)
+	return "/" + prefix + "/" + strings.Join(labels, "/")
+}
+
+// Domain is the inverse of Path: "/skydns/local/cluster/svc" gives
+// "svc.cluster.local.". The first segment (the prefix) is dropped.
+func Domain(key string) string {
+	segments := strings.Split(strings.Trim(key, "/"), "/")
+	if len(segments) < 2 {
+		return "."
+	}
+	labels := segments[1:]
+	reverse(labels)
+	return strings.Join(labels, ".") + "."
+}
+
+// Labels splits a name into lowercase labels, dropping the root.
+func Labels(name string) []string {
+	name = strings.TrimSuffix(strings.ToLower(name), ".")
+	if name == "" {
+		return nil
+	}
+	return strings.Split(name, ".")
+}
+
+// KeySegments splits a key below prefix into its segments in key order
+// ("/skydns/local/cluster/x" gives [local cluster x]). ok is false for a key
+// outside the prefix or with an empty segment, which no name maps to.
+func KeySegments(key, prefix string) (segments []string, ok bool) {
+	rest, found := strings.CutPrefix(key, "/"+prefix+"/")
+	if !found || rest == "" {
+		return nil, false
+	}
+	segments = strings.Split(rest, "/")
+	for _, s := range segments {
+		if s == "" {
+			return nil, false
+		}
+	}
+	return segments, true
+}
+
+// IsWildcard reports whether a label matches any label in a lookup.
+func IsWildcard(label string) bool {
+	return label == "*" || label == "any"
+}
+
+func reverse(s []string) {
+	for i, j := 0, len(s)-1; i < j; i, j = i+1, j-1 {
+		s[i], s[j] = s[j], s[i]
+	}
+}

@@ -1,0 +1,97 @@
+// Package msg is the SkyDNS record format shared by kube2sky (the writer)
+// and skydns (the reader): the JSON value stored under each etcd key, the
+// mapping between DNS names and etcd keys, and the record-hash label that
+// kube2sky uses as the leaf name.
+//
+// It deliberately imports neither the etcd client nor client-go, so both
+// binaries can depend on it without pulling in the other's world.
+package msg
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"strings"
+)
+
+// Service is the JSON value of one SkyDNS record. Field order and tags are
+// those of SkyDNS 2.5's msg.Service: kube2sky's record-hash labels are the
+// FNV-32a of exactly these marshalled bytes, so reordering a field would
+// rename every record in a live cluster.
+type Service struct {
+	Host        string `json:"host,omitempty"`
+	Port        int    `json:"port,omitempty"`
+	Priority    int    `json:"priority,omitempty"`
+	Weight      int    `json:"weight,omitempty"`
+	Text        string `json:"text,omitempty"`
+	Mail        bool   `json:"mail,omitempty"` // Be an MX record; Priority becomes the preference.
+	TTL         uint32 `json:"ttl,omitempty"`
+	TargetStrip int    `json:"targetstrip,omitempty"`
+	Group       string `json:"group,omitempty"`
+
+	// Key is the etcd key the value was read from. It is not stored.
+	Key string `json:"-"`
+}
+
+// Marshal returns the exact bytes kube2sky writes for s.
+func Marshal(s Service) ([]byte, error) {
+	return json.Marshal(s)
+}
+
+// Unmarshal parses one etcd value. Unknown fields are ignored, as the
+// original did, so a newer writer never breaks an older reader.
+func Unmarshal(key string, value []byte) (Service, error) {
+	var s Service
+	if err := json.Unmarshal(value, &s); err != nil {
+		return Service{}, fmt.Errorf("record %q: %w", key, err)
+	}
+	s.Key = key
+	return s, nil
+}
+
+// HashLabel is the record label kube2sky derives from a value: the FNV-32a
+// of its bytes in lowercase hex, not zero-padded (so it may be shorter than
+// eight characters, as in the legacy pod).
+func HashLabel(value []byte) string {
+	h := fnv.New32a()
+	h.Write(value) // A hash.Hash never returns an error.
+	return fmt.Sprintf("%x", h.Sum32())
+}
+
+// HostIP returns the host as an IP when it is an IP literal, or nil when it
+// is a name (and the record is a CNAME or an SRV target instead).
+func (s *Service) HostIP() net.IP {
+	return net.ParseIP(s.Host)
+}
+
+// Domain is the DNS name the record lives at, derived from its key.
+func (s *Service) Domain() string {
+	return Domain(s.Key)
+}
+
+// TargetStrip removes n labels from the left of name. Stripping more labels
+// than the name has keeps the name whole, as SkyDNS did.
+func TargetStrip(name string, n int) string {
+	if n <= 0 {
+		return name
+	}
+	offset, end := 0, false
+	for i := 0; i < n; i++ {
+		offset, end = nextLabel(name, offset)
+		if end {
+			return name
+		}
+	}
+	return name[offset:]
+}
+
+// nextLabel returns the offset just past the label starting at offset, and
+// whether name ended before a further label began.
+func nextLabel(name string, offset int) (int, bool) {
+	i := strings.IndexByte(name[offset:], '.')
+	if i < 0 || offset+i+1 >= len(name) {
+		return len(name), true
+	}
+	return offset + i + 1, false
+}
