@@ -17,8 +17,8 @@ import (
 type Handler struct {
 	cfg     *Config
 	res     *Resolver
-	fwd     *Forwarder   // nil: no forwarding (-no-rec or no nameservers).
-	stubs   *stubZones   // nil unless -stubzones.
+	fwd     *Forwarder // nil: no forwarding (-no-rec or no nameservers).
+	stubs   *stubZones // nil unless -stubzones.
 	cache   *responseCache
 	metrics *Metrics
 	log     *slog.Logger

@@ -61,15 +61,15 @@ var testRecords = map[string]string{
 	"d.dedup.skydns.test.":                         `{"host":"10.0.0.31"}`,
 	"local.skydns.test.":                           `{"host":"10.0.0.40"}`,
 	// kube2sky's worked example (legacy-behaviour §2.7).
-	"b882ad2c.testservice.default.svc.skydns.test.":                `{"host":"1.2.3.4","priority":10,"weight":10,"ttl":30}`,
-	"b882ad2c._http1._tcp.testservice.default.svc.skydns.test.":    `{"host":"testservice.default.svc.skydns.test.","port":80,"priority":10,"weight":10,"ttl":30}`,
-	"1a2b3c4d.hl.default.svc.skydns.test.":                         `{"host":"10.0.1.1","priority":10,"weight":10,"ttl":30}`,
-	"5e6f7a8b.hl.default.svc.skydns.test.":                         `{"host":"10.0.1.2","priority":10,"weight":10,"ttl":30}`,
-	"1a2b3c4d._http._tcp.hl.default.svc.skydns.test.":              `{"host":"1a2b3c4d.hl.default.svc.skydns.test.","port":80,"priority":10,"weight":10,"ttl":30}`,
-	"5e6f7a8b._http._tcp.hl.default.svc.skydns.test.":              `{"host":"5e6f7a8b.hl.default.svc.skydns.test.","port":80,"priority":10,"weight":10,"ttl":30}`,
-	"b882ad2c.1-2-3-4.default.pod.skydns.test.":                    `{"host":"1.2.3.4","priority":10,"weight":10,"ttl":30}`,
-	"v6.svc6.default.svc.skydns.test.":                             `{"host":"2001:db8::1","ttl":30}`,
-	"long.skydns.test.":                                            `{"text":"` + strings.Repeat("x", 300) + `"}`,
+	"b882ad2c.testservice.default.svc.skydns.test.":             `{"host":"1.2.3.4","priority":10,"weight":10,"ttl":30}`,
+	"b882ad2c._http1._tcp.testservice.default.svc.skydns.test.": `{"host":"testservice.default.svc.skydns.test.","port":80,"priority":10,"weight":10,"ttl":30}`,
+	"1a2b3c4d.hl.default.svc.skydns.test.":                      `{"host":"10.0.1.1","priority":10,"weight":10,"ttl":30}`,
+	"5e6f7a8b.hl.default.svc.skydns.test.":                      `{"host":"10.0.1.2","priority":10,"weight":10,"ttl":30}`,
+	"1a2b3c4d._http._tcp.hl.default.svc.skydns.test.":           `{"host":"1a2b3c4d.hl.default.svc.skydns.test.","port":80,"priority":10,"weight":10,"ttl":30}`,
+	"5e6f7a8b._http._tcp.hl.default.svc.skydns.test.":           `{"host":"5e6f7a8b.hl.default.svc.skydns.test.","port":80,"priority":10,"weight":10,"ttl":30}`,
+	"b882ad2c.1-2-3-4.default.pod.skydns.test.":                 `{"host":"1.2.3.4","priority":10,"weight":10,"ttl":30}`,
+	"v6.svc6.default.svc.skydns.test.":                          `{"host":"2001:db8::1","ttl":30}`,
+	"long.skydns.test.":                                         `{"text":"` + strings.Repeat("x", 300) + `"}`,
 }
 
 // fakeUpstream answers out-of-zone lookups from a table; everything else
