@@ -41,10 +41,10 @@ fmt-check:
 check: vet fmt-check
 
 test: check deps build etcd
-	SKYPOD_BIN_DIR=$(CURDIR)/bin ETCD_BIN=$(ETCD) $(GO) test -race -count=1 $(GOTESTFLAGS) ./...
+	SKYPOD_BIN_DIR=$(CURDIR)/bin SKYPOD_ETCD_BIN=$(ETCD) $(GO) test -race -count=1 $(GOTESTFLAGS) ./...
 
 bench-dns: deps build etcd
-	ETCD_BIN=$(ETCD) BIN_DIR=$(CURDIR)/bin ./test/bench/bench-dns.sh
+	SKYPOD_ETCD_BIN=$(ETCD) BIN_DIR=$(CURDIR)/bin ./test/bench/bench-dns.sh
 
 clean:
 	rm -rf bin

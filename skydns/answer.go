@@ -33,8 +33,15 @@ func NewResolver(cfg *Config, source recordSource, upstream upstreamLookup) *Res
 	return &Resolver{cfg: cfg, source: source, upstream: upstream}
 }
 
+// inZone reports whether name is the domain or below it, matching whole
+// labels (SkyDNS matched a plain string suffix, so "foocluster.local."
+// counted as inside "cluster.local."). Case-insensitive.
 func (r *Resolver) inZone(name string) bool {
-	return dns.IsSubDomain(r.cfg.Domain, name)
+	d := r.cfg.Domain
+	if len(name) < len(d) || !strings.EqualFold(name[len(name)-len(d):], d) {
+		return false
+	}
+	return len(name) == len(d) || name[len(name)-len(d)-1] == '.'
 }
 
 // addressRecords answers A and AAAA (both with both, for additional

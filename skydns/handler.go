@@ -110,7 +110,7 @@ func (h *Handler) answer(req *dns.Msg, proto string) *dns.Msg {
 		}
 		return h.forward(req, proto)
 	}
-	if q.Qclass != dns.ClassCHAOS && !dns.IsSubDomain(h.cfg.Domain, name) {
+	if q.Qclass != dns.ClassCHAOS && !h.res.inZone(name) {
 		return h.forward(req, proto)
 	}
 	return h.local(req, q, proto)
@@ -180,8 +180,10 @@ func (h *Handler) local(req *dns.Msg, q dns.Question, proto string) *dns.Msg {
 	if q.Qclass == dns.ClassCHAOS {
 		return h.chaos(req, q)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.upstreamBudget())
-	defer cancel()
+	// No deadline here: a timer per query costs more than the lookup, and
+	// the only blocking work, upstream lookups of chased targets, is
+	// bounded by the forwarder's per-exchange timeout.
+	ctx := context.Background()
 	var err error
 	switch {
 	case q.Qtype == dns.TypeSOA && dns.Fqdn(strings.ToLower(q.Name)) == h.cfg.Domain:
@@ -249,6 +251,12 @@ func (h *Handler) fit(req, m *dns.Msg, proto string) *dns.Msg {
 	if proto == "tcp" {
 		size = dns.MaxMsgSize
 	}
+	if n := uncompressedLen(m); n <= size {
+		// Compression only pays when it keeps a reply under a limit; a
+		// small reply is cheaper to send as it is.
+		m.Compress = n > dns.MinMsgSize
+		return m
+	}
 	if m.Len() <= size {
 		return m
 	}
@@ -266,6 +274,17 @@ func (h *Handler) fit(req, m *dns.Msg, proto string) *dns.Msg {
 		return fail
 	}
 	return m
+}
+
+// uncompressedLen is an upper bound of the packed size that is cheap to
+// compute: most replies fit by this bound, which spares building the
+// compression map twice (once to measure, once to pack).
+func uncompressedLen(m *dns.Msg) int {
+	compress := m.Compress
+	m.Compress = false
+	n := m.Len()
+	m.Compress = compress
+	return n
 }
 
 func onlyOPT(extra []dns.RR) []dns.RR {

@@ -2,6 +2,8 @@ package skydns
 
 import (
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -20,13 +22,23 @@ var (
 // etcd v3 allows "/a" and "/a/b" side by side, where v2 did not.
 type node struct {
 	children map[string]*node
+	kids     []*node // The same children, for walks: a slice iterates far faster than a map.
 	value    *msg.Service
+	seg      string // This node's own key segment.
+	name     string // The DNS name of this node, lowercase, with the root dot.
 }
 
-// tree is the whole prefix as of one etcd revision.
+// tree is the whole prefix as of one etcd revision. byName finds any node
+// by its DNS name in one probe; the nested maps serve directory walks and
+// wildcards. Both are kept in step by put and remove.
 type tree struct {
-	root  node
-	count int // Number of values.
+	root   node
+	byName map[string]*node
+	count  int // Number of values.
+}
+
+func newTree() *tree {
+	return &tree{byName: make(map[string]*node)}
 }
 
 // Index holds the records under the prefix in memory. Reads take a read
@@ -65,7 +77,7 @@ func (ix *Index) Generation() uint64 { return ix.generation.Load() }
 
 // Replace swaps in a freshly listed set of records.
 func (ix *Index) Replace(records []msg.Service) {
-	t := &tree{}
+	t := newTree()
 	for i := range records {
 		if segs, ok := msg.KeySegments(lowerASCII(records[i].Key), ix.prefix); ok {
 			t.put(segs, &records[i])
@@ -99,7 +111,7 @@ func (ix *Index) Delete(key string) {
 		return
 	}
 	ix.mu.Lock()
-	if ix.tree != nil && ix.tree.root.remove(segs) {
+	if ix.tree != nil && ix.tree.remove(&ix.tree.root, segs) {
 		ix.tree.count--
 	}
 	ix.mu.Unlock()
@@ -114,8 +126,10 @@ func (t *tree) put(segs []string, s *msg.Service) {
 			if n.children == nil {
 				n.children = make(map[string]*node, 1)
 			}
-			child = &node{}
+			child = &node{seg: seg, name: seg + "." + n.name}
 			n.children[seg] = child
+			n.kids = append(n.kids, child)
+			t.byName[child.name] = child
 		}
 		n = child
 	}
@@ -125,9 +139,9 @@ func (t *tree) put(segs []string, s *msg.Service) {
 	n.value = s
 }
 
-// remove deletes the value at segs, pruning nodes left empty, and reports
-// whether a value was there.
-func (n *node) remove(segs []string) bool {
+// remove deletes the value at segs below n, pruning nodes left empty, and
+// reports whether a value was there.
+func (t *tree) remove(n *node, segs []string) bool {
 	if len(segs) == 0 {
 		had := n.value != nil
 		n.value = nil
@@ -137,9 +151,11 @@ func (n *node) remove(segs []string) bool {
 	if child == nil {
 		return false
 	}
-	had := child.remove(segs[1:])
+	had := t.remove(child, segs[1:])
 	if child.value == nil && len(child.children) == 0 {
 		delete(n.children, segs[0])
+		delete(t.byName, child.name)
+		n.kids = slices.DeleteFunc(n.kids, func(k *node) bool { return k == child })
 	}
 	return had
 }
@@ -148,7 +164,50 @@ func (n *node) remove(segs []string) bool {
 // below a directory. Labels "*" and "any" match any label. With exact, a
 // directory yields nothing (SkyDNS's CNAME lookup).
 func (ix *Index) Records(name string, exact bool) ([]*msg.Service, error) {
-	return ix.recordsAt(msg.Labels(name), exact)
+	if hasWildcard(name) {
+		return ix.recordsAt(msg.Labels(name), exact)
+	}
+	// The common case is one probe of the name map: this is the hot path
+	// of every query.
+	name = strings.ToLower(name) // Free when already lowercase.
+	if !strings.HasSuffix(name, ".") {
+		name += "."
+	}
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if ix.tree == nil {
+		return nil, errNotLoaded
+	}
+	n := ix.tree.byName[name]
+	if n == nil {
+		if name == "." {
+			n = &ix.tree.root
+		} else {
+			return nil, errNameNotFound
+		}
+	}
+	return n.answer(exact), nil
+}
+
+// hasWildcard reports whether any label of name is "*" or "any", without
+// splitting the name.
+func hasWildcard(name string) bool {
+	if lower := strings.ToLower(name); strings.IndexByte(lower, '*') < 0 && !strings.Contains(lower, "any") {
+		return false // The common case, decided without looking at labels.
+	}
+	for start := 0; start < len(name); {
+		end := strings.IndexByte(name[start:], '.')
+		if end < 0 {
+			end = len(name)
+		} else {
+			end += start
+		}
+		if msg.IsWildcard(strings.ToLower(name[start:end])) {
+			return true
+		}
+		start = end + 1
+	}
+	return false
 }
 
 // recordsAt looks up the reversed-label path of labels (in name order).
@@ -171,13 +230,19 @@ func (ix *Index) recordsAt(labels []string, exact bool) ([]*msg.Service, error) 
 	if n == nil {
 		return nil, errNameNotFound
 	}
+	return n.answer(exact), nil
+}
+
+// answer is what a lookup that ends at n returns: the value of a leaf, or
+// everything below a directory (nothing for an exact lookup).
+func (n *node) answer(exact bool) []*msg.Service {
 	if len(n.children) == 0 || exact {
 		if n.value == nil {
-			return nil, nil
+			return nil
 		}
-		return []*msg.Service{n.value}, nil
+		return []*msg.Service{n.value}
 	}
-	return n.collect(nil), nil
+	return n.collect(nil)
 }
 
 func (n *node) find(segs []string) *node {
@@ -199,8 +264,8 @@ func (n *node) collect(out []*msg.Service) []*msg.Service {
 	if n.value != nil {
 		out = append(out, n.value)
 	}
-	for seg, child := range n.children {
-		if isHidden(seg) {
+	for _, child := range n.kids {
+		if isHidden(child.seg) {
 			continue
 		}
 		out = child.collect(out)
@@ -229,11 +294,11 @@ func (n *node) matchBelow(pattern []string, out *[]*msg.Service) {
 		*out = n.collect(*out)
 		return
 	}
-	for seg, child := range n.children {
-		if isHidden(seg) {
+	for _, child := range n.kids {
+		if isHidden(child.seg) {
 			continue
 		}
-		if msg.IsWildcard(pattern[0]) || seg == pattern[0] {
+		if msg.IsWildcard(pattern[0]) || child.seg == pattern[0] {
 			child.matchBelow(pattern[1:], out)
 		}
 	}

@@ -111,3 +111,24 @@ func must(sx []*msg.Service, err error) []*msg.Service {
 	}
 	return sx
 }
+
+// The name map and the tree must agree after any sequence of writes.
+func TestIndexNameMapFollowsTree(t *testing.T) {
+	ix := NewIndex("skydns")
+	ix.Replace(nil)
+	put(ix, "/skydns/local/cluster/svc/ns/a/x", "10.0.0.1")
+	put(ix, "/skydns/local/cluster/svc/ns/b/y", "10.0.0.2")
+	ix.Delete("/skydns/local/cluster/svc/ns/a/x")
+	if _, err := ix.Records("a.ns.svc.cluster.local.", false); !errors.Is(err, errNameNotFound) {
+		t.Fatalf("pruned name still found: %v", err)
+	}
+	if got := hosts(must(ix.Records("NS.svc.cluster.local", false))); !slices.Equal(got, []string{"10.0.0.2"}) {
+		t.Fatalf("directory after delete: %v", got)
+	}
+	if got := hosts(must(ix.Records("b.aNy.svc.cluster.local.", false))); !slices.Equal(got, []string{"10.0.0.2"}) {
+		t.Fatalf("mixed-case wildcard: %v", got)
+	}
+	if n := len(ix.tree.byName); n != 6 {
+		t.Fatalf("name map holds %d nodes, want 6 (local cluster svc ns b y)", n)
+	}
+}

@@ -2,6 +2,7 @@ package msg
 
 import (
 	"encoding/json"
+	"net"
 	"reflect"
 	"testing"
 )
@@ -65,14 +66,19 @@ func TestUnmarshalRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	in.Key = "/skydns/test/a"
+	out.hostIP = nil // A cache of Host, compared through HostIP below.
 	if !reflect.DeepEqual(in, out) {
 		t.Fatalf("round trip: got %+v, want %+v", out, in)
 	}
 	if _, err := Unmarshal("/k", []byte(`{"host":`)); err == nil {
 		t.Fatal("truncated JSON must be an error")
 	}
-	if s, err := Unmarshal("/k", []byte(`{"host":"1.1.1.1","owner":"x"}`)); err != nil || s.Host != "1.1.1.1" {
+	s, err := Unmarshal("/k", []byte(`{"host":"1.1.1.1","owner":"x"}`))
+	if err != nil || s.Host != "1.1.1.1" {
 		t.Fatalf("unknown fields must be ignored: %+v, %v", s, err)
+	}
+	if !s.HostIP().Equal(net.ParseIP("1.1.1.1")) || (&Service{Host: "a.b."}).HostIP() != nil {
+		t.Fatalf("HostIP")
 	}
 }
 

@@ -32,6 +32,10 @@ type Service struct {
 
 	// Key is the etcd key the value was read from. It is not stored.
 	Key string `json:"-"`
+
+	// hostIP caches Host parsed as an IP by Unmarshal, because a DNS server
+	// asks for it on every answer.
+	hostIP net.IP
 }
 
 // Marshal returns the exact bytes kube2sky writes for s.
@@ -47,6 +51,7 @@ func Unmarshal(key string, value []byte) (Service, error) {
 		return Service{}, fmt.Errorf("record %q: %w", key, err)
 	}
 	s.Key = key
+	s.hostIP = net.ParseIP(s.Host)
 	return s, nil
 }
 
@@ -62,6 +67,9 @@ func HashLabel(value []byte) string {
 // HostIP returns the host as an IP when it is an IP literal, or nil when it
 // is a name (and the record is a CNAME or an SRV target instead).
 func (s *Service) HostIP() net.IP {
+	if s.hostIP != nil {
+		return s.hostIP
+	}
 	return net.ParseIP(s.Host)
 }
 

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# bench-dns: dnsperf against skydns holding 10,000 services in kube2sky's
+# layout, and in the same run against a fixed-answer miekg/dns responder
+# (the framework's ceiling here). Server on core 0, dnsperf on core 1.
+# Prints QPS for both, their ratio, p50/p99 latency and skydns's peak RSS.
+# Usage: make bench-dns   (or BIN_DIR=bin SKYPOD_ETCD_BIN=... test/bench/bench-dns.sh)
+set -euo pipefail
+
+BIN_DIR=${BIN_DIR:-bin}
+ETCD=${SKYPOD_ETCD_BIN:-.cache/etcd-v3.6.6}
+SERVICES=${SERVICES:-10000}
+ROUNDS=${ROUNDS:-3}             # Alternating load rounds per server...
+ROUND_SECONDS=${ROUND_SECONDS:-5}  # ...of this many seconds: 15 s each in all.
+LATENCY_QPS=${LATENCY_QPS:-20000}  # Fixed rate of the latency pass.
+LATENCY_SECONDS=${LATENCY_SECONDS:-5}
+
+for tool in dnsperf taskset; do
+	command -v "$tool" >/dev/null || { echo "bench-dns: $tool is missing (make deps)" >&2; exit 1; }
+done
+[ "$(nproc)" -ge 2 ] || { echo "bench-dns: needs 2 cores to pin server and load apart" >&2; exit 1; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+etcd_port=$(free_port); peer_port=$(free_port)
+"$ETCD" --data-dir "$work/etcd" --listen-client-urls "http://127.0.0.1:$etcd_port" \
+	--advertise-client-urls "http://127.0.0.1:$etcd_port" --listen-peer-urls "http://127.0.0.1:$peer_port" \
+	--log-level error >"$work/etcd.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$etcd_port/health" >/dev/null && break; sleep 0.1; done
+
+echo ">> loading $SERVICES services into etcd"
+go run ./test/bench/loadrecords -etcd "http://127.0.0.1:$etcd_port" -services "$SERVICES" -queries "$work/queries"
+
+# One saturating dnsperf round against PORT; appends "completed seconds" to FILE.
+load_round() {
+	local port=$1 file=$2
+	taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries" -l "$ROUND_SECONDS" -c 4 -q 200 >"$work/perf.out" 2>&1
+	awk '/Queries completed:/ {c=$3} /Queries lost:/ {l=$3} /Run time \(s\):/ {t=$4} END {print c, t, l}' "$work/perf.out" >>"$file"
+}
+
+# Latency pass at a fixed rate: prints "p50_ms p99_ms answered".
+latency() {
+	taskset -c 1 dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries" -l "$LATENCY_SECONDS" -Q "$LATENCY_QPS" -v >"$work/lat.out" 2>&1
+	awk '$1 == ">" && $2 == "NOERROR" {print $NF}' "$work/lat.out" | sort -g >"$work/lat.sorted"
+	awk '{v[NR]=$1} END {printf "%.3f %.3f %d\n", v[int(NR*0.50)]*1000, v[int(NR*0.99)]*1000, NR}' "$work/lat.sorted"
+}
+
+# Aggregate QPS and lost queries over all rounds of FILE.
+total_qps() { awk '{c+=$1; t+=$2; l+=$3} END {printf "%.0f %d\n", c/t, l}' "$1"; }
+
+dns_port=$(free_port); metrics_port=$(free_port); ref_port=$(free_port)
+taskset -c 0 "$BIN_DIR/skydns" -machines="http://127.0.0.1:$etcd_port" -addr="127.0.0.1:$dns_port" \
+	-ns-rotate=false -domain=cluster.local. -nameservers=127.0.0.1:9 --metrics-addr="127.0.0.1:$metrics_port" \
+	--log-level=warn >"$work/skydns.log" 2>&1 &
+sky_pid=$!; pids+=($sky_pid)
+taskset -c 0 "$BIN_DIR/fixedresponder" "127.0.0.1:$ref_port" >"$work/ref.log" 2>&1 &
+ref_pid=$!; pids+=($ref_pid)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$metrics_port/ready" >/dev/null && break; sleep 0.1; done
+records=$(curl -s "http://127.0.0.1:$metrics_port/metrics" | awk '/^skydns_index_records / {print $2}')
+echo ">> skydns loaded $records records"
+
+# Alternate the two servers so drift in the machine's speed hits both alike.
+for round in $(seq "$ROUNDS"); do
+	echo ">> round $round/$ROUNDS: ${ROUND_SECONDS}s each, skydns then fixed responder"
+	load_round "$dns_port" "$work/sky.rounds"
+	load_round "$ref_port" "$work/ref.rounds"
+done
+read -r sky_qps sky_lost <<<"$(total_qps "$work/sky.rounds")"
+read -r ref_qps ref_lost <<<"$(total_qps "$work/ref.rounds")"
+read -r sky_p50 sky_p99 sky_n <<<"$(latency "$dns_port")"
+read -r ref_p50 ref_p99 ref_n <<<"$(latency "$ref_port")"
+sky_rss=$(awk '/VmHWM/ {print $2}' "/proc/$sky_pid/status")
+ref_rss=$(awk '/VmHWM/ {print $2}' "/proc/$ref_pid/status")
+
+ratio=$(awk -v a="$sky_qps" -v b="$ref_qps" 'BEGIN {printf "%.1f", 100*a/b}')
+printf '\n%-16s %10s %8s %8s %8s %10s\n' server QPS "p50 ms" "p99 ms" lost "peak RSS"
+printf '%-16s %10s %8s %8s %8s %6s MiB\n' skydns "$sky_qps" "$sky_p50" "$sky_p99" "$sky_lost" "$((sky_rss / 1024))"
+printf '%-16s %10s %8s %8s %8s %6s MiB\n' fixed-responder "$ref_qps" "$ref_p50" "$ref_p99" "$ref_lost" "$((ref_rss / 1024))"
+echo "skydns / fixed responder QPS: ${ratio}% (target >= 80%)"
+echo "load: $ROUNDS alternating rounds of ${ROUND_SECONDS}s per server; latency: ${LATENCY_SECONDS}s at ${LATENCY_QPS} qps (${sky_n} and ${ref_n} NOERROR answers)"

@@ -1,0 +1,419 @@
+// Integration tests: a real etcd, the real bin/skydns, dig and the
+// miekg/dns client, all on loopback.
+package test
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/skypod/skypod/test/harness"
+)
+
+type skydnsProc struct {
+	*harness.Process
+	Addr    string // DNS, UDP and TCP.
+	Metrics string // http://127.0.0.1:port
+}
+
+// startSkydns runs bin/skydns with the legacy manifest's exact arguments,
+// pointed at loopback test ports; metrics go to a free port through the
+// legacy PROMETHEUS_PORT variable, so no argument is added.
+func startSkydns(t *testing.T, etcdURL string, extra ...string) *skydnsProc {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
+	metricsPort := harness.FreePort(t)
+	args := append([]string{"-machines=" + etcdURL, "-addr=" + addr, "-ns-rotate=false", "-domain=cluster.local."}, extra...)
+	// Forwarding defaults to this machine's resolv.conf, which names no
+	// loopback server: point it at a dead loopback port instead, through
+	// the legacy variable, so a test can never send a query off the host.
+	p := harness.Start(t, "skydns", harness.Binary(t, "skydns"), args,
+		fmt.Sprintf("PROMETHEUS_PORT=%d", metricsPort), "SKYDNS_NAMESERVERS=127.0.0.1:9")
+	s := &skydnsProc{Process: p, Addr: addr, Metrics: fmt.Sprintf("http://127.0.0.1:%d", metricsPort)}
+	harness.Eventually(t, 10*time.Second, "skydns serving DNS", func() error {
+		if exited, err := p.Exited(); exited {
+			t.Fatalf("skydns exited: %v", err)
+		}
+		_, err := harness.Exchange(addr, "udp", "cluster.local.", dns.TypeSOA)
+		return err
+	})
+	return s
+}
+
+func (s *skydnsProc) metric(t *testing.T, name string) string {
+	t.Helper()
+	_, body, err := harness.HTTPGet(s.Metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, name+" ") {
+			return strings.TrimPrefix(line, name+" ")
+		}
+	}
+	return ""
+}
+
+const (
+	svcKey  = "/skydns/local/cluster/svc/default/testservice/b882ad2c"
+	svcVal  = `{"host":"1.2.3.4","priority":10,"weight":10,"ttl":30}`
+	srvKey  = "/skydns/local/cluster/svc/default/testservice/_tcp/_http1/b882ad2c"
+	srvVal  = `{"host":"testservice.default.svc.cluster.local.","port":80,"priority":10,"weight":10,"ttl":30}`
+	svcName = "testservice.default.svc.cluster.local."
+)
+
+func TestLegacyArgumentsAnswerFromEtcd(t *testing.T) {
+	etcd := harness.StartEtcd(t)
+	c := etcd.Client()
+	etcd.Put(c, svcKey, svcVal)
+	etcd.Put(c, srvKey, srvVal)
+	s := startSkydns(t, etcd.URL)
+
+	tests := []struct {
+		args    []string
+		status  string
+		answers []string
+	}{
+		{[]string{svcName, "A"}, "NOERROR", []string{svcName + " 30 IN A 1.2.3.4"}},
+		{[]string{svcName, "A", "+tcp"}, "NOERROR", []string{svcName + " 30 IN A 1.2.3.4"}},
+		{[]string{"_http1._tcp." + svcName, "SRV", "+notcp"}, "NOERROR", []string{"_http1._tcp." + svcName + " 30 IN SRV 10 100 80 " + svcName}},
+		{[]string{"_http1._tcp." + svcName, "SRV", "+tcp"}, "NOERROR", []string{"_http1._tcp." + svcName + " 30 IN SRV 10 100 80 " + svcName}},
+		{[]string{svcName, "SRV"}, "NOERROR", []string{svcName + " 30 IN SRV 10 100 0 b882ad2c." + svcName}},
+		{[]string{"KuBeRnEtEs-Nope.default.svc.cluster.local", "A"}, "NXDOMAIN", nil},
+		{[]string{"TestService.Default.svc.cluster.local", "A"}, "NOERROR", []string{"TestService.Default.svc.cluster.local. 30 IN A 1.2.3.4"}},
+		{[]string{svcName, "AAAA"}, "NOERROR", nil},
+		{[]string{svcName, "ANY"}, "REFUSED", nil},
+		{[]string{"version.bind", "TXT", "CH"}, "NOERROR", []string{`version.bind. 0 CH TXT "2.5.2c"`}},
+	}
+	for _, tc := range tests {
+		status, answers := harness.Dig(t, s.Addr, tc.args...)
+		if status != tc.status || !slices.Equal(answers, tc.answers) {
+			t.Errorf("dig %v: %s %q, want %s %q", tc.args, status, answers, tc.status, tc.answers)
+		}
+	}
+	if code, body, _ := harness.HTTPGet(s.Metrics + "/ready"); code != 200 || strings.TrimSpace(body) != "ok" {
+		t.Errorf("/ready = %d %q", code, body)
+	}
+}
+
+func TestWatchAddsAndDeletes(t *testing.T) {
+	etcd := harness.StartEtcd(t)
+	c := etcd.Client()
+	s := startSkydns(t, etcd.URL)
+	name := "late.default.svc.cluster.local."
+	key := "/skydns/local/cluster/svc/default/late/abc"
+
+	if m, err := harness.Exchange(s.Addr, "udp", name, dns.TypeA); harness.WantRcode(m, err, dns.RcodeNameError) != nil {
+		t.Fatalf("before the write: %v %v", m, err)
+	}
+	etcd.Put(c, key, `{"host":"10.9.0.1","ttl":30}`)
+	harness.Eventually(t, 2*time.Second, "written record answered", func() error {
+		m, err := harness.Exchange(s.Addr, "udp", name, dns.TypeA)
+		if err := harness.WantRcode(m, err, dns.RcodeSuccess); err != nil {
+			return err
+		}
+		if got := harness.Answers(m); !slices.Equal(got, []string{"10.9.0.1"}) {
+			return fmt.Errorf("answers %v", got)
+		}
+		return nil
+	})
+	etcd.Put(c, key, `{"host":"10.9.0.2","ttl":30}`)
+	harness.Eventually(t, 2*time.Second, "updated record answered", func() error {
+		m, err := harness.Exchange(s.Addr, "tcp", name, dns.TypeA)
+		if err != nil || !slices.Equal(harness.Answers(m), []string{"10.9.0.2"}) {
+			return fmt.Errorf("%v %v", m, err)
+		}
+		return nil
+	})
+	etcd.Delete(c, key)
+	harness.Eventually(t, 2*time.Second, "deleted record gone", func() error {
+		m, err := harness.Exchange(s.Addr, "udp", name, dns.TypeA)
+		return harness.WantRcode(m, err, dns.RcodeNameError)
+	})
+}
+
+// etcd dies while queries run: every query still gets its answer from the
+// index, readiness and the watch metric say etcd is gone, and after etcd
+// returns a record written meanwhile... by nobody, but written after, shows.
+func TestEtcdKilledWhileQueriesRun(t *testing.T) {
+	etcd := harness.StartEtcd(t)
+	c := etcd.Client()
+	etcd.Put(c, svcKey, svcVal)
+	s := startSkydns(t, etcd.URL)
+
+	var ok, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			m, err := harness.Exchange(s.Addr, "udp", svcName, dns.TypeA)
+			if err == nil && m.Rcode == dns.RcodeSuccess && slices.Equal(harness.Answers(m), []string{"1.2.3.4"}) {
+				ok.Add(1)
+			} else {
+				failed.Add(1)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	etcd.Stop()
+	harness.Eventually(t, 15*time.Second, "skydns notices etcd is gone", func() error {
+		if v := s.metric(t, "skydns_etcd_watch_up"); v != "0" {
+			return fmt.Errorf("skydns_etcd_watch_up = %q", v)
+		}
+		code, body, err := harness.HTTPGet(s.Metrics + "/ready")
+		if err != nil || code != 200 || !strings.HasPrefix(body, "stale:") {
+			return fmt.Errorf("/ready = %d %q %v", code, body, err)
+		}
+		return nil
+	})
+	time.Sleep(500 * time.Millisecond) // Keep querying with etcd down a while longer.
+	etcd.Start()
+	c = etcd.Client()
+	etcd.Put(c, "/skydns/local/cluster/svc/default/after/x", `{"host":"10.8.0.1"}`)
+	harness.Eventually(t, 15*time.Second, "record written after etcd returned", func() error {
+		m, err := harness.Exchange(s.Addr, "udp", "after.default.svc.cluster.local.", dns.TypeA)
+		return harness.WantRcode(m, err, dns.RcodeSuccess)
+	})
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 || ok.Load() < 50 {
+		t.Fatalf("%d good answers, %d bad while etcd was killed and restarted", ok.Load(), failed.Load())
+	}
+	if v := s.metric(t, "skydns_etcd_watch_up"); v != "1" {
+		t.Fatalf("skydns_etcd_watch_up = %q after etcd returned", v)
+	}
+}
+
+func TestStartedBeforeEtcd(t *testing.T) {
+	// Reserve the ports, start skydns against them, then start etcd there.
+	etcd := harness.StartEtcd(t)
+	c := etcd.Client()
+	etcd.Put(c, svcKey, svcVal)
+	etcd.Stop()
+	s := startSkydns(t, etcd.URL)
+	for _, network := range []string{"udp", "tcp"} {
+		m, err := harness.Exchange(s.Addr, network, svcName, dns.TypeA)
+		if err := harness.WantRcode(m, err, dns.RcodeServerFailure); err != nil {
+			t.Fatalf("%s before etcd: %v", network, err)
+		}
+		m, err = harness.Exchange(s.Addr, network, "missing.default.svc.cluster.local.", dns.TypeA)
+		if err := harness.WantRcode(m, err, dns.RcodeServerFailure); err != nil {
+			t.Fatalf("%s before etcd, unknown name must not be NXDOMAIN: %v", network, err)
+		}
+	}
+	if code, _, _ := harness.HTTPGet(s.Metrics + "/ready"); code != 503 {
+		t.Fatalf("/ready before etcd = %d, want 503", code)
+	}
+	etcd.Start()
+	harness.Eventually(t, 15*time.Second, "answers once etcd is up", func() error {
+		m, err := harness.Exchange(s.Addr, "udp", svcName, dns.TypeA)
+		return harness.WantRcode(m, err, dns.RcodeSuccess)
+	})
+	if code, _, _ := harness.HTTPGet(s.Metrics + "/ready"); code != 200 {
+		t.Fatalf("/ready after load = %d", code)
+	}
+}
+
+func TestMalformedValueNextToGoodOnes(t *testing.T) {
+	etcd := harness.StartEtcd(t)
+	c := etcd.Client()
+	etcd.Put(c, "/skydns/local/cluster/svc/default/mixed/good1", `{"host":"10.7.0.1"}`)
+	etcd.Put(c, "/skydns/local/cluster/svc/default/mixed/bad", `{"host":`)
+	s := startSkydns(t, etcd.URL)
+	etcd.Put(c, "/skydns/local/cluster/svc/default/mixed/good2", `{"host":"10.7.0.2"}`)
+	etcd.Put(c, "/skydns/local/cluster/svc/default/mixed/bad2", `not json`)
+	harness.Eventually(t, 2*time.Second, "good records answered", func() error {
+		m, err := harness.Exchange(s.Addr, "udp", "mixed.default.svc.cluster.local.", dns.TypeA)
+		if err != nil {
+			return err
+		}
+		got := harness.Answers(m)
+		slices.Sort(got)
+		if !slices.Equal(got, []string{"10.7.0.1", "10.7.0.2"}) {
+			return fmt.Errorf("answers %v", got)
+		}
+		return nil
+	})
+	if v := s.metric(t, "skydns_etcd_malformed_values_total"); v != "2" {
+		t.Fatalf("skydns_etcd_malformed_values_total = %q, want 2", v)
+	}
+	if n := strings.Count(s.Log(), "skipping malformed record"); n != 2 {
+		t.Fatalf("malformed values logged %d times, want once each", n)
+	}
+}
+
+// Garbage on the wire gets FORMERR or nothing, and the server keeps going.
+func TestMalformedPackets(t *testing.T) {
+	etcd := harness.StartEtcd(t)
+	etcd.Put(etcd.Client(), svcKey, svcVal)
+	s := startSkydns(t, etcd.URL)
+	good := new(dns.Msg)
+	good.SetQuestion(svcName, dns.TypeA)
+	packed, _ := good.Pack()
+	packets := [][]byte{
+		{0x00},
+		{0x12, 0x34, 0x01, 0x00, 0x00, 0x01}, // Header cut short.
+		packed[:len(packed)-3],               // Question cut short.
+		{0x12, 0x34, 0x01, 0x00, 0x00, 0x05, 0, 0, 0, 0, 0, 0}, // Five questions, none there.
+		[]byte(strings.Repeat("\xff", 300)),
+	}
+	conn, err := net.Dial("udp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for i, p := range packets {
+		if _, err := conn.Write(p); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		buf := make([]byte, 512)
+		n, err := conn.Read(buf)
+		if err != nil {
+			continue // Dropped: allowed.
+		}
+		m := new(dns.Msg)
+		if m.Unpack(buf[:n]) == nil && m.Rcode != dns.RcodeFormatError && m.Rcode != dns.RcodeNotImplemented {
+			t.Errorf("packet %d: rcode %s, want FORMERR or no reply", i, dns.RcodeToString[m.Rcode])
+		}
+	}
+	m, err := harness.Exchange(s.Addr, "udp", svcName, dns.TypeA)
+	if err := harness.WantRcode(m, err, dns.RcodeSuccess); err != nil {
+		t.Fatalf("after garbage: %v", err)
+	}
+	if exited, err := s.Exited(); exited {
+		t.Fatalf("skydns exited: %v", err)
+	}
+}
+
+// A fake upstream on loopback stands in for the cluster's resolvers.
+func startFakeUpstream(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		q := r.Question[0]
+		switch {
+		case strings.EqualFold(q.Name, "www.example.com.") && q.Qtype == dns.TypeA:
+			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: net.ParseIP("192.0.2.53")}}
+		case strings.EqualFold(q.Name, "123.2.0.192.in-addr.arpa.") && q.Qtype == dns.TypePTR:
+			m.Answer = []dns.RR{&dns.PTR{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: 300}, Ptr: "my.test."}}
+		default:
+			m.Rcode = dns.RcodeNameError
+		}
+		_ = w.WriteMsg(m)
+	})
+	srv := &dns.Server{PacketConn: pc, Handler: handler}
+	go func() { _ = srv.ActivateAndServe() }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return pc.LocalAddr().String()
+}
+
+func TestForwardingThroughTheBinary(t *testing.T) {
+	etcd := harness.StartEtcd(t)
+	c := etcd.Client()
+	etcd.Put(c, "/skydns/local/cluster/svc/default/ext/x", `{"host":"www.example.com","ttl":10}`)
+	etcd.Put(c, "/skydns/arpa/in-addr/10/0/0/1", `{"host":"kubernetes.default.svc.cluster.local."}`)
+	upstream := startFakeUpstream(t)
+	// A dead first server: the forwarder must fail over to the second.
+	s := startSkydns(t, etcd.URL, "-nameservers=127.0.0.1:9,"+upstream, "-rtimeout=300ms")
+
+	tests := []struct {
+		args    []string
+		status  string
+		answers []string
+	}{
+		{[]string{"www.example.com", "A"}, "NOERROR", []string{"www.example.com. 300 IN A 192.0.2.53"}},
+		{[]string{"nothing.example.com", "A"}, "NXDOMAIN", nil},
+		{[]string{"-x", "192.0.2.123"}, "NOERROR", []string{"123.2.0.192.in-addr.arpa. 300 IN PTR my.test."}},
+		{[]string{"-x", "10.0.0.1"}, "NOERROR", []string{"1.0.0.10.in-addr.arpa. 3600 IN PTR kubernetes.default.svc.cluster.local."}},
+		{[]string{"ext.default.svc.cluster.local", "A"}, "NOERROR", []string{
+			"ext.default.svc.cluster.local. 10 IN CNAME www.example.com.", "www.example.com. 10 IN A 192.0.2.53"}},
+		{[]string{"metadata", "A"}, "SERVFAIL", nil},
+	}
+	for _, tc := range tests {
+		status, answers := harness.Dig(t, s.Addr, tc.args...)
+		if status != tc.status || !slices.Equal(answers, tc.answers) {
+			t.Errorf("dig %v: %s %q, want %s %q", tc.args, status, answers, tc.status, tc.answers)
+		}
+	}
+}
+
+func TestTruncationOverUDPAndFullOverTCP(t *testing.T) {
+	etcd := harness.StartEtcd(t)
+	c := etcd.Client()
+	for i := 0; i < 100; i++ {
+		etcd.Put(c, fmt.Sprintf("/skydns/local/cluster/svc/default/big/%d", i), fmt.Sprintf(`{"host":"10.6.0.%d"}`, i))
+	}
+	s := startSkydns(t, etcd.URL)
+	name := "big.default.svc.cluster.local."
+	m, err := harness.Exchange(s.Addr, "udp", name, dns.TypeA)
+	if err != nil || !m.Truncated || len(m.Answer) >= 100 {
+		t.Fatalf("udp without EDNS: TC=%v answers=%d err=%v", m != nil && m.Truncated, len(m.Answer), err)
+	}
+	m, err = harness.Exchange(s.Addr, "tcp", name, dns.TypeA)
+	if err != nil || m.Truncated || len(m.Answer) != 100 {
+		t.Fatalf("tcp: TC=%v answers=%d err=%v", m.Truncated, len(m.Answer), err)
+	}
+	// dig retries over TCP on TC by itself and gets everything.
+	if _, answers := harness.Dig(t, s.Addr, name, "A", "+noedns"); len(answers) != 100 {
+		t.Fatalf("dig after TC fallback: %d answers", len(answers))
+	}
+	if _, answers := harness.Dig(t, s.Addr, name, "A", "+bufsize=4096", "+ignore"); len(answers) != 100 {
+		t.Fatalf("dig with a 4096-byte EDNS buffer: %d answers", len(answers))
+	}
+}
+
+func TestCleanShutdownOnSIGTERM(t *testing.T) {
+	etcd := harness.StartEtcd(t)
+	s := startSkydns(t, etcd.URL)
+	if err := s.Stop(5 * time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	if !strings.Contains(s.Log(), "msg=stopped") {
+		t.Fatalf("no clean stop in the log:\n%s", s.Log())
+	}
+}
+
+func TestBadFlagsExitWithOneLine(t *testing.T) {
+	tests := [][]string{
+		{"-addr=localhost:53"},
+		{"-no-such-flag"},
+		{"-domain="},
+		{"-rtimeout=forever"},
+		{"--log-format=xml"},
+	}
+	for _, args := range tests {
+		p := harness.Start(t, "skydns", harness.Binary(t, "skydns"), args)
+		harness.Eventually(t, 5*time.Second, "exit", func() error {
+			if exited, _ := p.Exited(); !exited {
+				return fmt.Errorf("still running")
+			}
+			return nil
+		})
+		_, err := p.Exited()
+		out := strings.TrimSpace(p.Log())
+		if err == nil || strings.Count(out, "\n") != 0 || !strings.HasPrefix(out, "skydns: ") {
+			t.Errorf("%v: exit %v, output %q: want non-zero and one line", args, err, out)
+		}
+	}
+}
