@@ -14,18 +14,25 @@ type packingWriter struct {
 	buf []byte
 }
 
-func (w *packingWriter) LocalAddr() net.Addr  { return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53} }
-func (w *packingWriter) RemoteAddr() net.Addr { return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000} }
+func (w *packingWriter) LocalAddr() net.Addr {
+	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}
+}
+func (w *packingWriter) RemoteAddr() net.Addr {
+	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+}
 func (w *packingWriter) WriteMsg(m *dns.Msg) error {
 	var err error
 	w.buf, err = m.PackBuffer(w.buf[:0])
 	return err
 }
-func (w *packingWriter) Write(b []byte) (int, error) { w.buf = append(w.buf[:0], b...); return len(b), nil }
-func (w *packingWriter) Close() error                { return nil }
-func (w *packingWriter) TsigStatus() error           { return nil }
-func (w *packingWriter) TsigTimersOnly(bool)         {}
-func (w *packingWriter) Hijack()                     {}
+func (w *packingWriter) Write(b []byte) (int, error) {
+	w.buf = append(w.buf[:0], b...)
+	return len(b), nil
+}
+func (w *packingWriter) Close() error        { return nil }
+func (w *packingWriter) TsigStatus() error   { return nil }
+func (w *packingWriter) TsigTimersOnly(bool) {}
+func (w *packingWriter) Hijack()             {}
 
 // BenchmarkServeA is one in-zone A query for one of 10,000 services in
 // kube2sky's layout, from the request to packed reply bytes.
