@@ -1,4 +1,5 @@
 # skypod: kube2sky + skydns + etcd + exec-healthz, the Kubernetes 1.2 DNS pod.
+#   make up      the DNS pod on loopback, with demo records (Ctrl-C stops it)
 #   make build   static binaries in bin/
 #   make test    vet, gofmt check, every unit and integration test
 #   make bench-dns   dnsperf: skydns against a fixed-answer responder
@@ -13,7 +14,7 @@ GOTESTFLAGS ?= -v
 # Debian packages the tests drive: dig and nslookup, dnsperf, busybox.
 APT_PACKAGES := dnsutils dnsperf busybox-static
 
-.PHONY: build test check vet fmt-check deps etcd bench-dns clean
+.PHONY: build test check vet fmt-check deps etcd bench-dns up down clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/skydns ./cmd/kube2sky ./cmd/exec-healthz ./test/bench/fixedresponder
@@ -45,6 +46,12 @@ test: check deps build etcd
 
 bench-dns: deps build etcd
 	SKYPOD_ETCD_BIN=$(ETCD) BIN_DIR=$(CURDIR)/bin ./test/bench/bench-dns.sh
+
+up: build etcd
+	SKYPOD_ETCD_BIN=$(ETCD) ./scripts/up.sh
+
+down:
+	./scripts/down.sh
 
 clean:
 	rm -rf bin
