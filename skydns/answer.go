@@ -167,10 +167,7 @@ func (r *Resolver) srvRecords(ctx context.Context, q dns.Question) (answer, extr
 func (r *Resolver) target(ctx context.Context, s *msg.Service, looked map[string]bool) (string, []dns.RR) {
 	if ip := s.HostIP(); ip != nil {
 		name := msg.TargetStrip(s.Domain(), s.TargetStrip)
-		if ip.To4() != nil {
-			return name, []dns.RR{newA(name, r.ttl(s), ip)}
-		}
-		return name, []dns.RR{newAAAA(name, r.ttl(s), ip)}
+		return name, []dns.RR{addressRR(name, r.ttl(s), ip)}
 	}
 	name := msg.TargetStrip(dns.Fqdn(s.Host), s.TargetStrip)
 	if looked[name] {
@@ -281,11 +278,7 @@ func (r *Resolver) nsRecords(q dns.Question) (answer, extra []dns.RR, err error)
 		}
 		name := s.Domain()
 		answer = append(answer, &dns.NS{Hdr: rrHeader(q.Name, dns.TypeNS, r.ttl(s)), Ns: name})
-		if ip.To4() != nil {
-			extra = append(extra, newA(name, r.ttl(s), ip))
-		} else {
-			extra = append(extra, newAAAA(name, r.ttl(s), ip))
-		}
+		extra = append(extra, addressRR(name, r.ttl(s), ip))
 	}
 	return answer, extra, nil
 }
@@ -324,4 +317,12 @@ func newA(name string, ttl uint32, ip net.IP) *dns.A {
 
 func newAAAA(name string, ttl uint32, ip net.IP) *dns.AAAA {
 	return &dns.AAAA{Hdr: rrHeader(name, dns.TypeAAAA, ttl), AAAA: ip}
+}
+
+// addressRR is the A or AAAA record for ip, whichever its family is.
+func addressRR(name string, ttl uint32, ip net.IP) dns.RR {
+	if ip.To4() != nil {
+		return newA(name, ttl, ip)
+	}
+	return newAAAA(name, ttl, ip)
 }
