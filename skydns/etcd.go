@@ -54,14 +54,22 @@ func NewWatcher(etcd etcdReader, prefix string, index *Index, metrics *Metrics, 
 // Run mirrors etcd until ctx ends.
 func (w *Watcher) Run(ctx context.Context) {
 	backoff := 100 * time.Millisecond
+	failing := false
 	for ctx.Err() == nil {
 		rev, err := w.list(ctx)
 		if err != nil {
+			if !failing && !w.up.Load() {
+				// setDown logs the fall from up; this covers an etcd that was
+				// never reachable, so a start-up outage is not silent.
+				w.log.Warn("cannot list records from etcd; retrying", "err", err, "loaded", w.index.Loaded())
+			}
+			failing = true
 			w.setDown(err)
 			sleep(ctx, backoff)
 			backoff = min(2*backoff, w.maxBackoff)
 			continue
 		}
+		failing = false
 		backoff = 100 * time.Millisecond
 		w.setUp()
 		if err := w.watch(ctx, rev); err != nil && ctx.Err() == nil {

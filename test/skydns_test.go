@@ -219,6 +219,12 @@ func TestStartedBeforeEtcd(t *testing.T) {
 	if code, _, _ := harness.HTTPGet(s.Metrics + "/ready"); code != 503 {
 		t.Fatalf("/ready before etcd = %d, want 503", code)
 	}
+	harness.Eventually(t, 10*time.Second, "the outage is logged", func() error {
+		if !strings.Contains(s.Log(), "cannot list records from etcd") {
+			return fmt.Errorf("no log line yet")
+		}
+		return nil
+	})
 	etcd.Start()
 	harness.Eventually(t, 15*time.Second, "answers once etcd is up", func() error {
 		m, err := harness.Exchange(s.Addr, "udp", svcName, dns.TypeA)
