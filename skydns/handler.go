@@ -70,10 +70,18 @@ func (h *Handler) write(w dns.ResponseWriter, m *dns.Msg, proto string, start ti
 	}
 	h.metrics.response(proto, m.Rcode, time.Since(start).Seconds())
 	if h.log.Enabled(context.Background(), slog.LevelDebug) {
-		q := m.Question[0]
-		h.log.Debug("query", "name", q.Name, "type", dns.TypeToString[q.Qtype], "proto", proto,
-			"rcode", dns.RcodeToString[m.Rcode], "answers", len(m.Answer), "seconds", time.Since(start).Seconds())
+		h.logQuery(m, proto, start)
 	}
+}
+
+// logQuery is out of line to keep the frame of write, on every query's
+// path, small.
+//
+//go:noinline
+func (h *Handler) logQuery(m *dns.Msg, proto string, start time.Time) {
+	q := m.Question[0]
+	h.log.Debug("query", "name", q.Name, "type", dns.TypeToString[q.Qtype], "proto", proto,
+		"rcode", dns.RcodeToString[m.Rcode], "answers", len(m.Answer), "seconds", time.Since(start).Seconds())
 }
 
 // answer is the query pipeline of SkyDNS's ServeDNS, in its order. A nil
@@ -230,8 +238,12 @@ func (h *Handler) finish(req, m *dns.Msg, err error, proto string) *dns.Msg {
 	case len(m.Answer) == 0:
 		m.Ns = []dns.RR{h.res.soa(h.cfg.MinTTL, h.serial())}
 	}
-	m.Answer = dedupRRs(m.Answer)
-	m.Extra = dedupRRs(m.Extra)
+	if len(m.Answer) > 1 {
+		m.Answer = dedupRRs(m.Answer)
+	}
+	if len(m.Extra) > 1 {
+		m.Extra = dedupRRs(m.Extra)
+	}
 	minimumTTL(m.Answer, h.cfg.TTL)
 	if h.cfg.RoundRobin {
 		roundRobin(m.Answer)
@@ -340,7 +352,9 @@ func renameOwners(rrs []dns.RR, from, to string) {
 }
 
 // dedupRRs removes identical records, keeping order, and keeps one CNAME
-// per owner.
+// per owner. Not inlined, for the reason given at dedupServices.
+//
+//go:noinline
 func dedupRRs(rrs []dns.RR) []dns.RR {
 	if len(rrs) < 2 {
 		return rrs

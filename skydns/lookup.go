@@ -16,14 +16,20 @@ type recordSource interface {
 // de-duplication and group filtering.
 func (r *Resolver) records(name string, exact bool) ([]*msg.Service, error) {
 	sx, err := r.source.Records(name, exact)
-	if err != nil {
-		return nil, err
+	if err != nil || len(sx) < 2 {
+		return sx, err
 	}
 	return filterGroups(dedupServices(sx)), nil
 }
 
 // dedupServices drops records equal in host, port, priority, weight and text,
 // keeping the first: the same endpoint written under two keys answers once.
+//
+// Not inlined: its map would otherwise enlarge the stack frame of every
+// lookup, most of which have one record and never get here (each query runs
+// on a fresh goroutine whose stack would have to grow).
+//
+//go:noinline
 func dedupServices(sx []*msg.Service) []*msg.Service {
 	if len(sx) < 2 {
 		return sx
@@ -49,6 +55,8 @@ func dedupServices(sx []*msg.Service) []*msg.Service {
 // decide the group. If they agree on a non-empty group, only records of
 // that group or of no group are kept; if any of them has no group, or they
 // disagree, every record is kept.
+//
+//go:noinline
 func filterGroups(sx []*msg.Service) []*msg.Service {
 	if len(sx) < 2 {
 		return sx
