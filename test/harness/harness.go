@@ -98,6 +98,12 @@ type Process struct {
 // is printed when the test fails. The process is killed when the test ends.
 func Start(t testing.TB, name, path string, args []string, env ...string) *Process {
 	t.Helper()
+	return StartWithFiles(t, name, path, args, nil, env...)
+}
+
+// StartWithFiles is Start with extra open files passed as fds 3, 4, ...
+func StartWithFiles(t testing.TB, name, path string, args []string, files []*os.File, env ...string) *Process {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -106,6 +112,7 @@ func Start(t testing.TB, name, path string, args []string, env ...string) *Proce
 	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.ExtraFiles = files
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
