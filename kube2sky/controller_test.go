@@ -1,0 +1,261 @@
+package kube2sky
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+// memStore is an in-memory Store that counts what it was asked to do.
+type memStore struct {
+	mu      sync.Mutex
+	data    Records
+	applies int
+	writes  int
+	order   []string // "put k" / "delete k" in commit order.
+}
+
+func (m *memStore) List(_ context.Context, prefix string) (Records, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := Records{}
+	for k, v := range m.data {
+		if strings.HasPrefix(k, prefix) {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) Apply(_ context.Context, puts Records, deletes []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.applies++
+	for _, k := range slices.Sorted(maps.Keys(puts)) {
+		m.data[k] = puts[k]
+		m.order = append(m.order, "put "+k)
+		m.writes++
+	}
+	for _, k := range deletes {
+		delete(m.data, k)
+		m.order = append(m.order, "delete "+k)
+		m.writes++
+	}
+	return nil
+}
+
+func (m *memStore) snapshot() (Records, int, int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.data), m.applies, m.writes
+}
+
+type fixture struct {
+	t      *testing.T
+	client *fake.Clientset
+	store  *memStore
+	ctrl   *Controller
+	cancel context.CancelFunc
+}
+
+func start(t *testing.T, etcdData Records, objects ...any) *fixture {
+	t.Helper()
+	var objs []runtimeObject
+	for _, o := range objects {
+		objs = append(objs, o.(runtimeObject))
+	}
+	client := fake.NewClientset(toRuntime(objs)...)
+	factory := informers.NewSharedInformerFactory(client, 0)
+	store := &memStore{data: maps.Clone(etcdData)}
+	if store.data == nil {
+		store.data = Records{}
+	}
+	cfg := NewConfig()
+	if err := cfg.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	ctrl, err := NewController(cfg, client, factory, store, NewMetrics(prometheus.NewRegistry()), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	factory.Start(ctx.Done())
+	go func() { _ = ctrl.Run(ctx, 2, time.Hour) }()
+	f := &fixture{t: t, client: client, store: store, ctrl: ctrl, cancel: cancel}
+	t.Cleanup(func() { cancel(); factory.Shutdown() })
+	f.eventually("ready", func(Records) bool { return ctrl.Ready() })
+	return f
+}
+
+func (f *fixture) eventually(what string, cond func(Records) bool) Records {
+	f.t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		data, _, _ := f.store.snapshot()
+		if cond(data) {
+			return data
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%s: not within 3s; store: %v", what, slices.Sorted(maps.Keys(data)))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func keysUnder(r Records, prefix string) []string {
+	var out []string
+	for k := range r {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func clusterService(ns, name, ip string) *v1.Service {
+	return &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, ResourceVersion: "1"},
+		Spec:       v1.ServiceSpec{ClusterIP: ip, Ports: []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}}},
+	}
+}
+
+func TestStartRemovesStaleAndWritesMissing(t *testing.T) {
+	stale := Records{
+		// A service deleted while kube2sky was down, and an old ClusterIP.
+		"/skydns/local/cluster/svc/default/gone/b882ad2c": `{"host":"1.2.3.4","priority":10,"weight":10,"ttl":30}`,
+		"/skydns/local/cluster/svc/default/web/5f106532":  `{"host":"10.0.0.10","priority":10,"weight":10,"ttl":30}`,
+		"/skydns/arpa/in-addr/10/0/0/10":                  `{"host":"web.default.svc.cluster.local.","priority":10,"weight":10,"ttl":30}`,
+		"/skydns/local/cluster/pod/default/9-9-9-9/abc":   `{"host":"9.9.9.9"}`,
+		// Not kube2sky's: must survive.
+		"/skydns/local/cluster/other/x":  `{"host":"10.9.9.9"}`,
+		"/skydns/arpa/in-addr/192/0/2/1": `{"host":"printer.example.com."}`,
+		"/skydns/config":                 `{"ttl":30}`,
+	}
+	f := start(t, stale, clusterService("default", "web", "10.0.0.1"))
+	data := f.eventually("synced", func(r Records) bool { return len(keysUnder(r, "/skydns/local/cluster/svc/default/web/")) == 2 })
+	if got := keysUnder(data, "/skydns/local/cluster/svc/"); !slices.Equal(got, []string{
+		"/skydns/local/cluster/svc/default/web/_tcp/_http/f488b1a2",
+		"/skydns/local/cluster/svc/default/web/f488b1a2",
+	}) {
+		t.Fatalf("service records: %v", got)
+	}
+	for _, k := range []string{"/skydns/local/cluster/other/x", "/skydns/arpa/in-addr/192/0/2/1", "/skydns/config"} {
+		if _, ok := data[k]; !ok {
+			t.Errorf("%s is not kube2sky's and was removed", k)
+		}
+	}
+	for _, k := range []string{"/skydns/arpa/in-addr/10/0/0/10", "/skydns/local/cluster/pod/default/9-9-9-9/abc"} {
+		if _, ok := data[k]; ok {
+			t.Errorf("stale %s survived", k)
+		}
+	}
+	if data["/skydns/arpa/in-addr/10/0/0/1"] == "" || data["/skydns/local/cluster/dns-version"] == "" {
+		t.Errorf("PTR or dns-version missing: %v", slices.Sorted(maps.Keys(data)))
+	}
+
+	// A resync with nothing changed writes nothing.
+	_, applies, writes := f.store.snapshot()
+	if err := f.ctrl.resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if _, a, w := f.store.snapshot(); a != applies || w != writes {
+		t.Fatalf("no-change resync wrote: %d transactions, %d writes", a-applies, w-writes)
+	}
+}
+
+func TestUpdateIsOneTransactionPutsFirst(t *testing.T) {
+	f := start(t, nil, clusterService("default", "web", "10.0.0.1"))
+	f.eventually("synced", func(r Records) bool { return r["/skydns/local/cluster/svc/default/web/f488b1a2"] != "" })
+	_, applies, _ := f.store.snapshot()
+	f.store.mu.Lock()
+	f.store.order = nil
+	f.store.mu.Unlock()
+
+	svc := clusterService("default", "web", "10.0.0.2")
+	svc.ResourceVersion = "2"
+	if _, err := f.client.CoreV1().Services("default").Update(context.Background(), svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	data := f.eventually("new IP", func(r Records) bool { return r["/skydns/local/cluster/svc/default/web/d8321f45"] != "" })
+	if _, ok := data["/skydns/local/cluster/svc/default/web/f488b1a2"]; ok {
+		t.Fatal("old ClusterIP record survived")
+	}
+	if _, ok := data["/skydns/arpa/in-addr/10/0/0/1"]; ok {
+		t.Fatal("old PTR survived")
+	}
+	_, a, _ := f.store.snapshot()
+	if a != applies+1 {
+		t.Fatalf("an update took %d transactions, want 1", a-applies)
+	}
+	f.store.mu.Lock()
+	order := f.store.order
+	f.store.mu.Unlock()
+	seenDelete := false
+	for _, op := range order {
+		if strings.HasPrefix(op, "delete") {
+			seenDelete = true
+		} else if seenDelete {
+			t.Fatalf("a put after a delete (an NXDOMAIN gap): %v", order)
+		}
+	}
+
+	if err := f.client.CoreV1().Services("default").Delete(context.Background(), "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.eventually("deleted", func(r Records) bool {
+		return len(keysUnder(r, "/skydns/local/cluster/svc/")) == 0 && len(keysUnder(r, "/skydns/arpa/")) == 0
+	})
+}
+
+func TestPodsSharingAnIP(t *testing.T) {
+	pod := func(name string) *v1.Pod {
+		return &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", ResourceVersion: "1"},
+			Status: v1.PodStatus{PodIP: "1.2.3.4"}}
+	}
+	f := start(t, nil, pod("a"), pod("b"))
+	dir := "/skydns/local/cluster/pod/default/1-2-3-4/"
+	f.eventually("pod record", func(r Records) bool { return len(keysUnder(r, dir)) == 1 })
+	if err := f.client.CoreV1().Pods("default").Delete(context.Background(), "a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if data, _, _ := f.store.snapshot(); len(keysUnder(data, dir)) != 1 {
+		t.Fatal("deleting one host-network pod removed the record the other still has")
+	}
+	if err := f.client.CoreV1().Pods("default").Delete(context.Background(), "b", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.eventually("last pod gone", func(r Records) bool { return len(keysUnder(r, dir)) == 0 })
+}
+
+func TestHeadlessFollowsEndpointsIncludingDeletion(t *testing.T) {
+	svc := clusterService("default", "db", "None")
+	eps := &v1.Endpoints{
+		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "default", ResourceVersion: "1"},
+		Subsets: []v1.EndpointSubset{{
+			Addresses: []v1.EndpointAddress{{IP: "10.1.0.1", Hostname: "db-0"}, {IP: "10.1.0.2"}},
+			Ports:     []v1.EndpointPort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}},
+		}},
+	}
+	f := start(t, nil, svc, eps)
+	dir := "/skydns/local/cluster/svc/default/db/"
+	f.eventually("headless records", func(r Records) bool { return len(keysUnder(r, dir)) == 4 })
+	if err := f.client.CoreV1().Endpoints("default").Delete(context.Background(), "db", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.eventually("endpoints deletion handled", func(r Records) bool { return len(keysUnder(r, dir)) == 0 })
+}

@@ -1,0 +1,109 @@
+package kube2sky
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/skypod/skypod/internal/etcdclient"
+	"github.com/skypod/skypod/internal/httpserve"
+)
+
+// workers is how many owners sync at once: etcd commits are the wait, and
+// a few in flight keep the initial sync of thousands of services short.
+const workers = 8
+
+// Run mirrors the API server into etcd until ctx ends. cfg must have
+// passed Finish.
+func Run(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Registry) error {
+	klog.SetSlogLogger(log.With("source", "client-go"))
+	restCfg, err := restConfig(cfg)
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	etcd, err := etcdclient.New(etcdclient.Options{
+		Endpoints: etcdclient.SplitURLs(cfg.EtcdServer), CertFile: cfg.EtcdCertFile, KeyFile: cfg.EtcdKeyFile,
+		CAFile: cfg.EtcdCAFile, DialTimeout: cfg.EtcdMutationTimeout,
+	}, log)
+	if err != nil {
+		return err
+	}
+	defer etcd.Close()
+
+	ln, err := httpserve.Listen(net.JoinHostPort("", strconv.Itoa(cfg.HealthzPort)))
+	if err != nil {
+		return fmt.Errorf("--healthz-port: %w", err)
+	}
+	factory := informers.NewSharedInformerFactory(client, 0) // Our own resync compares with etcd instead.
+	ctrl, err := NewController(cfg, client, factory, NewEtcdStore(etcd), NewMetrics(reg), log)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+
+	errc := make(chan error, 2)
+	go func() { errc <- httpserve.Serve(ctx, log, ln, opsMux(reg, ctrl)) }()
+	go func() { errc <- ctrl.Run(ctx, workers, cfg.ResyncPeriod) }()
+	log.Info("kube2sky started", "domain", cfg.Domain, "etcd", cfg.EtcdServer, "api", restCfg.Host, "endpointslices", cfg.UseEndpointSlices)
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+// opsMux serves /readiness (200 after the first full sync, as the legacy
+// readiness probe expects on this port), /healthz and /metrics.
+func opsMux(reg *prometheus.Registry, ctrl *Controller) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", httpserve.MetricsHandler(reg))
+	mux.HandleFunc("/readiness", func(w http.ResponseWriter, _ *http.Request) {
+		if !ctrl.Ready() {
+			http.Error(w, "first sync not complete", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	return mux
+}
+
+// restConfig follows kube2sky 1.2: a kubeconfig (whose server
+// --kube-master-url overrides), else the master URL alone with no
+// credentials, else the pod's service account.
+func restConfig(cfg *Config) (*rest.Config, error) {
+	switch {
+	case cfg.KubeConfig != "":
+		c, err := clientcmd.BuildConfigFromFlags(cfg.KubeMasterURL, cfg.KubeConfig)
+		if err != nil {
+			return nil, fmt.Errorf("--kubecfg-file: %w", err)
+		}
+		return c, nil
+	case cfg.KubeMasterURL != "":
+		return &rest.Config{Host: cfg.KubeMasterURL}, nil
+	default:
+		c, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("no --kubecfg-file or --kube-master-url, and not in a cluster: %w", err)
+		}
+		return c, nil
+	}
+}
