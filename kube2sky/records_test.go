@@ -229,8 +229,8 @@ func TestSpecRecords(t *testing.T) {
 	ext := service("")
 	ext.Spec.Type = v1.ServiceTypeExternalName
 	ext.Spec.ExternalName = "www.example.com"
-	if vals := under(mustRecords(t, ext, nil), base); len(vals) != 1 || !strings.Contains(vals[0], `"host":"www.example.com"`) {
-		t.Errorf("S14 ExternalName: %v", vals)
+	if r := mustRecords(t, ext, nil); len(r) != 1 || r[strings.TrimSuffix(base, "/")] != `{"host":"www.example.com","priority":10,"weight":10,"ttl":30}` {
+		t.Errorf("S14 ExternalName, a leaf at the service name: %v", r)
 	}
 	if r := mustRecords(t, service("None"), endpoints()); len(r) != 0 {
 		t.Errorf("S9 headless with no endpoints writes nothing (NXDOMAIN): %v", r)

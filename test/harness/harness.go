@@ -39,11 +39,18 @@ func Binary(t testing.TB, name string) string {
 // EtcdBinary is the pinned etcd build: SKYPOD_ETCD_BIN, else .cache/etcd-v3.6.6.
 func EtcdBinary(t testing.TB) string {
 	t.Helper()
-	path := os.Getenv("SKYPOD_ETCD_BIN")
+	return cachedBuild(t, "SKYPOD_ETCD_BIN", "etcd-v3.6.6", "etcd")
+}
+
+// cachedBuild is a pinned third-party build: the path in env, else the
+// file in .cache/ that `make <target>` writes.
+func cachedBuild(t testing.TB, env, file, target string) string {
+	t.Helper()
+	path := os.Getenv(env)
 	if path == "" {
-		path = filepath.Join(repoRoot(), ".cache", "etcd-v3.6.6")
+		path = filepath.Join(repoRoot(), ".cache", file)
 	}
-	return mustExecutable(t, path, "run `make etcd` (or `make test`, which builds it)")
+	return mustExecutable(t, path, "run `make "+target+"` (or `make test`, which builds it)")
 }
 
 // Tool returns the path of a command from the Debian packages the tests use.

@@ -1,0 +1,139 @@
+package harness
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// Tokens of the two users the test cluster knows: an administrator, and
+// kube2sky, which has no rights but those a test grants it.
+const (
+	AdminToken    = "admin-token"
+	Kube2skyToken = "kube2sky-token"
+	Kube2skyUser  = "kube2sky"
+)
+
+// Cluster is a real kube-apiserver on loopback over its own etcd. There is
+// no controller manager: tests create Endpoints themselves.
+type Cluster struct {
+	URL   string
+	Admin kubernetes.Interface
+	dir   string
+}
+
+// APIServerBinary is the pinned build: SKYPOD_APISERVER_BIN, else
+// .cache/kube-apiserver-v1.34.3.
+func APIServerBinary(t testing.TB) string {
+	t.Helper()
+	return cachedBuild(t, "SKYPOD_APISERVER_BIN", "kube-apiserver-v1.34.3", "apiserver")
+}
+
+// StartCluster starts etcd and a kube-apiserver with RBAC and token
+// authentication, and waits until it is ready.
+func StartCluster(t testing.TB) *Cluster {
+	t.Helper()
+	etcd := StartEtcd(t)
+	dir := t.TempDir()
+	writeServiceAccountKeys(t, dir)
+	tokens := fmt.Sprintf("%s,admin,admin,system:masters\n%s,%s,%s\n", AdminToken, Kube2skyToken, Kube2skyUser, Kube2skyUser)
+	if err := os.WriteFile(filepath.Join(dir, "tokens.csv"), []byte(tokens), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := FreePort(t)
+	Start(t, "kube-apiserver", APIServerBinary(t), []string{
+		"--etcd-servers=" + etcd.URL,
+		"--service-account-issuer=https://kubernetes.default.svc",
+		"--service-account-key-file=" + filepath.Join(dir, "sa.pub"),
+		"--service-account-signing-key-file=" + filepath.Join(dir, "sa.key"),
+		"--service-cluster-ip-range=10.0.0.0/16",
+		"--authorization-mode=RBAC",
+		"--token-auth-file=" + filepath.Join(dir, "tokens.csv"),
+		fmt.Sprintf("--secure-port=%d", port),
+		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		"--cert-dir=" + filepath.Join(dir, "certs"),
+	})
+	c := &Cluster{URL: fmt.Sprintf("https://127.0.0.1:%d", port), dir: dir}
+	httpc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	Eventually(t, 90*time.Second, "kube-apiserver ready", func() error {
+		req, _ := http.NewRequest(http.MethodGet, c.URL+"/readyz", nil)
+		req.Header.Set("Authorization", "Bearer "+AdminToken)
+		resp, err := httpc.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/readyz: %s", resp.Status)
+		}
+		return nil
+	})
+	admin, err := kubernetes.NewForConfig(c.RestConfig(AdminToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Admin = admin
+	Eventually(t, 30*time.Second, "default/kubernetes service", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := admin.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+		return err
+	})
+	return c
+}
+
+// RestConfig is a client config for the user with token.
+func (c *Cluster) RestConfig(token string) *rest.Config {
+	return &rest.Config{Host: c.URL, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
+}
+
+// Kubeconfig writes a kubeconfig file for the user with token.
+func (c *Cluster) Kubeconfig(t testing.TB, token string) string {
+	t.Helper()
+	cfg := strings.Join([]string{
+		"apiVersion: v1", "kind: Config",
+		"clusters:", "- name: test", "  cluster:", "    server: " + c.URL, "    insecure-skip-tls-verify: true",
+		"users:", "- name: user", "  user:", "    token: " + token,
+		"contexts:", "- name: test", "  context:", "    cluster: test", "    user: user",
+		"current-context: test", "",
+	}, "\n")
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func writeServiceAccountKeys(t testing.TB, dir string) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, block := range map[string]*pem.Block{
+		"sa.key": {Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)},
+		"sa.pub": {Type: "PUBLIC KEY", Bytes: pub},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

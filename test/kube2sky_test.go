@@ -1,0 +1,300 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/skypod/skypod/test/harness"
+)
+
+// dnsPod is the legacy pod's three DNS processes against a test cluster.
+type dnsPod struct {
+	etcd     *harness.Etcd
+	kube2sky *harness.Process
+	skydns   *skydnsProc
+	healthz  string
+	args     []string
+}
+
+// grantKube2sky applies manifests/kube2sky-rbac.yaml and binds its
+// ClusterRole to the kube2sky test user, who has no other rights.
+func grantKube2sky(t *testing.T, c *harness.Cluster) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "manifests", "kube2sky-rbac.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var role *rbacv1.ClusterRole
+	for _, doc := range strings.Split(string(raw), "\n---\n") {
+		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
+		if err != nil {
+			t.Fatalf("manifest: %v", err)
+		}
+		switch o := obj.(type) {
+		case *v1.ServiceAccount:
+			_, err = c.Admin.CoreV1().ServiceAccounts(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		case *rbacv1.ClusterRole:
+			role = o
+			_, err = c.Admin.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{})
+		case *rbacv1.ClusterRoleBinding:
+			_, err = c.Admin.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{})
+		default:
+			t.Fatalf("unexpected object in the manifest: %T", obj)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "test-kube2sky-user"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: "User", Name: harness.Kube2skyUser}},
+	}
+	if _, err := c.Admin.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func startDNSPod(t *testing.T, c *harness.Cluster) *dnsPod {
+	t.Helper()
+	etcd := harness.StartEtcd(t)
+	p := &dnsPod{etcd: etcd, skydns: startSkydns(t, etcd.URL)}
+	port := harness.FreePort(t)
+	p.healthz = fmt.Sprintf("http://127.0.0.1:%d", port)
+	p.args = []string{"--domain=cluster.local", "--etcd-server=" + etcd.URL,
+		"--kubecfg-file=" + c.Kubeconfig(t, harness.Kube2skyToken), fmt.Sprintf("--healthz-port=%d", port)}
+	p.startKube2sky(t)
+	return p
+}
+
+func (p *dnsPod) startKube2sky(t *testing.T) {
+	t.Helper()
+	p.kube2sky = harness.Start(t, "kube2sky", harness.Binary(t, "kube2sky"), p.args)
+	harness.Eventually(t, 30*time.Second, "kube2sky ready", func() error {
+		if exited, err := p.kube2sky.Exited(); exited {
+			t.Fatalf("kube2sky exited: %v", err)
+		}
+		code, body, err := harness.HTTPGet(p.healthz + "/readiness")
+		if err != nil || code != 200 {
+			return fmt.Errorf("/readiness %d %q %v", code, body, err)
+		}
+		return nil
+	})
+}
+
+// expect polls dig over UDP and TCP until the answer lines' data (the part
+// after the type) equal want, as a set.
+func (p *dnsPod) expect(t *testing.T, status string, want []string, args ...string) {
+	t.Helper()
+	for _, transport := range []string{"+notcp", "+tcp"} {
+		harness.Eventually(t, 10*time.Second, fmt.Sprintf("dig %v %s", args, transport), func() error {
+			st, answers := harness.Dig(t, p.skydns.Addr, append(args, transport)...)
+			got := rdata(answers)
+			if st != status || !slices.Equal(got, sorted(want)) {
+				return fmt.Errorf("%s %q, want %s %q", st, got, status, want)
+			}
+			return nil
+		})
+	}
+}
+
+// rdata keeps what follows "IN TYPE" in each dig answer line, sorted.
+func rdata(lines []string) []string {
+	out := []string{}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) >= 5 {
+			out = append(out, f[3]+" "+strings.Join(f[4:], " "))
+		}
+	}
+	return sorted(out)
+}
+
+func sorted(s []string) []string {
+	out := append([]string{}, s...)
+	slices.Sort(out)
+	if out == nil {
+		out = []string{}
+	}
+	return out
+}
+
+func createNamespace(t *testing.T, admin kubernetes.Interface, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := admin.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// No controller manager: the default ServiceAccount pods need is ours to make.
+	if _, err := admin.CoreV1().ServiceAccounts(ns).Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// must(call())(t) is call's result, or the test's end on its error.
+func must[T any](obj T, err error) func(*testing.T) T {
+	return func(t *testing.T) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return obj
+	}
+}
+
+func TestKube2skyAgainstARealAPIServer(t *testing.T) {
+	cluster := harness.StartCluster(t)
+	grantKube2sky(t, cluster)
+	pod := startDNSPod(t, cluster)
+	admin := cluster.Admin
+	ctx := context.Background()
+	ns := "dns-e2e"
+	createNamespace(t, admin, ns)
+	suffix := ns + ".svc.cluster.local."
+
+	kubernetesSvc := must(admin.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{}))(t)
+	t.Run("E1 kubernetes.default", func(t *testing.T) {
+		pod.expect(t, "NOERROR", []string{"A " + kubernetesSvc.Spec.ClusterIP}, "kubernetes.default.svc.cluster.local", "A")
+	})
+
+	svc2 := must(admin.CoreV1().Services(ns).Create(ctx, &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "test-service-2"},
+		Spec:       v1.ServiceSpec{Ports: []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}}},
+	}, metav1.CreateOptions{}))(t)
+	headless := must(admin.CoreV1().Services(ns).Create(ctx, &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "dns-test-service"},
+		Spec:       v1.ServiceSpec{ClusterIP: v1.ClusterIPNone, Ports: []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}}},
+	}, metav1.CreateOptions{}))(t)
+	must(admin.CoreV1().Endpoints(ns).Create(ctx, &v1.Endpoints{
+		ObjectMeta: metav1.ObjectMeta{Name: headless.Name},
+		Subsets: []v1.EndpointSubset{{
+			Addresses: []v1.EndpointAddress{{IP: "10.244.0.11", Hostname: "dns-querier-2"}, {IP: "10.244.0.12"}},
+			Ports:     []v1.EndpointPort{{Name: "http", Port: 8080, Protocol: v1.ProtocolTCP}},
+		}},
+	}, metav1.CreateOptions{}))(t)
+
+	t.Run("E4 services", func(t *testing.T) {
+		ip := svc2.Spec.ClusterIP
+		pod.expect(t, "NOERROR", []string{"A " + ip}, "test-service-2."+suffix, "A")
+		pod.expect(t, "NOERROR", []string{"SRV 10 100 80 test-service-2." + suffix}, "_http._tcp.test-service-2."+suffix, "SRV")
+		pod.expect(t, "NOERROR", []string{"A 10.244.0.11", "A 10.244.0.12"}, "dns-test-service."+suffix, "A")
+		_, answers := harness.Dig(t, pod.skydns.Addr, "_http._tcp.dns-test-service."+suffix, "SRV")
+		if got := rdata(answers); len(got) != 2 || !slices.Contains(got, "SRV 10 50 8080 dns-querier-2.dns-test-service."+suffix) {
+			t.Errorf("headless SRV: %q", got)
+		}
+		pod.expect(t, "NOERROR", []string{"PTR test-service-2." + suffix}, "-x", ip)
+	})
+	t.Run("E6 E7 endpoint hostname", func(t *testing.T) {
+		pod.expect(t, "NOERROR", []string{"A 10.244.0.11"}, "dns-querier-2.dns-test-service."+suffix, "A")
+		pod.expect(t, "NOERROR", []string{"PTR dns-querier-2.dns-test-service." + suffix}, "-x", "10.244.0.11")
+	})
+	t.Run("E3 E5 partial names through the search list", func(t *testing.T) {
+		conf := filepath.Join(t.TempDir(), "resolv.conf")
+		host, port, _ := strings.Cut(pod.skydns.Addr, ":")
+		content := fmt.Sprintf("nameserver %s\nsearch %s.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n", host, ns)
+		if err := os.WriteFile(conf, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"kubernetes.default", "kubernetes.default.svc", "dns-test-service", "dns-test-service." + ns,
+			"dns-test-service." + ns + ".svc", "test-service-2"} {
+			for _, transport := range []string{"+notcp", "+tcp"} {
+				out := digWithResolvConf(t, conf, "-p", port, "+search", "+noall", "+answer", transport, name, "A")
+				if strings.TrimSpace(out) == "" {
+					t.Errorf("dig +search %s %s: no answer", name, transport)
+				}
+			}
+		}
+	})
+	t.Run("E8 ExternalName updates and type change", func(t *testing.T) {
+		svc := must(admin.CoreV1().Services(ns).Create(ctx, &v1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "dns-test-service-3"},
+			Spec:       v1.ServiceSpec{Type: v1.ServiceTypeExternalName, ExternalName: "foo.example.com"},
+		}, metav1.CreateOptions{}))(t)
+		name := "dns-test-service-3." + suffix
+		pod.expect(t, "NOERROR", []string{"CNAME foo.example.com."}, name, "CNAME")
+		svc.Spec.ExternalName = "bar.example.com"
+		svc = must(admin.CoreV1().Services(ns).Update(ctx, svc, metav1.UpdateOptions{}))(t)
+		pod.expect(t, "NOERROR", []string{"CNAME bar.example.com."}, name, "CNAME")
+		svc.Spec.Type = v1.ServiceTypeClusterIP
+		svc.Spec.ExternalName = ""
+		svc.Spec.Ports = []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}}
+		svc = must(admin.CoreV1().Services(ns).Update(ctx, svc, metav1.UpdateOptions{}))(t)
+		pod.expect(t, "NOERROR", []string{"A " + svc.Spec.ClusterIP}, name, "A")
+	})
+	t.Run("S9 headless with no ready endpoints", func(t *testing.T) {
+		must(admin.CoreV1().Services(ns).Create(ctx, &v1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "empty"},
+			Spec:       v1.ServiceSpec{ClusterIP: v1.ClusterIPNone},
+		}, metav1.CreateOptions{}))(t)
+		pod.expect(t, "NXDOMAIN", nil, "empty."+suffix, "A")
+	})
+	t.Run("S1 dns-version", func(t *testing.T) {
+		pod.expect(t, "NOERROR", []string{`TXT "1.1.0"`}, "dns-version.cluster.local", "TXT")
+	})
+	t.Run("S17 pod record", func(t *testing.T) {
+		p := must(admin.CoreV1().Pods(ns).Create(ctx, &v1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "web"},
+			Spec:       v1.PodSpec{Containers: []v1.Container{{Name: "c", Image: "none"}}},
+		}, metav1.CreateOptions{}))(t)
+		patch := []byte(`{"status":{"podIP":"10.244.3.4","podIPs":[{"ip":"10.244.3.4"}]}}`)
+		must(admin.CoreV1().Pods(ns).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status"))(t)
+		pod.expect(t, "NOERROR", []string{"A 10.244.3.4"}, "10-244-3-4."+ns+".pod.cluster.local", "A")
+		if err := admin.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+			t.Fatal(err)
+		}
+		pod.expect(t, "NXDOMAIN", nil, "10-244-3-4."+ns+".pod.cluster.local", "A")
+	})
+	t.Run("restart after services were deleted and recreated", func(t *testing.T) {
+		pod.kube2sky.Kill()
+		old := svc2.Spec.ClusterIP
+		if err := admin.CoreV1().Services(ns).Delete(ctx, svc2.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.CoreV1().Services(ns).Delete(ctx, "dns-test-service", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		re := must(admin.CoreV1().Services(ns).Create(ctx, &v1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "test-service-2"},
+			Spec:       v1.ServiceSpec{Ports: []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}}},
+		}, metav1.CreateOptions{}))(t)
+		if re.Spec.ClusterIP == old {
+			t.Fatalf("the recreated service got the same IP %s; the test needs a new one", old)
+		}
+		pod.startKube2sky(t)
+		pod.expect(t, "NOERROR", []string{"A " + re.Spec.ClusterIP}, "test-service-2."+suffix, "A")
+		pod.expect(t, "NXDOMAIN", nil, "dns-test-service."+suffix, "A")
+		pod.expect(t, "NOERROR", []string{"PTR test-service-2." + suffix}, "-x", re.Spec.ClusterIP)
+		if _, answers := harness.Dig(t, pod.skydns.Addr, "-x", old); len(answers) != 0 {
+			t.Errorf("stale PTR for the old ClusterIP: %q", answers)
+		}
+	})
+}
+
+// digWithResolvConf runs dig with conf bind-mounted over /etc/resolv.conf in
+// a private mount namespace, so +search uses the test's search list.
+func digWithResolvConf(t *testing.T, conf string, args ...string) string {
+	t.Helper()
+	harness.Tool(t, "dig")
+	script := `mount --bind "$0" /etc/resolv.conf && exec dig "$@"`
+	cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", script, conf}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("dig in a mount namespace: %v\n%s", err, out)
+	}
+	return string(out)
+}
