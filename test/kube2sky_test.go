@@ -70,7 +70,7 @@ func grantKube2sky(t *testing.T, c *harness.Cluster) {
 	}
 }
 
-func startDNSPod(t *testing.T, c *harness.Cluster) *dnsPod {
+func startDNSPod(t *testing.T, c *harness.Cluster, extra ...string) *dnsPod {
 	t.Helper()
 	etcd := harness.StartEtcd(t)
 	p := &dnsPod{etcd: etcd, skydns: startSkydns(t, etcd.URL)}
@@ -78,6 +78,7 @@ func startDNSPod(t *testing.T, c *harness.Cluster) *dnsPod {
 	p.healthz = fmt.Sprintf("http://127.0.0.1:%d", port)
 	p.args = []string{"--domain=cluster.local", "--etcd-server=" + etcd.URL,
 		"--kubecfg-file=" + c.Kubeconfig(t, harness.Kube2skyToken), fmt.Sprintf("--healthz-port=%d", port)}
+	p.args = append(p.args, extra...)
 	p.startKube2sky(t)
 	return p
 }
@@ -297,4 +298,8 @@ func digWithResolvConf(t *testing.T, conf string, args ...string) string {
 		t.Fatalf("dig in a mount namespace: %v\n%s", err, out)
 	}
 	return string(out)
+}
+
+func containsLine(body, line string) bool {
+	return slices.Contains(strings.Split(body, "\n"), line)
 }

@@ -28,6 +28,20 @@ type skydnsProc struct {
 // legacy PROMETHEUS_PORT variable, so no argument is added.
 func startSkydns(t *testing.T, etcdURL string, extra ...string) *skydnsProc {
 	t.Helper()
+	s := startSkydnsUnloaded(t, etcdURL, extra...)
+	// A query before the first list is a SERVFAIL by design: wait it out.
+	harness.Eventually(t, 10*time.Second, "skydns loaded from etcd", func() error {
+		if code, body, err := harness.HTTPGet(s.Metrics + "/ready"); err != nil || code != 200 {
+			return fmt.Errorf("/ready %d %q %v", code, body, err)
+		}
+		return nil
+	})
+	return s
+}
+
+// startSkydnsUnloaded returns once skydns answers DNS, loaded or not.
+func startSkydnsUnloaded(t *testing.T, etcdURL string, extra ...string) *skydnsProc {
+	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
 	metricsPort := harness.FreePort(t)
 	args := append([]string{"-machines=" + etcdURL, "-addr=" + addr, "-ns-rotate=false", "-domain=cluster.local."}, extra...)
@@ -205,7 +219,7 @@ func TestStartedBeforeEtcd(t *testing.T) {
 	c := etcd.Client()
 	etcd.Put(c, svcKey, svcVal)
 	etcd.Stop()
-	s := startSkydns(t, etcd.URL)
+	s := startSkydnsUnloaded(t, etcd.URL)
 	for _, network := range []string{"udp", "tcp"} {
 		m, err := harness.Exchange(s.Addr, network, svcName, dns.TypeA)
 		if err := harness.WantRcode(m, err, dns.RcodeServerFailure); err != nil {

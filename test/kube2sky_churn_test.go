@@ -1,0 +1,87 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skypod/skypod/test/harness"
+)
+
+// With --use-endpointslices kube2sky reads discovery.k8s.io/v1, and an etcd
+// restart in the middle of churn loses no record.
+func TestKube2skyEndpointSlicesAndEtcdRestart(t *testing.T) {
+	cluster := harness.StartCluster(t)
+	grantKube2sky(t, cluster)
+	pod := startDNSPod(t, cluster, "--use-endpointslices")
+	admin := cluster.Admin
+	ctx := context.Background()
+	ns := "slices"
+	createNamespace(t, admin, ns)
+	suffix := ns + ".svc.cluster.local."
+
+	t.Run("EndpointSlices", func(t *testing.T) {
+		must(admin.CoreV1().Services(ns).Create(ctx, &v1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "db"},
+			Spec:       v1.ServiceSpec{ClusterIP: v1.ClusterIPNone, Ports: []v1.ServicePort{{Name: "pg", Port: 5432, Protocol: v1.ProtocolTCP}}},
+		}, metav1.CreateOptions{}))(t)
+		ready, notReady := true, false
+		hostname, portName, portNum, proto := "db-0", "pg", int32(5432), v1.ProtocolTCP
+		must(admin.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Name: "db-abc", Labels: map[string]string{discoveryv1.LabelServiceName: "db"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Endpoints: []discoveryv1.Endpoint{
+				{Addresses: []string{"10.244.5.1"}, Hostname: &hostname, Conditions: discoveryv1.EndpointConditions{Ready: &ready}},
+				{Addresses: []string{"10.244.5.2"}},
+				{Addresses: []string{"10.244.5.3"}, Conditions: discoveryv1.EndpointConditions{Ready: &notReady}},
+			},
+			Ports: []discoveryv1.EndpointPort{{Name: &portName, Port: &portNum, Protocol: &proto}},
+		}, metav1.CreateOptions{}))(t)
+		pod.expect(t, "NOERROR", []string{"A 10.244.5.1", "A 10.244.5.2"}, "db."+suffix, "A")
+		pod.expect(t, "NOERROR", []string{"A 10.244.5.1"}, "db-0.db."+suffix, "A")
+		_, answers := harness.Dig(t, pod.skydns.Addr, "_pg._tcp.db."+suffix, "SRV")
+		if got := rdata(answers); len(got) != 2 || !slices.Contains(got, "SRV 10 50 5432 db-0.db."+suffix) {
+			t.Errorf("SRV per ready endpoint, to its own name: %q", got)
+		}
+		if err := admin.DiscoveryV1().EndpointSlices(ns).Delete(ctx, "db-abc", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		pod.expect(t, "NXDOMAIN", nil, "db."+suffix, "A")
+	})
+
+	t.Run("etcd restarted during churn", func(t *testing.T) {
+		create := func(i int) string {
+			svc := must(admin.CoreV1().Services(ns).Create(ctx, &v1.Service{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("churn-%d", i)},
+				Spec:       v1.ServiceSpec{Ports: []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}}},
+			}, metav1.CreateOptions{}))(t)
+			return svc.Spec.ClusterIP
+		}
+		ips := map[int]string{}
+		for i := 0; i < 10; i++ {
+			ips[i] = create(i)
+		}
+		pod.etcd.Stop()
+		for i := 10; i < 20; i++ {
+			ips[i] = create(i)
+		}
+		if err := admin.CoreV1().Services(ns).Delete(ctx, "churn-0", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // Let kube2sky fail against the stopped etcd.
+		if code, body, _ := harness.HTTPGet(pod.healthz + "/metrics"); code != 200 || !containsLine(body, "kube2sky_etcd_up 0") {
+			t.Errorf("kube2sky_etcd_up should be 0 while etcd is down")
+		}
+		pod.etcd.Start()
+		for i := 1; i < 20; i++ {
+			pod.expect(t, "NOERROR", []string{"A " + ips[i]}, fmt.Sprintf("churn-%d.%s", i, suffix), "A")
+		}
+		pod.expect(t, "NXDOMAIN", nil, "churn-0."+suffix, "A")
+	})
+}
