@@ -32,7 +32,7 @@ type dnsPod struct {
 
 // grantKube2sky applies manifests/kube2sky-rbac.yaml and binds its
 // ClusterRole to the kube2sky test user, who has no other rights.
-func grantKube2sky(t *testing.T, c *harness.Cluster) {
+func grantKube2sky(t testing.TB, c *harness.Cluster) {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("..", "manifests", "kube2sky-rbac.yaml"))
 	if err != nil {
@@ -70,7 +70,7 @@ func grantKube2sky(t *testing.T, c *harness.Cluster) {
 	}
 }
 
-func startDNSPod(t *testing.T, c *harness.Cluster, extra ...string) *dnsPod {
+func startDNSPod(t testing.TB, c *harness.Cluster, extra ...string) *dnsPod {
 	t.Helper()
 	etcd := harness.StartEtcd(t)
 	p := &dnsPod{etcd: etcd, skydns: startSkydns(t, etcd.URL)}
@@ -83,7 +83,7 @@ func startDNSPod(t *testing.T, c *harness.Cluster, extra ...string) *dnsPod {
 	return p
 }
 
-func (p *dnsPod) startKube2sky(t *testing.T) {
+func (p *dnsPod) startKube2sky(t testing.TB) {
 	t.Helper()
 	p.kube2sky = harness.Start(t, "kube2sky", harness.Binary(t, "kube2sky"), p.args)
 	harness.Eventually(t, 30*time.Second, "kube2sky ready", func() error {
@@ -135,7 +135,7 @@ func sorted(s []string) []string {
 	return out
 }
 
-func createNamespace(t *testing.T, admin kubernetes.Interface, ns string) {
+func createNamespace(t testing.TB, admin kubernetes.Interface, ns string) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := admin.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {

@@ -26,7 +26,7 @@ type skydnsProc struct {
 // startSkydns runs bin/skydns with the legacy manifest's exact arguments,
 // pointed at loopback test ports; metrics go to a free port through the
 // legacy PROMETHEUS_PORT variable, so no argument is added.
-func startSkydns(t *testing.T, etcdURL string, extra ...string) *skydnsProc {
+func startSkydns(t testing.TB, etcdURL string, extra ...string) *skydnsProc {
 	t.Helper()
 	s := startSkydnsUnloaded(t, etcdURL, extra...)
 	// A query before the first list is a SERVFAIL by design: wait it out.
@@ -40,7 +40,7 @@ func startSkydns(t *testing.T, etcdURL string, extra ...string) *skydnsProc {
 }
 
 // startSkydnsUnloaded returns once skydns answers DNS, loaded or not.
-func startSkydnsUnloaded(t *testing.T, etcdURL string, extra ...string) *skydnsProc {
+func startSkydnsUnloaded(t testing.TB, etcdURL string, extra ...string) *skydnsProc {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
 	metricsPort := harness.FreePort(t)

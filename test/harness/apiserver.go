@@ -98,7 +98,8 @@ func StartCluster(t testing.TB) *Cluster {
 
 // RestConfig is a client config for the user with token.
 func (c *Cluster) RestConfig(token string) *rest.Config {
-	return &rest.Config{Host: c.URL, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
+	return &rest.Config{Host: c.URL, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{Insecure: true},
+		WarningHandler: rest.NoWarnings{}} // The tests use v1 Endpoints on purpose: kube2sky's default.
 }
 
 // Kubeconfig writes a kubeconfig file for the user with token.

@@ -139,6 +139,24 @@ func StartWithFiles(t testing.TB, name, path string, args []string, files []*os.
 	return p
 }
 
+// PeakRSSMiB is the process's peak resident set size so far (VmHWM).
+func (p *Process) PeakRSSMiB(t testing.TB) float64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(v), "%f", &kb)
+			return kb / 1024
+		}
+	}
+	t.Fatal("no VmHWM in /proc status")
+	return 0
+}
+
 // Log returns what the process has written so far.
 func (p *Process) Log() string {
 	b, _ := os.ReadFile(p.logPath)

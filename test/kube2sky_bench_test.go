@@ -1,0 +1,186 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/skypod/skypod/test/harness"
+)
+
+// BenchmarkKube2sky is `make bench-kube2sky`: with 10,000 services (5,000
+// per namespace) and their endpoints already in a real apiserver, it
+// measures kube2sky's start to every record in etcd, the propagation of
+// 200 new services to a correct answer through skydns, the etcd writes of a
+// resync with no change, and kube2sky's peak RSS. Run it once (-benchtime 1x).
+func BenchmarkKube2sky(b *testing.B) {
+	services := 10000
+	if n, err := strconv.Atoi(os.Getenv("BENCH_SERVICES")); err == nil {
+		services = n
+	}
+	cluster := harness.StartCluster(b)
+	grantKube2sky(b, cluster)
+	cfg := cluster.RestConfig(harness.AdminToken)
+	cfg.QPS, cfg.Burst = 2000, 4000
+	admin := kubernetes.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	start := time.Now()
+	perNS := 5000
+	for ns := 0; ns*perNS < services; ns++ {
+		createNamespace(b, admin, fmt.Sprintf("bench-%d", ns))
+	}
+	parallel(b, services, func(i int) error {
+		ns, name := fmt.Sprintf("bench-%d", i/perNS), fmt.Sprintf("svc-%d", i)
+		if _, err := admin.CoreV1().Services(ns).Create(ctx, benchService(name), metav1.CreateOptions{}); err != nil {
+			return err
+		}
+		_, err := admin.CoreV1().Endpoints(ns).Create(ctx, &v1.Endpoints{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Subsets: []v1.EndpointSubset{{
+				Addresses: []v1.EndpointAddress{{IP: fmt.Sprintf("10.200.%d.%d", i>>8, i&255)}},
+				Ports:     []v1.EndpointPort{{Name: "http", Port: 8080, Protocol: v1.ProtocolTCP}},
+			}},
+		}, metav1.CreateOptions{})
+		return err
+	})
+	b.Logf("created %d services and endpoints in %.1fs", services, time.Since(start).Seconds())
+
+	b.ResetTimer()
+	syncStart := time.Now()
+	pod := startDNSPod(b, cluster, "--resync-period=15s", "--log-level=warn")
+	syncSeconds := time.Since(syncStart).Seconds()
+	keys := countKeys(b, pod, "/skydns/local/cluster/svc/")
+	if keys < 2*services {
+		b.Fatalf("%d keys in etcd after the first sync, want at least %d", keys, 2*services)
+	}
+
+	latencies := make([]float64, 0, 200)
+	for i := 0; i < 200; i++ {
+		name := fmt.Sprintf("new-%d", i)
+		created := time.Now()
+		svc, err := admin.CoreV1().Services("bench-0").Create(ctx, benchService(name), metav1.CreateOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		qname := name + ".bench-0.svc.cluster.local."
+		for {
+			m, err := harness.Exchange(pod.skydns.Addr, "udp", qname, dns.TypeA)
+			if err == nil && slices.Equal(harness.Answers(m), []string{svc.Spec.ClusterIP}) {
+				break
+			}
+			if time.Since(created) > 30*time.Second {
+				b.Fatalf("%s not answered within 30s", qname)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		latencies = append(latencies, time.Since(created).Seconds()*1000)
+	}
+	slices.Sort(latencies)
+
+	written := func() float64 {
+		return metricValue(b, pod.healthz, "kube2sky_records_written_total") + metricValue(b, pod.healthz, "kube2sky_records_deleted_total")
+	}
+	resyncs := func() float64 { return metricValue(b, pod.healthz, "kube2sky_last_resync_timestamp_seconds") }
+	before, resyncBefore := written(), resyncs()
+	harness.Eventually(b, 40*time.Second, "a periodic resync", func() error {
+		if resyncs() == resyncBefore {
+			return fmt.Errorf("no resync yet")
+		}
+		return nil
+	})
+	harness.Eventually(b, 20*time.Second, "the resync's queue drained", func() error {
+		if v := metricValue(b, pod.healthz, "kube2sky_queue_depth"); v != 0 {
+			return fmt.Errorf("queue depth %v", v)
+		}
+		return nil
+	})
+	noopWrites := written() - before
+	rss := pod.kube2sky.PeakRSSMiB(b)
+
+	b.ReportMetric(syncSeconds, "initial-sync-s")
+	b.ReportMetric(latencies[len(latencies)/2], "propagation-p50-ms")
+	b.ReportMetric(latencies[len(latencies)*99/100], "propagation-p99-ms")
+	b.ReportMetric(noopWrites, "noop-resync-writes")
+	b.ReportMetric(rss, "kube2sky-peak-RSS-MiB")
+	b.Logf("services %d; initial sync %.2fs (target < 20s); propagation p50 %.1f ms, p99 %.1f ms (target < 250 ms); "+
+		"no-change resync writes %v (must be 0); kube2sky peak RSS %.0f MiB",
+		services, syncSeconds, latencies[len(latencies)/2], latencies[len(latencies)*99/100], noopWrites, rss)
+}
+
+func benchService(name string) *v1.Service {
+	return &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       v1.ServiceSpec{Ports: []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}}},
+	}
+}
+
+// parallel runs f for 0..n-1 on 16 goroutines, failing on the first error.
+func parallel(tb testing.TB, n int, f func(int) error) {
+	tb.Helper()
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	next := make(chan int)
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := f(i); err != nil {
+					once.Do(func() { first = err })
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if first != nil {
+		tb.Fatal(first)
+	}
+}
+
+func countKeys(tb testing.TB, pod *dnsPod, prefix string) int {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := pod.etcd.Client().Get(ctx, prefix, clientv3WithPrefixCount()...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return int(resp.Count)
+}
+
+func metricValue(tb testing.TB, base, name string) float64 {
+	tb.Helper()
+	_, body, err := harness.HTTPGet(base + "/metrics")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	tb.Fatalf("metric %s not found", name)
+	return 0
+}
+
+func clientv3WithPrefixCount() []clientv3.OpOption {
+	return []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithCountOnly()}
+}
