@@ -73,7 +73,8 @@ func grantKube2sky(t testing.TB, c *harness.Cluster) {
 func startDNSPod(t testing.TB, c *harness.Cluster, extra ...string) *dnsPod {
 	t.Helper()
 	etcd := harness.StartEtcd(t)
-	p := &dnsPod{etcd: etcd, skydns: startSkydns(t, etcd.URL)}
+	// Upstream is a fake on loopback, for ExternalName targets.
+	p := &dnsPod{etcd: etcd, skydns: startSkydns(t, etcd.URL, "-nameservers="+startFakeUpstream(t))}
 	port := harness.FreePort(t)
 	p.healthz = fmt.Sprintf("http://127.0.0.1:%d", port)
 	p.args = []string{"--domain=cluster.local", "--etcd-server=" + etcd.URL,
@@ -260,6 +261,135 @@ func TestKube2skyAgainstARealAPIServer(t *testing.T) {
 		}
 		pod.expect(t, "NXDOMAIN", nil, "10-244-3-4."+ns+".pod.cluster.local", "A")
 	})
+	t.Run("spec cases S3 S5 S7 S11 S14 S15 S16 and E11", func(t *testing.T) {
+		dual := must(admin.CoreV1().Services(ns).Create(ctx, &v1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "dual"},
+			Spec: v1.ServiceSpec{IPFamilyPolicy: ptrTo(v1.IPFamilyPolicyRequireDualStack),
+				IPFamilies: []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol},
+				Ports:      []v1.ServicePort{{Port: 80, Protocol: v1.ProtocolTCP}}},
+		}, metav1.CreateOptions{}))(t)
+		if len(dual.Spec.ClusterIPs) != 2 {
+			t.Fatalf("dual-stack service got %v", dual.Spec.ClusterIPs)
+		}
+		v4, v6 := dual.Spec.ClusterIPs[0], dual.Spec.ClusterIPs[1]
+		pod.expect(t, "NOERROR", []string{"A " + v4}, "dual."+suffix, "A")
+		pod.expect(t, "NOERROR", []string{"AAAA " + v6}, "dual."+suffix, "AAAA")
+		pod.expect(t, "NOERROR", []string{"PTR dual." + suffix}, "-x", v6)
+		pod.expect(t, "NXDOMAIN", nil, "_http._tcp.dual."+suffix, "SRV") // S5: an unnamed port has no SRV.
+
+		must(admin.CoreV1().Services(ns).Create(ctx, &v1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "hl6"},
+			Spec: v1.ServiceSpec{ClusterIP: v1.ClusterIPNone, IPFamilies: []v1.IPFamily{v1.IPv6Protocol},
+				Ports: []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}}},
+		}, metav1.CreateOptions{}))(t)
+		must(admin.CoreV1().Endpoints(ns).Create(ctx, &v1.Endpoints{
+			ObjectMeta: metav1.ObjectMeta{Name: "hl6"},
+			Subsets: []v1.EndpointSubset{{
+				Addresses: []v1.EndpointAddress{{IP: "fd00:244::1", Hostname: "my-pet"}, {IP: "fd00:244::2"}},
+				Ports:     []v1.EndpointPort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}},
+			}},
+		}, metav1.CreateOptions{}))(t)
+		pod.expect(t, "NOERROR", []string{"AAAA fd00:244::1", "AAAA fd00:244::2"}, "hl6."+suffix, "AAAA")
+		pod.expect(t, "NOERROR", []string{"AAAA fd00:244::1"}, "my-pet.hl6."+suffix, "AAAA")
+
+		must(admin.CoreV1().Services(ns).Create(ctx, &v1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "ext"},
+			Spec:       v1.ServiceSpec{Type: v1.ServiceTypeExternalName, ExternalName: "www.example.com"},
+		}, metav1.CreateOptions{}))(t)
+		pod.expect(t, "NOERROR", []string{"CNAME www.example.com.", "A 192.0.2.53"}, "ext."+suffix, "A")
+		pod.expect(t, "NOERROR", []string{"CNAME www.example.com.", "AAAA 2001:db8::53"}, "ext."+suffix, "AAAA")
+
+		pod.expect(t, "NOERROR", []string{"A " + svc2.Spec.ClusterIP}, "TeSt-SeRvIcE-2."+strings.ToUpper(ns)+".SvC.cluster.LOCAL.", "A")
+
+		digit := must(admin.CoreV1().Services(ns).Create(ctx, &v1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "1kubernetes"},
+			Spec:       v1.ServiceSpec{Ports: []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}}},
+		}, metav1.CreateOptions{}))(t)
+		pod.expect(t, "NOERROR", []string{"A " + digit.Spec.ClusterIP}, "1kubernetes."+suffix, "A")
+	})
+	t.Run("legacy cases K2 K2b K8 through the API", func(t *testing.T) {
+		must(admin.CoreV1().Services(ns).Create(ctx, &v1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "k2"},
+			Spec:       v1.ServiceSpec{ClusterIP: v1.ClusterIPNone, Ports: []v1.ServicePort{{Port: 80, Protocol: v1.ProtocolTCP}}},
+		}, metav1.CreateOptions{}))(t)
+		tcp := v1.ProtocolTCP
+		first := v1.EndpointSubset{
+			Addresses: []v1.EndpointAddress{{IP: "10.0.0.1"}, {IP: "10.0.0.2"}},
+			Ports:     []v1.EndpointPort{{Name: "http1", Port: 80, Protocol: tcp}, {Name: "http2", Port: 81, Protocol: tcp}},
+		}
+		second := v1.EndpointSubset{
+			Addresses: []v1.EndpointAddress{{IP: "10.0.0.3"}, {IP: "10.0.0.4"}},
+			Ports:     []v1.EndpointPort{{Name: "https", Port: 443, Protocol: tcp}},
+		}
+		eps := must(admin.CoreV1().Endpoints(ns).Create(ctx, &v1.Endpoints{
+			ObjectMeta: metav1.ObjectMeta{Name: "k2"}, Subsets: []v1.EndpointSubset{first, second},
+		}, metav1.CreateOptions{}))(t)
+		pod.expect(t, "NOERROR", []string{"A 10.0.0.1", "A 10.0.0.2", "A 10.0.0.3", "A 10.0.0.4"}, "k2."+suffix, "A")
+		for port, want := range map[string]string{"http1": "80", "http2": "81", "https": "443"} {
+			_, answers := harness.Dig(t, pod.skydns.Addr, "_"+port+"._tcp.k2."+suffix, "SRV")
+			got := rdata(answers)
+			if len(got) != 2 || !strings.HasPrefix(got[0], "SRV 10 50 "+want+" ") || !strings.HasPrefix(got[1], "SRV 10 50 "+want+" ") {
+				t.Errorf("K2 %s: %q", port, got)
+			}
+		}
+		eps.Subsets = []v1.EndpointSubset{first}
+		must(admin.CoreV1().Endpoints(ns).Update(ctx, eps, metav1.UpdateOptions{}))(t)
+		pod.expect(t, "NOERROR", []string{"A 10.0.0.1", "A 10.0.0.2"}, "k2."+suffix, "A")
+		pod.expect(t, "NXDOMAIN", nil, "_https._tcp.k2."+suffix, "SRV")
+
+		k8 := must(admin.CoreV1().Services(ns).Create(ctx, &v1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "k8"},
+			Spec:       v1.ServiceSpec{Ports: []v1.ServicePort{{Name: "http1", Port: 80, Protocol: tcp}}},
+		}, metav1.CreateOptions{}))(t)
+		pod.expect(t, "NOERROR", []string{"SRV 10 100 80 k8." + suffix}, "_http1._tcp.k8."+suffix, "SRV")
+		k8.Spec.Ports[0].Name = "http2"
+		must(admin.CoreV1().Services(ns).Update(ctx, k8, metav1.UpdateOptions{}))(t)
+		pod.expect(t, "NOERROR", []string{"SRV 10 100 80 k8." + suffix}, "_http2._tcp.k8."+suffix, "SRV")
+		pod.expect(t, "NXDOMAIN", nil, "_http1._tcp.k8."+suffix, "SRV")
+	})
+	t.Run("legacy cases K1 K3 K4 K7 K9 through the API", func(t *testing.T) {
+		tcp := v1.ProtocolTCP
+		must(admin.CoreV1().Services(ns).Create(ctx, &v1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "k4"},
+			Spec:       v1.ServiceSpec{ClusterIP: v1.ClusterIPNone, Ports: []v1.ServicePort{{Port: 80, Protocol: tcp}}},
+		}, metav1.CreateOptions{}))(t)
+		pod.expect(t, "NXDOMAIN", nil, "k4."+suffix, "A") // K4: no endpoints yet.
+		one := v1.EndpointSubset{Addresses: []v1.EndpointAddress{{IP: "10.1.0.1"}, {IP: "10.1.0.2"}}, Ports: []v1.EndpointPort{{Port: 80, Protocol: tcp}}}
+		two := v1.EndpointSubset{Addresses: []v1.EndpointAddress{{IP: "10.1.0.3"}, {IP: "10.1.0.4"}}, Ports: []v1.EndpointPort{{Port: 8080, Protocol: tcp}}}
+		eps := must(admin.CoreV1().Endpoints(ns).Create(ctx, &v1.Endpoints{
+			ObjectMeta: metav1.ObjectMeta{Name: "k4"}, Subsets: []v1.EndpointSubset{one},
+		}, metav1.CreateOptions{}))(t)
+		pod.expect(t, "NOERROR", []string{"A 10.1.0.1", "A 10.1.0.2"}, "k4."+suffix, "A") // K3, first subset.
+		eps.Subsets = append(eps.Subsets, two)
+		must(admin.CoreV1().Endpoints(ns).Update(ctx, eps, metav1.UpdateOptions{}))(t)
+		pod.expect(t, "NOERROR", []string{"A 10.1.0.1", "A 10.1.0.2", "A 10.1.0.3", "A 10.1.0.4"}, "k4."+suffix, "A") // K1, K3.
+		if err := admin.CoreV1().Services(ns).Delete(ctx, "k4", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		pod.expect(t, "NXDOMAIN", nil, "k4."+suffix, "A") // K1: removeService leaves nothing.
+
+		k7 := must(admin.CoreV1().Services(ns).Create(ctx, &v1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "k7"},
+			Spec:       v1.ServiceSpec{Ports: []v1.ServicePort{{Port: 80, Protocol: tcp}}},
+		}, metav1.CreateOptions{}))(t)
+		pod.expect(t, "NOERROR", []string{"A " + k7.Spec.ClusterIP}, "k7."+suffix, "A")
+		if err := admin.CoreV1().Services(ns).Delete(ctx, "k7", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		pod.expect(t, "NXDOMAIN", nil, "k7."+suffix, "A")
+
+		p := must(admin.CoreV1().Pods(ns).Create(ctx, &v1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "k9"},
+			Spec:       v1.PodSpec{Containers: []v1.Container{{Name: "c", Image: "none"}}},
+		}, metav1.CreateOptions{}))(t)
+		pod.expect(t, "NXDOMAIN", nil, "1-2-3-4."+ns+".pod.cluster.local", "A") // K9: no IP, no record.
+		for _, ip := range []string{"1.2.3.4", "4.3.2.1"} {
+			patch := []byte(`{"status":{"podIP":"` + ip + `","podIPs":[{"ip":"` + ip + `"}]}}`)
+			must(admin.CoreV1().Pods(ns).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status"))(t)
+			pod.expect(t, "NOERROR", []string{"A " + ip}, strings.ReplaceAll(ip, ".", "-")+"."+ns+".pod.cluster.local", "A")
+		}
+		pod.expect(t, "NXDOMAIN", nil, "1-2-3-4."+ns+".pod.cluster.local", "A") // K9d: the old IP's record is gone.
+	})
 	t.Run("restart after services were deleted and recreated", func(t *testing.T) {
 		pod.kube2sky.Kill()
 		old := svc2.Spec.ClusterIP
@@ -303,3 +433,5 @@ func digWithResolvConf(t *testing.T, conf string, args ...string) string {
 func containsLine(body, line string) bool {
 	return slices.Contains(strings.Split(body, "\n"), line)
 }
+
+func ptrTo[T any](v T) *T { return &v }

@@ -322,7 +322,7 @@ func TestMalformedPackets(t *testing.T) {
 }
 
 // A fake upstream on loopback stands in for the cluster's resolvers.
-func startFakeUpstream(t *testing.T) string {
+func startFakeUpstream(t testing.TB) string {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -335,6 +335,8 @@ func startFakeUpstream(t *testing.T) string {
 		switch {
 		case strings.EqualFold(q.Name, "www.example.com.") && q.Qtype == dns.TypeA:
 			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: net.ParseIP("192.0.2.53")}}
+		case strings.EqualFold(q.Name, "www.example.com.") && q.Qtype == dns.TypeAAAA:
+			m.Answer = []dns.RR{&dns.AAAA{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 300}, AAAA: net.ParseIP("2001:db8::53")}}
 		case strings.EqualFold(q.Name, "123.2.0.192.in-addr.arpa.") && q.Qtype == dns.TypePTR:
 			m.Answer = []dns.RR{&dns.PTR{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: 300}, Ptr: "my.test."}}
 		default:

@@ -60,7 +60,11 @@ func StartCluster(t testing.TB) *Cluster {
 		"--service-account-issuer=https://kubernetes.default.svc",
 		"--service-account-key-file=" + filepath.Join(dir, "sa.pub"),
 		"--service-account-signing-key-file=" + filepath.Join(dir, "sa.key"),
-		"--service-cluster-ip-range=10.0.0.0/16",
+		// Dual-stack, so the IPv6 cases of the DNS spec can be tested; services
+		// stay IPv4-only unless they ask for both.
+		"--service-cluster-ip-range=10.0.0.0/16,fd00:10::/108",
+		// Service names that start with a digit (e2e case E11): alpha in 1.34.
+		"--feature-gates=RelaxedServiceNameValidation=true",
 		"--authorization-mode=RBAC",
 		"--token-auth-file=" + filepath.Join(dir, "tokens.csv"),
 		fmt.Sprintf("--secure-port=%d", port),
