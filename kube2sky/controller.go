@@ -172,8 +172,13 @@ func (c *Controller) enqueue(owner string) {
 	c.queue.Add(owner)
 }
 
-// Ready reports whether the first full sync has completed.
-func (c *Controller) Ready() bool { return c.ready.Load() }
+// Ready reports whether the records in etcd can be trusted: the first full
+// sync has completed and etcd is answering.
+func (c *Controller) Ready() bool { return c.ready.Load() && c.etcdUp.Load() }
+
+// probeEvery is how often an idle kube2sky checks that etcd still answers,
+// so readiness and kube2sky_etcd_up follow an outage with no writes pending.
+const probeEvery = 2 * time.Second
 
 // Run syncs until ctx ends: a full sync first, then events, with a full
 // resync every period and whenever etcd comes back after failing.
@@ -188,6 +193,8 @@ func (c *Controller) Run(ctx context.Context, workers int, period time.Duration)
 	}
 	resync := time.NewTicker(period)
 	defer resync.Stop()
+	probe := time.NewTicker(probeEvery)
+	defer probe.Stop()
 	c.resyncUntilListed(ctx)
 	for {
 		select {
@@ -195,12 +202,26 @@ func (c *Controller) Run(ctx context.Context, workers int, period time.Duration)
 			return nil
 		case <-resync.C:
 			c.resyncUntilListed(ctx)
-		case <-time.After(time.Second):
+		case <-probe.C:
+			c.probe(ctx)
 			if c.needRelist.Swap(false) {
 				c.resyncUntilListed(ctx)
 			}
 		}
 	}
+}
+
+// probe lists the one dns-version key: cheap, and proof etcd answers.
+func (c *Controller) probe(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, min(c.timeout, probeEvery))
+	defer cancel()
+	for k := range c.namer.DNSVersion() {
+		if _, err := c.store.List(pctx, k); err != nil {
+			c.etcdFailed(err)
+			return
+		}
+	}
+	c.etcdOK()
 }
 
 // resyncUntilListed lists what kube2sky owns in etcd, retrying with backoff

@@ -78,10 +78,33 @@ func TestKube2skyEndpointSlicesAndEtcdRestart(t *testing.T) {
 		if code, body, _ := harness.HTTPGet(pod.healthz + "/metrics"); code != 200 || !containsLine(body, "kube2sky_etcd_up 0") {
 			t.Errorf("kube2sky_etcd_up should be 0 while etcd is down")
 		}
+		if code, _, _ := harness.HTTPGet(pod.healthz + "/readiness"); code != 503 {
+			t.Errorf("/readiness = %d while etcd is down, want 503", code)
+		}
 		pod.etcd.Start()
 		for i := 1; i < 20; i++ {
 			pod.expect(t, "NOERROR", []string{"A " + ips[i]}, fmt.Sprintf("churn-%d.%s", i, suffix), "A")
 		}
 		pod.expect(t, "NXDOMAIN", nil, "churn-0."+suffix, "A")
+		if code, _, _ := harness.HTTPGet(pod.healthz + "/readiness"); code != 200 {
+			t.Errorf("/readiness = %d after etcd returned, want 200", code)
+		}
+	})
+
+	t.Run("idle kube2sky notices an etcd outage", func(t *testing.T) {
+		pod.etcd.Stop()
+		harness.Eventually(t, 10*time.Second, "not ready while etcd is down", func() error {
+			if code, _, _ := harness.HTTPGet(pod.healthz + "/readiness"); code != 503 {
+				return fmt.Errorf("/readiness = %d", code)
+			}
+			return nil
+		})
+		pod.etcd.Start()
+		harness.Eventually(t, 15*time.Second, "ready again", func() error {
+			if code, _, _ := harness.HTTPGet(pod.healthz + "/readiness"); code != 200 {
+				return fmt.Errorf("/readiness = %d", code)
+			}
+			return nil
+		})
 	})
 }

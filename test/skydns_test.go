@@ -417,15 +417,24 @@ func TestCleanShutdownOnSIGTERM(t *testing.T) {
 }
 
 func TestBadFlagsExitWithOneLine(t *testing.T) {
-	tests := [][]string{
-		{"-addr=localhost:53"},
-		{"-no-such-flag"},
-		{"-domain="},
-		{"-rtimeout=forever"},
-		{"--log-format=xml"},
+	tests := []struct {
+		binary string
+		args   []string
+	}{
+		{"skydns", []string{"-addr=localhost:53"}},
+		{"skydns", []string{"-no-such-flag"}},
+		{"skydns", []string{"-domain="}},
+		{"skydns", []string{"-rtimeout=forever"}},
+		{"skydns", []string{"--log-format=xml"}},
+		{"kube2sky", []string{"--etcd-server=127.0.0.1:4001"}},
+		{"kube2sky", []string{"--kube_master_url=http://:8080"}},
+		{"kube2sky", []string{"--etcd_mutation_timeout=soon"}},
+		{"kube2sky", []string{"-healthz-port=0"}},
+		{"kube2sky", []string{"--no-such-flag"}},
 	}
-	for _, args := range tests {
-		p := harness.Start(t, "skydns", harness.Binary(t, "skydns"), args)
+	for _, tc := range tests {
+		binary, args := tc.binary, tc.args
+		p := harness.Start(t, binary, harness.Binary(t, binary), args)
 		harness.Eventually(t, 5*time.Second, "exit", func() error {
 			if exited, _ := p.Exited(); !exited {
 				return fmt.Errorf("still running")
@@ -434,7 +443,7 @@ func TestBadFlagsExitWithOneLine(t *testing.T) {
 		})
 		_, err := p.Exited()
 		out := strings.TrimSpace(p.Log())
-		if err == nil || strings.Count(out, "\n") != 0 || !strings.HasPrefix(out, "skydns: ") {
+		if err == nil || strings.Count(out, "\n") != 0 || !strings.HasPrefix(out, binary+": ") {
 			t.Errorf("%v: exit %v, output %q: want non-zero and one line", args, err, out)
 		}
 	}
