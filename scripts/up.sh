@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make up: run the DNS pod on loopback and show how to query it.
-# Today: etcd + skydns with demo records in kube2sky's layout. kube2sky,
-# a kube-apiserver and exec-healthz join as their issues land.
+# Today: etcd + skydns with demo records in kube2sky's layout. A
+# kube-apiserver, kube2sky and exec-healthz join with the main job (issue #4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
