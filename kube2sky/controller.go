@@ -21,6 +21,8 @@ import (
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skypod/skypod/internal/backoff"
 )
 
 // podIPIndex finds pods by namespace and dashed IP: host-network pods share
@@ -227,15 +229,14 @@ func (c *Controller) probe(ctx context.Context) {
 // resyncUntilListed lists what kube2sky owns in etcd, retrying with backoff
 // while etcd is down, then enqueues every owner known to either side.
 func (c *Controller) resyncUntilListed(ctx context.Context) {
-	backoff := 100 * time.Millisecond
+	retry := backoff.Doubling{Min: 100 * time.Millisecond, Max: 10 * time.Second}
 	for ctx.Err() == nil {
 		err := c.resync(ctx)
 		if err == nil {
 			return
 		}
 		c.etcdFailed(err)
-		sleepCtx(ctx, backoff)
-		backoff = min(2*backoff, 10*time.Second)
+		retry.Wait(ctx)
 	}
 }
 
@@ -456,14 +457,5 @@ func (c *Controller) etcdOK() {
 			// Back after a failure: compare everything, in case writes were lost.
 			c.needRelist.Store(true)
 		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/skypod/skypod/internal/backoff"
 	"github.com/skypod/skypod/skydns/msg"
 )
 
@@ -53,7 +54,7 @@ func NewWatcher(etcd etcdReader, prefix string, index *Index, metrics *Metrics, 
 
 // Run mirrors etcd until ctx ends.
 func (w *Watcher) Run(ctx context.Context) {
-	backoff := 100 * time.Millisecond
+	retry := backoff.Doubling{Min: 100 * time.Millisecond, Max: w.maxBackoff}
 	failing := false
 	for ctx.Err() == nil {
 		rev, err := w.list(ctx)
@@ -65,12 +66,11 @@ func (w *Watcher) Run(ctx context.Context) {
 			}
 			failing = true
 			w.setDown(err)
-			sleep(ctx, backoff)
-			backoff = min(2*backoff, w.maxBackoff)
+			retry.Wait(ctx)
 			continue
 		}
 		failing = false
-		backoff = 100 * time.Millisecond
+		retry.Reset()
 		w.setUp()
 		if err := w.watch(ctx, rev); err != nil && ctx.Err() == nil {
 			w.log.Warn("etcd watch ended; listing again", "err", err)
@@ -203,14 +203,5 @@ func (w *Watcher) Status() (ready bool, detail string) {
 		return true, fmt.Sprintf("stale: etcd unreachable since %s; serving the %d records last loaded", since, w.index.Len())
 	default:
 		return true, "ok"
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }

@@ -6,54 +6,24 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
+	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
-	"github.com/skypod/skypod/internal/flagutil"
-	"github.com/skypod/skypod/internal/httpserve"
-	"github.com/skypod/skypod/internal/logging"
-	"github.com/skypod/skypod/internal/version"
+	"github.com/skypod/skypod/internal/cmdmain"
 	"github.com/skypod/skypod/skydns"
 )
 
-func main() { os.Exit(run(os.Args[1:])) }
-
-func run(args []string) int {
+func main() {
 	cfg := skydns.NewConfig(os.Getenv)
 	fs := pflag.NewFlagSet("skydns", pflag.ContinueOnError)
 	cfg.AddFlags(fs)
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	if err := flagutil.Parse(fs, args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(os.Stderr, "skydns:", err)
-		return 2
-	}
-	if *showVersion {
-		fmt.Println("skydns", version.Version)
-		return 0
-	}
-	if err := cfg.Finish(); err != nil {
-		fmt.Fprintln(os.Stderr, "skydns:", err)
-		return 2
-	}
-	log, err := logging.New(os.Stderr, cfg.Log)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "skydns:", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	log.Info("starting", "version", version.Version)
-	if err := skydns.Run(ctx, cfg, log, httpserve.NewRegistry()); err != nil {
-		log.Error("skydns failed", "err", err)
-		return 1
-	}
-	return 0
+	os.Exit(cmdmain.Main(cmdmain.Program{
+		Name: "skydns", Flags: fs, Finish: cfg.Finish, Log: &cfg.Log,
+		Run: func(ctx context.Context, log *slog.Logger, reg *prometheus.Registry) error {
+			return skydns.Run(ctx, cfg, log, reg)
+		},
+	}, os.Args[1:], os.Stdout, os.Stderr))
 }
