@@ -43,6 +43,11 @@ func startSkydns(t testing.TB, etcdURL string, extra ...string) *skydnsProc {
 func startSkydnsUnloaded(t testing.TB, etcdURL string, extra ...string) *skydnsProc {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
+	for _, arg := range extra {
+		if a, ok := strings.CutPrefix(arg, "-addr="); ok {
+			addr = a // A later -addr wins in skydns, and here.
+		}
+	}
 	metricsPort := harness.FreePort(t)
 	args := append([]string{"-machines=" + etcdURL, "-addr=" + addr, "-ns-rotate=false", "-domain=cluster.local."}, extra...)
 	// Forwarding defaults to this machine's resolv.conf, which names no

@@ -1,0 +1,152 @@
+package healthz
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/spf13/pflag"
+
+	"github.com/skypod/skypod/internal/flagutil"
+)
+
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time { return c.t }
+
+func get(t *testing.T, mux http.Handler, path string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	return rec.Code, rec.Body.String()
+}
+
+func TestHealthzResults(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	var output []byte
+	var runErr error
+	run := func(context.Context, string) ([]byte, error) { return output, runErr }
+	reg := prometheus.NewRegistry()
+	metrics := NewMetrics(reg)
+	p := NewProber(Probe{Cmd: "nslookup x", URL: "/healthz"}, run, clock.now, time.Second, metrics, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	mux := Mux([]*Prober{p}, 30*time.Second, reg)
+
+	tests := []struct {
+		name   string
+		step   func()
+		path   string
+		code   int
+		body   string
+		prefix bool
+	}{
+		{"healthy before the first run, as in 1.0", func() {}, "/healthz", 200, "ok", false},
+		{"a failed run", func() {
+			output, runErr = []byte("server can't find x"), errors.New("exit status 1")
+			p.RunOnce(context.Background())
+		},
+			"/healthz", 503, "Healthz probe error: Result of last exec: server can't find x, at ", true},
+		{"a good run", func() { output, runErr = []byte("Name: x"), nil; p.RunOnce(context.Background()) }, "/healthz", 200, "ok", false},
+		{"the result grows old", func() { clock.t = clock.t.Add(31 * time.Second) }, "/healthz", 503, "Latest result too old to be useful: Result of last exec: Name: x", true},
+		{"unknown paths are 404", func() {}, "/", 404, "", true},
+		{"no /quit", func() {}, "/quit", 404, "", true},
+	}
+	for _, tc := range tests {
+		tc.step()
+		code, body := get(t, mux, tc.path)
+		if code != tc.code || (tc.prefix && !strings.HasPrefix(body, tc.body)) || (!tc.prefix && body != tc.body) {
+			t.Errorf("%s: %d %q, want %d %q", tc.name, code, body, tc.code, tc.body)
+		}
+	}
+	if got := promtestutil.ToFloat64(metrics.failures.WithLabelValues("/healthz")); got != 1 {
+		t.Errorf("failures = %v", got)
+	}
+	if got := promtestutil.ToFloat64(metrics.runs.WithLabelValues("/healthz")); got != 2 {
+		t.Errorf("runs = %v", got)
+	}
+}
+
+func TestHangingCommandIsKilled(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	p := NewProber(Probe{Cmd: "sleep 30", URL: "/healthz"}, ShellRunner, time.Now, 200*time.Millisecond, NewMetrics(reg), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	start := time.Now()
+	p.RunOnce(context.Background())
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("a hanging command held the prober for %v", took)
+	}
+	if r := p.Last(); r.Err == nil || !strings.Contains(r.Err.Error(), "killed after") {
+		t.Fatalf("result %v, want a timeout error", r)
+	}
+}
+
+func TestShellRunnerKeepsRedirections(t *testing.T) {
+	out, err := ShellRunner(context.Background(), "echo visible; echo hidden >/dev/null")
+	if err != nil || string(out) != "visible\n" {
+		t.Fatalf("%q %v", out, err)
+	}
+}
+
+func TestMultiProbeWording(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	fail := func(context.Context, string) ([]byte, error) { return nil, errors.New("boom") }
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	a := NewProber(Probe{Cmd: "a", URL: "/a"}, fail, time.Now, time.Second, m, log)
+	b := NewProber(Probe{Cmd: "b", URL: "/b"}, fail, time.Now, time.Second, m, log)
+	a.RunOnce(context.Background())
+	mux := Mux([]*Prober{a, b}, time.Minute, reg)
+	if code, body := get(t, mux, "/a"); code != 503 || !strings.HasPrefix(body, "Healthz probe on /a error: ") {
+		t.Errorf("/a: %d %q", code, body)
+	}
+	if code, _ := get(t, mux, "/b"); code != 200 {
+		t.Errorf("/b has not run yet: %d", code)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	tests := []struct {
+		args    []string
+		wantErr bool
+		probes  []Probe
+	}{
+		{[]string{"-cmd=nslookup kubernetes.default.svc.cluster.local 127.0.0.1 >/dev/null", "-port=8080"}, false,
+			[]Probe{{"nslookup kubernetes.default.svc.cluster.local 127.0.0.1 >/dev/null", "/healthz"}}},
+		{nil, false, []Probe{{"echo healthz", "/healthz"}}},
+		{[]string{"--cmd=a", "--url=/a", "--cmd=b", "--url=/b"}, false, []Probe{{"a", "/a"}, {"b", "/b"}}},
+		{[]string{"--cmd=a", "--cmd=b", "--url=/a"}, true, nil},
+		{[]string{"--cmd=a", "--url=metrics"}, true, nil},
+		{[]string{"-period=0s"}, true, nil},
+		{[]string{"-port=99999"}, true, nil},
+	}
+	for _, tc := range tests {
+		cfg := NewConfig()
+		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+		cfg.AddFlags(fs)
+		err := flagutil.Parse(fs, tc.args)
+		if err == nil {
+			err = cfg.Finish()
+		}
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%v: err %v", tc.args, err)
+			continue
+		}
+		if err == nil && strings.Join(probeStrings(cfg.Probes()), "|") != strings.Join(probeStrings(tc.probes), "|") {
+			t.Errorf("%v: probes %v, want %v", tc.args, cfg.Probes(), tc.probes)
+		}
+	}
+}
+
+func probeStrings(ps []Probe) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.Cmd+"@"+p.URL)
+	}
+	return out
+}
