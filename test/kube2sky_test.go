@@ -11,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -34,40 +36,60 @@ type dnsPod struct {
 // ClusterRole to the kube2sky test user, who has no other rights.
 func grantKube2sky(t testing.TB, c *harness.Cluster) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "manifests", "kube2sky-rbac.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	var role *rbacv1.ClusterRole
-	for _, doc := range strings.Split(string(raw), "\n---\n") {
-		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
-		if err != nil {
-			t.Fatalf("manifest: %v", err)
-		}
-		switch o := obj.(type) {
-		case *v1.ServiceAccount:
-			_, err = c.Admin.CoreV1().ServiceAccounts(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-		case *rbacv1.ClusterRole:
-			role = o
-			_, err = c.Admin.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{})
-		case *rbacv1.ClusterRoleBinding:
-			_, err = c.Admin.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{})
-		default:
-			t.Fatalf("unexpected object in the manifest: %T", obj)
-		}
-		if err != nil {
-			t.Fatal(err)
+	var role string
+	for _, obj := range applyManifest(t, c, "kube2sky-rbac.yaml") {
+		if r, ok := obj.(*rbacv1.ClusterRole); ok {
+			role = r.Name
 		}
 	}
 	binding := &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "test-kube2sky-user"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role},
 		Subjects:   []rbacv1.Subject{{Kind: "User", Name: harness.Kube2skyUser}},
 	}
-	if _, err := c.Admin.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+	if _, err := c.Admin.RbacV1().ClusterRoleBindings().Create(context.Background(), binding, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// applyManifest creates every object of manifests/<file> in the cluster,
+// as its administrator, and returns them as the server stored them.
+func applyManifest(t testing.TB, c *harness.Cluster, file string) []runtime.Object {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "manifests", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, opts := context.Background(), metav1.CreateOptions{}
+	var out []runtime.Object
+	for _, doc := range strings.Split(string(raw), "\n---\n") {
+		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		var created runtime.Object
+		switch o := obj.(type) {
+		case *v1.ServiceAccount:
+			created, err = c.Admin.CoreV1().ServiceAccounts(o.Namespace).Create(ctx, o, opts)
+		case *v1.Service:
+			created, err = c.Admin.CoreV1().Services(o.Namespace).Create(ctx, o, opts)
+		case *v1.ReplicationController:
+			created, err = c.Admin.CoreV1().ReplicationControllers(o.Namespace).Create(ctx, o, opts)
+		case *appsv1.Deployment:
+			created, err = c.Admin.AppsV1().Deployments(o.Namespace).Create(ctx, o, opts)
+		case *rbacv1.ClusterRole:
+			created, err = c.Admin.RbacV1().ClusterRoles().Create(ctx, o, opts)
+		case *rbacv1.ClusterRoleBinding:
+			created, err = c.Admin.RbacV1().ClusterRoleBindings().Create(ctx, o, opts)
+		default:
+			t.Fatalf("%s: unexpected object %T", file, obj)
+		}
+		if err != nil {
+			t.Fatalf("%s: create %T: %v", file, obj, err)
+		}
+		out = append(out, created)
+	}
+	return out
 }
 
 func startDNSPod(t testing.TB, c *harness.Cluster, extra ...string) *dnsPod {

@@ -1,0 +1,65 @@
+package test
+
+import (
+	"slices"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/skypod/skypod/test/harness"
+)
+
+// Every manifest is accepted by a real kube-apiserver, and the pod keeps the
+// legacy arguments exactly.
+func TestManifestsAreAcceptedByTheAPIServer(t *testing.T) {
+	cluster := harness.StartCluster(t)
+	var rc *v1.ReplicationController
+	var deploy *appsv1.Deployment
+	var svc *v1.Service
+	for _, file := range []string{"kube2sky-rbac.yaml", "skydns-svc.yaml", "skydns-rc.yaml", "kube-dns-deployment.yaml"} {
+		for _, obj := range applyManifest(t, cluster, file) {
+			switch o := obj.(type) {
+			case *v1.ReplicationController:
+				rc = o
+			case *appsv1.Deployment:
+				deploy = o
+			case *v1.Service:
+				svc = o
+			}
+		}
+	}
+	if svc == nil || svc.Spec.ClusterIP != "10.0.0.10" || len(svc.Spec.Ports) != 2 {
+		t.Fatalf("kube-dns Service: %+v", svc)
+	}
+	legacy := map[string][]string{
+		"kube2sky": {"--domain=cluster.local"},
+		"skydns":   {"-machines=http://127.0.0.1:4001", "-addr=0.0.0.0:53", "-ns-rotate=false", "-domain=cluster.local."},
+		"healthz":  {"-cmd=nslookup kubernetes.default.svc.cluster.local 127.0.0.1 >/dev/null", "-port=8080"},
+	}
+	if rc == nil || len(rc.Spec.Template.Spec.Containers) != 4 {
+		t.Fatalf("ReplicationController: %+v", rc)
+	}
+	for _, c := range rc.Spec.Template.Spec.Containers {
+		if want, ok := legacy[c.Name]; ok && !slices.Equal(c.Args, want) {
+			t.Errorf("%s args %q, want the 1.2 arguments %q", c.Name, c.Args, want)
+		}
+	}
+	if deploy == nil {
+		t.Fatal("no Deployment")
+	}
+	sc := deploy.Spec.Template.Spec.SecurityContext
+	if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+		t.Errorf("the Deployment must run as non-root")
+	}
+	for _, c := range deploy.Spec.Template.Spec.Containers {
+		s := c.SecurityContext
+		if s == nil || s.ReadOnlyRootFilesystem == nil || !*s.ReadOnlyRootFilesystem || s.Capabilities == nil ||
+			!slices.Equal(s.Capabilities.Drop, []v1.Capability{"ALL"}) {
+			t.Errorf("%s: want a read-only root filesystem and all capabilities dropped: %+v", c.Name, s)
+		}
+		if add := s.Capabilities.Add; len(add) > 0 && (c.Name != "skydns" || !slices.Equal(add, []v1.Capability{"NET_BIND_SERVICE"})) {
+			t.Errorf("%s adds capabilities %v; only skydns may, and only NET_BIND_SERVICE", c.Name, add)
+		}
+	}
+}
