@@ -1,6 +1,7 @@
 # skypod: kube2sky + skydns + etcd + exec-healthz, the Kubernetes 1.2 DNS pod.
 #   make up      the DNS pod on loopback, with demo records (Ctrl-C stops it)
 #   make build   static binaries in bin/
+#   make images  FROM scratch images of the four containers
 #   make test    vet, gofmt check, every unit and integration test
 #   make bench-dns   dnsperf: skydns against a fixed-answer responder
 #   make bench-kube2sky  kube2sky with 10,000 services in a real apiserver
@@ -17,7 +18,7 @@ GOTESTFLAGS ?= -v
 # Debian packages the tests drive: dig and nslookup, dnsperf, busybox.
 APT_PACKAGES := dnsutils dnsperf busybox-static
 
-.PHONY: build test check vet fmt-check deps etcd apiserver bench-dns bench-kube2sky up down clean
+.PHONY: build test check vet fmt-check deps etcd apiserver bench-dns bench-kube2sky images up down clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/skydns ./cmd/kube2sky ./cmd/exec-healthz ./test/bench/fixedresponder
@@ -62,6 +63,17 @@ bench-kube2sky: deps build etcd apiserver
 
 bench-dns: deps build etcd
 	SKYPOD_ETCD_BIN=$(ETCD) BIN_DIR=$(CURDIR)/bin ./test/bench/bench-dns.sh
+
+# Images for the manifests and docker-compose.yml, FROM scratch (no registry).
+IMAGE_TAG := v0.1.0
+images: deps build etcd
+	cp /bin/busybox images/busybox
+	cp $(ETCD) images/etcd
+	for t in skydns kube2sky exec-healthz; do \
+		DOCKER_BUILDKIT=0 docker build -q --target $$t -t skypod/$$t:$(IMAGE_TAG) -f images/Dockerfile . || exit 1; \
+	done
+	DOCKER_BUILDKIT=0 docker build -q --target etcd -t skypod/etcd:$(ETCD_VERSION) -f images/Dockerfile .
+	rm -f images/busybox images/etcd
 
 up: build etcd
 	SKYPOD_ETCD_BIN=$(ETCD) ./scripts/up.sh
