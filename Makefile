@@ -1,5 +1,5 @@
 # skypod: kube2sky + skydns + etcd + exec-healthz, the Kubernetes 1.2 DNS pod.
-#   make up      the DNS pod on loopback, with demo records (Ctrl-C stops it)
+#   make up      the DNS pod on loopback for a real kube-apiserver, with demo objects (Ctrl-C stops it)
 #   make build   static binaries in bin/
 #   make images  FROM scratch images of the four containers
 #   make test    vet, gofmt check, every unit and integration test
@@ -16,7 +16,7 @@ VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/skypod/skypod/internal/version.Version=$(VERSION)
 GOTESTFLAGS ?= -v
 # Debian packages the tests drive: dig and nslookup, dnsperf, busybox.
-APT_PACKAGES := dnsutils dnsperf busybox-static
+APT_PACKAGES := dnsutils dnsperf busybox-static openssl
 
 .PHONY: build test check vet fmt-check deps etcd apiserver bench-dns bench-kube2sky images up down clean
 
@@ -38,7 +38,7 @@ $(APISERVER): tools/kube-apiserver/go.mod tools/kube-apiserver/go.sum tools/kube
 
 # Installs the Debian packages the tests need when any is missing.
 deps:
-	@if ! command -v dig >/dev/null || ! command -v dnsperf >/dev/null || ! command -v nslookup >/dev/null || [ ! -x /bin/busybox ]; then \
+	@if ! command -v dig >/dev/null || ! command -v dnsperf >/dev/null || ! command -v nslookup >/dev/null || [ ! -x /bin/busybox ] || ! command -v openssl >/dev/null; then \
 		echo ">> installing $(APT_PACKAGES)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	fi
@@ -75,8 +75,8 @@ images: deps build etcd
 	DOCKER_BUILDKIT=0 docker build -q --target etcd -t skypod/etcd:$(ETCD_VERSION) -f images/Dockerfile .
 	rm -f images/busybox images/etcd
 
-up: build etcd
-	SKYPOD_ETCD_BIN=$(ETCD) ./scripts/up.sh
+up: deps build etcd apiserver
+	SKYPOD_ETCD_BIN=$(ETCD) SKYPOD_APISERVER_BIN=$(APISERVER) ./scripts/up.sh
 
 down:
 	./scripts/down.sh

@@ -1,7 +1,6 @@
 // Command loadrecords writes N services into etcd in kube2sky's layout (a
 // ClusterIP A leaf and a named-port SRV leaf each, labelled with the
-// record hash) and writes a dnsperf query file that asks for them. With
-// -demo it writes the few records `make up` shows instead.
+// record hash) and writes a dnsperf query file that asks for them.
 package main
 
 import (
@@ -25,11 +24,7 @@ func main() {
 	perNamespace := flag.Int("per-namespace", 5000, "services per namespace")
 	domain := flag.String("domain", "cluster.local.", "cluster domain")
 	queries := flag.String("queries", "", "dnsperf query file to write")
-	demo := flag.Bool("demo", false, "write the demo records of `make up` instead")
 	flag.Parse()
-	if *demo {
-		*services, *perNamespace, *queries = 0, 1, ""
-	}
 	if err := run(*endpoint, *services, *perNamespace, *domain, *queries); err != nil {
 		fmt.Fprintln(os.Stderr, "loadrecords:", err)
 		os.Exit(1)
@@ -62,9 +57,6 @@ func run(endpoint string, services, perNamespace int, domain, queryFile string) 
 			ops = ops[:0]
 		}
 	}
-	if services == 0 {
-		ops = demoRecords(domain)
-	}
 	if err := commit(c, ops); err != nil {
 		return err
 	}
@@ -87,33 +79,4 @@ func commit(c *clientv3.Client, ops []clientv3.Op) error {
 	defer cancel()
 	_, err := c.Txn(ctx).Then(ops...).Commit()
 	return err
-}
-
-// demoRecords are what kube2sky writes for the kubernetes service, a
-// ClusterIP service with a named port, a headless service with two
-// endpoints (one with a hostname) and a pod.
-func demoRecords(domain string) []clientv3.Op {
-	var ops []clientv3.Op
-	add := func(name string, s msg.Service) string {
-		b, _ := msg.Marshal(s)
-		label := msg.HashLabel(b)
-		ops = append(ops, clientv3.OpPut(msg.Path(strings.Replace(name, "LABEL", label, 1), msg.DefaultPrefix), string(b)))
-		return label
-	}
-	record := func(host string, port int) msg.Service {
-		return msg.Service{Host: host, Port: port, Priority: 10, Weight: 10, TTL: 30}
-	}
-	kubernetes := "kubernetes.default.svc." + domain
-	l := add("LABEL."+kubernetes, record("10.0.0.1", 0))
-	add(l+"._https._tcp."+kubernetes, record(kubernetes, 443))
-	web := "web.demo.svc." + domain
-	l = add("LABEL."+web, record("10.0.0.42", 0))
-	add(l+"._http._tcp."+web, record(web, 80))
-	db := "db.demo.svc." + domain
-	add("db-0."+db, record("10.244.1.5", 0))
-	add("db-0._postgres._tcp."+db, record("db-0."+db, 5432))
-	l = add("LABEL."+db, record("10.244.1.6", 0))
-	add(l+"._postgres._tcp."+db, record(l+"."+db, 5432))
-	add("LABEL.10-244-1-7.demo.pod."+domain, record("10.244.1.7", 0))
-	return ops
 }
