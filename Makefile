@@ -18,7 +18,7 @@ GOTESTFLAGS ?= -v
 # Debian packages the tests drive: dig and nslookup, dnsperf, busybox.
 APT_PACKAGES := dnsutils dnsperf busybox-static openssl
 
-.PHONY: build test check vet fmt-check deps etcd apiserver bench-dns bench-kube2sky images up down clean
+.PHONY: build test check vet fmt-check deps etcd apiserver bench-dns bench-kube2sky images up down docs clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/skydns ./cmd/kube2sky ./cmd/exec-healthz ./test/bench/fixedresponder
@@ -80,6 +80,12 @@ up: deps build etcd apiserver
 
 down:
 	./scripts/down.sh
+
+# The architecture diagram, from its Graphviz source (Debian's graphviz).
+docs: docs/architecture.svg
+docs/architecture.svg: docs/architecture.dot
+	command -v dot >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null)
+	dot -Tsvg $< -o $@
 
 clean:
 	rm -rf bin
