@@ -52,7 +52,7 @@ fmt-check:
 
 check: vet fmt-check
 
-test: check deps build etcd apiserver
+test: check deps build etcd apiserver images
 	SKYPOD_BIN_DIR=$(CURDIR)/bin SKYPOD_ETCD_BIN=$(ETCD) SKYPOD_APISERVER_BIN=$(APISERVER) $(GO) test -race -count=1 $(GOTESTFLAGS) ./...
 
 # kube2sky against a real apiserver with 10,000 services: initial sync,
@@ -66,14 +66,16 @@ bench-dns: deps build etcd
 
 # Images for the manifests and docker-compose.yml, FROM scratch (no registry).
 IMAGE_TAG := v0.1.0
-images: deps build etcd
+images: deps build etcd apiserver
 	cp /bin/busybox images/busybox
 	cp $(ETCD) images/etcd
+	cp $(APISERVER) images/kube-apiserver
 	for t in skydns kube2sky exec-healthz; do \
 		DOCKER_BUILDKIT=0 docker build -q --target $$t -t skypod/$$t:$(IMAGE_TAG) -f images/Dockerfile . || exit 1; \
 	done
 	DOCKER_BUILDKIT=0 docker build -q --target etcd -t skypod/etcd:$(ETCD_VERSION) -f images/Dockerfile .
-	rm -f images/busybox images/etcd
+	DOCKER_BUILDKIT=0 docker build -q --target kube-apiserver -t skypod/kube-apiserver:$(KUBE_VERSION) -f images/Dockerfile .
+	rm -f images/busybox images/etcd images/kube-apiserver
 
 up: deps build etcd apiserver
 	SKYPOD_ETCD_BIN=$(ETCD) SKYPOD_APISERVER_BIN=$(APISERVER) ./scripts/up.sh

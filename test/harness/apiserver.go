@@ -49,11 +49,7 @@ func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
 	etcd := StartEtcd(t)
 	dir := t.TempDir()
-	writeServiceAccountKeys(t, dir)
-	tokens := fmt.Sprintf("%s,admin,admin,system:masters\n%s,%s,%s\n", AdminToken, Kube2skyToken, Kube2skyUser, Kube2skyUser)
-	if err := os.WriteFile(filepath.Join(dir, "tokens.csv"), []byte(tokens), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	WriteClusterFiles(t, dir, "")
 	port := FreePort(t)
 	Start(t, "kube-apiserver", APIServerBinary(t), []string{
 		"--etcd-servers=" + etcd.URL,
@@ -109,18 +105,30 @@ func (c *Cluster) RestConfig(token string) *rest.Config {
 // Kubeconfig writes a kubeconfig file for the user with token.
 func (c *Cluster) Kubeconfig(t testing.TB, token string) string {
 	t.Helper()
-	cfg := strings.Join([]string{
-		"apiVersion: v1", "kind: Config",
-		"clusters:", "- name: test", "  cluster:", "    server: " + c.URL, "    insecure-skip-tls-verify: true",
-		"users:", "- name: user", "  user:", "    token: " + token,
-		"contexts:", "- name: test", "  context:", "    cluster: test", "    user: user",
-		"current-context: test", "",
-	}, "\n")
 	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(kubeconfig(c.URL, token)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// WriteClusterFiles writes what an API server and its clients need into
+// dir: service-account keys (sa.key, sa.pub), the token users (tokens.csv),
+// and, when server is set, an admin kubeconfig for it. The files are world-
+// readable: they are test secrets, and containers read them as non-root.
+func WriteClusterFiles(t testing.TB, dir, server string) {
+	t.Helper()
+	writeServiceAccountKeys(t, dir)
+	tokens := fmt.Sprintf("%s,admin,admin,system:masters\n%s,%s,%s\n", AdminToken, Kube2skyToken, Kube2skyUser, Kube2skyUser)
+	files := map[string]string{"tokens.csv": tokens}
+	if server != "" {
+		files["kubeconfig"] = kubeconfig(server, AdminToken)
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func writeServiceAccountKeys(t testing.TB, dir string) {
@@ -137,8 +145,18 @@ func writeServiceAccountKeys(t testing.TB, dir string) {
 		"sa.key": {Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)},
 		"sa.pub": {Type: "PUBLIC KEY", Bytes: pub},
 	} {
-		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(block), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(block), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+func kubeconfig(server, token string) string {
+	return strings.Join([]string{
+		"apiVersion: v1", "kind: Config",
+		"clusters:", "- name: test", "  cluster:", "    server: " + server, "    insecure-skip-tls-verify: true",
+		"users:", "- name: user", "  user:", "    token: " + token,
+		"contexts:", "- name: test", "  context:", "    cluster: test", "    user: user",
+		"current-context: test", "",
+	}, "\n")
 }
