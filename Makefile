@@ -10,6 +10,7 @@ GO        ?= go
 ETCD_VERSION := v3.6.6
 CACHE     := $(CURDIR)/.cache
 ETCD      := $(CACHE)/etcd-$(ETCD_VERSION)
+ETCDCTL   := $(CACHE)/etcdctl-$(ETCD_VERSION)
 KUBE_VERSION := v1.34.3
 APISERVER := $(CACHE)/kube-apiserver-$(KUBE_VERSION)
 VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -24,10 +25,13 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/skydns ./cmd/kube2sky ./cmd/exec-healthz ./test/bench/fixedresponder
 
 # etcd is built from the Go module proxy at a pinned version, once.
-etcd: $(ETCD)
+etcd: $(ETCD) $(ETCDCTL)
 $(ETCD): tools/etcd/go.mod tools/etcd/go.sum
 	@echo ">> building etcd $(ETCD_VERSION) (about 2 minutes, once)"
 	cd tools/etcd && CGO_ENABLED=0 $(GO) build -o $(ETCD) go.etcd.io/etcd/server/v3
+$(ETCDCTL): tools/etcd/go.mod tools/etcd/go.sum
+	@echo ">> building etcdctl $(ETCD_VERSION) (once)"
+	cd tools/etcd && CGO_ENABLED=0 $(GO) build -o $(ETCDCTL) go.etcd.io/etcd/etcdctl/v3
 
 # kube-apiserver likewise, from k8s.io/kubernetes at the pinned version
 # (about 10 minutes on 2 cores with a cold cache, once).
@@ -78,7 +82,7 @@ images: deps build etcd apiserver
 	rm -f images/busybox images/etcd images/kube-apiserver
 
 up: deps build etcd apiserver
-	SKYPOD_ETCD_BIN=$(ETCD) SKYPOD_APISERVER_BIN=$(APISERVER) ./scripts/up.sh
+	SKYPOD_ETCD_BIN=$(ETCD) SKYPOD_ETCDCTL_BIN=$(ETCDCTL) SKYPOD_APISERVER_BIN=$(APISERVER) ./scripts/up.sh
 
 down:
 	./scripts/down.sh

@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ETCD=${SKYPOD_ETCD_BIN:-.cache/etcd-v3.6.6}
+ETCDCTL=${SKYPOD_ETCDCTL_BIN:-.cache/etcdctl-v3.6.6}
 APISERVER=${SKYPOD_APISERVER_BIN:-.cache/kube-apiserver-v1.34.3}
 RUN=${RUN_DIR:-/tmp/skypod-up}
 API_ETCD_PORT=${API_ETCD_PORT:-23790}  # The apiserver's own etcd.
@@ -106,9 +107,8 @@ Paste any of these:
   $d dns-version.cluster.local TXT
   dig @127.0.0.1 -p $DNS_PORT nosuch.demo.svc.cluster.local      # NXDOMAIN with the SOA
 
-The records kube2sky wrote to etcd (through etcd's v3 JSON gateway, which speaks base64):
-  curl -s http://127.0.0.1:$ETCD_PORT/v3/kv/range -d '{"key":"$(printf /skydns/ | base64)","range_end":"$(printf /skydns0 | base64)"}' \\
-    | python3 -c 'import json,sys,base64 as b; [print(b.b64decode(k["key"]).decode(), b.b64decode(k["value"]).decode()) for k in json.load(sys.stdin)["kvs"]]'
+The records kube2sky wrote to etcd:
+  $(realpath "$ETCDCTL") --endpoints=http://127.0.0.1:$ETCD_PORT get --prefix /skydns
 
 Change things and watch the answers follow (kubectl works too, with this kubeconfig):
   export KUBECONFIG=$RUN/kubeconfig
