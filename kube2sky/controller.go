@@ -14,6 +14,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -272,7 +273,7 @@ func (c *Controller) resync(ctx context.Context) error {
 		owners[o] = true
 	}
 	c.mu.Unlock()
-	svcs, _ := c.services.List(everything())
+	svcs, _ := c.services.List(labels.Everything())
 	for _, s := range svcs {
 		owners[serviceOwner(s.Namespace, s.Name)] = true
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 )
@@ -70,13 +71,9 @@ type fixture struct {
 	cancel context.CancelFunc
 }
 
-func start(t *testing.T, etcdData Records, objects ...any) *fixture {
+func start(t *testing.T, etcdData Records, objects ...runtime.Object) *fixture {
 	t.Helper()
-	var objs []runtimeObject
-	for _, o := range objects {
-		objs = append(objs, o.(runtimeObject))
-	}
-	client := fake.NewClientset(toRuntime(objs)...)
+	client := fake.NewClientset(objects...)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	store := &memStore{data: maps.Clone(etcdData)}
 	if store.data == nil {

@@ -7,8 +7,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 )
 
-func everything() labels.Selector { return labels.Everything() }
-
 // serviceSelector selects the EndpointSlices of one service.
 func serviceSelector(name string) labels.Selector {
 	return labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: name})

@@ -3,6 +3,7 @@ package kube2sky
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -47,7 +48,7 @@ func (s etcdStore) List(ctx context.Context, prefix string) (Records, error) {
 // then deletes.
 func (s etcdStore) Apply(ctx context.Context, puts Records, deletes []string) error {
 	ops := make([]clientv3.Op, 0, len(puts)+len(deletes))
-	for _, k := range slices.Sorted(mapKeys(puts)) {
+	for _, k := range slices.Sorted(maps.Keys(puts)) {
 		ops = append(ops, clientv3.OpPut(k, puts[k]))
 	}
 	for _, k := range deletes {
@@ -61,14 +62,4 @@ func (s etcdStore) Apply(ctx context.Context, puts Records, deletes []string) er
 		ops = ops[n:]
 	}
 	return nil
-}
-
-func mapKeys(r Records) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range r {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }

@@ -43,11 +43,17 @@ func NewForwarder(cfg *Config, metrics *Metrics) *Forwarder {
 	if len(cfg.Nameservers) == 0 || cfg.NoRec {
 		return nil
 	}
+	return &Forwarder{servers: cfg.Nameservers, rotate: cfg.NSRotate, ndots: cfg.Ndots, clients: newClients(cfg.ReadTimeout), metrics: metrics}
+}
+
+// newClients are the UDP and TCP clients upstream queries go out with,
+// keyed by the transport the asking client used.
+func newClients(timeout time.Duration) map[string]exchanger {
 	clients := map[string]exchanger{}
 	for _, network := range []string{"udp", "tcp"} {
-		clients[network] = &dns.Client{Net: network, Timeout: cfg.ReadTimeout, UDPSize: dns.DefaultMsgSize}
+		clients[network] = &dns.Client{Net: network, Timeout: timeout, UDPSize: dns.DefaultMsgSize}
 	}
-	return &Forwarder{servers: cfg.Nameservers, rotate: cfg.NSRotate, ndots: cfg.Ndots, clients: clients, metrics: metrics}
+	return clients
 }
 
 // Forward relays req over network ("udp" or "tcp") and returns the first
@@ -141,12 +147,7 @@ type stubView struct {
 }
 
 func newStubZones(cfg *Config, index *Index, metrics *Metrics) *stubZones {
-	f := &dns.Client{Net: "udp", Timeout: cfg.ReadTimeout}
-	t := &dns.Client{Net: "tcp", Timeout: cfg.ReadTimeout}
-	return &stubZones{
-		index: index, suffix: "stub.dns." + cfg.Domain, metrics: metrics,
-		clients: map[string]exchanger{"udp": f, "tcp": t},
-	}
+	return &stubZones{index: index, suffix: "stub.dns." + cfg.Domain, metrics: metrics, clients: newClients(cfg.ReadTimeout)}
 }
 
 // zonesFrom builds the zone table from the records under the suffix.

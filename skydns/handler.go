@@ -135,6 +135,14 @@ func isReverse(q dns.Question) bool {
 	return strings.HasSuffix(name, ".in-addr.arpa.") || strings.HasSuffix(name, ".ip6.arpa.")
 }
 
+// servfail is an empty SERVFAIL reply; ra says whether recursion is offered.
+func servfail(req *dns.Msg, ra bool) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetRcode(req, dns.RcodeServerFailure)
+	m.RecursionAvailable = ra
+	return m
+}
+
 func (h *Handler) reply(req *dns.Msg) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(req)
@@ -147,10 +155,7 @@ func (h *Handler) reply(req *dns.Msg) *dns.Msg {
 // forward relays a name outside the domain, SERVFAIL when it cannot.
 func (h *Handler) forward(req *dns.Msg, proto string) *dns.Msg {
 	if h.fwd == nil {
-		m := new(dns.Msg)
-		m.SetRcode(req, dns.RcodeServerFailure)
-		m.RecursionAvailable = !h.cfg.NoRec
-		return m
+		return servfail(req, !h.cfg.NoRec)
 	}
 	if m := h.cache.get(req, proto == "tcp"); m != nil {
 		return m
@@ -169,9 +174,7 @@ func (h *Handler) relay(req *dns.Msg, proto string, send func(context.Context) (
 	m, err := send(ctx)
 	if err != nil {
 		h.log.Debug("forward failed", "name", req.Question[0].Name, "proto", proto, "err", err)
-		m = new(dns.Msg)
-		m.SetRcode(req, dns.RcodeServerFailure)
-		m.RecursionAvailable = true
+		m = servfail(req, true)
 	}
 	return m
 }
@@ -231,10 +234,7 @@ func (h *Handler) finish(req, m *dns.Msg, err error, proto string) *dns.Msg {
 		m.Ns = []dns.RR{h.res.soa(h.cfg.MinTTL, h.serial())}
 	case err != nil:
 		// Not loaded yet, or broken: say so, never a confident NXDOMAIN.
-		fail := new(dns.Msg)
-		fail.SetRcode(req, dns.RcodeServerFailure)
-		fail.RecursionAvailable = true
-		return fail
+		return servfail(req, true)
 	case len(m.Answer) == 0:
 		m.Ns = []dns.RR{h.res.soa(h.cfg.MinTTL, h.serial())}
 	}
@@ -281,9 +281,7 @@ func (h *Handler) fit(req, m *dns.Msg, proto string) *dns.Msg {
 	answers := len(m.Answer)
 	m.Truncate(size)
 	if proto == "tcp" && len(m.Answer) < answers {
-		fail := new(dns.Msg)
-		fail.SetRcode(req, dns.RcodeServerFailure)
-		return fail
+		return servfail(req, false)
 	}
 	return m
 }

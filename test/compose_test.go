@@ -2,9 +2,7 @@ package test
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +15,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/skypod/skypod/test/harness"
@@ -59,23 +56,9 @@ func TestDockerCompose(t *testing.T) {
 		t.Fatalf("docker-compose up: %v\n%s", err, out)
 	}
 
-	api := &rest.Config{Host: fmt.Sprintf("https://127.0.0.1:%d", apiPort), BearerToken: harness.AdminToken,
-		TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
-	httpc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	harness.Eventually(t, 90*time.Second, "apiserver ready in compose", func() error {
-		req, _ := http.NewRequest(http.MethodGet, api.Host+"/readyz", nil)
-		req.Header.Set("Authorization", "Bearer "+harness.AdminToken)
-		resp, err := httpc.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("/readyz %s", resp.Status)
-		}
-		return nil
-	})
-	client := kubernetes.NewForConfigOrDie(api)
+	apiURL := fmt.Sprintf("https://127.0.0.1:%d", apiPort)
+	harness.WaitAPIServerReady(t, apiURL)
+	client := kubernetes.NewForConfigOrDie(harness.APIServerConfig(apiURL, harness.AdminToken))
 	ctx := context.Background()
 	var svc *v1.Service
 	harness.Eventually(t, 30*time.Second, "create a Service", func() error {

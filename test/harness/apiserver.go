@@ -68,20 +68,7 @@ func StartCluster(t testing.TB) *Cluster {
 		"--cert-dir=" + filepath.Join(dir, "certs"),
 	})
 	c := &Cluster{URL: fmt.Sprintf("https://127.0.0.1:%d", port), dir: dir}
-	httpc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	Eventually(t, 90*time.Second, "kube-apiserver ready", func() error {
-		req, _ := http.NewRequest(http.MethodGet, c.URL+"/readyz", nil)
-		req.Header.Set("Authorization", "Bearer "+AdminToken)
-		resp, err := httpc.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("/readyz: %s", resp.Status)
-		}
-		return nil
-	})
+	WaitAPIServerReady(t, c.URL)
 	admin, err := kubernetes.NewForConfig(c.RestConfig(AdminToken))
 	if err != nil {
 		t.Fatal(err)
@@ -97,9 +84,33 @@ func StartCluster(t testing.TB) *Cluster {
 }
 
 // RestConfig is a client config for the user with token.
-func (c *Cluster) RestConfig(token string) *rest.Config {
-	return &rest.Config{Host: c.URL, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{Insecure: true},
+func (c *Cluster) RestConfig(token string) *rest.Config { return APIServerConfig(c.URL, token) }
+
+// APIServerConfig is a client config for a test apiserver at url, whose
+// certificate is self-signed.
+func APIServerConfig(url, token string) *rest.Config {
+	return &rest.Config{Host: url, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{Insecure: true},
 		WarningHandler: rest.NoWarnings{}} // The tests use v1 Endpoints on purpose: kube2sky's default.
+}
+
+// WaitAPIServerReady waits until the apiserver at url says /readyz ok to
+// the administrator.
+func WaitAPIServerReady(t testing.TB, url string) {
+	t.Helper()
+	httpc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	Eventually(t, 90*time.Second, "kube-apiserver ready", func() error {
+		req, _ := http.NewRequest(http.MethodGet, url+"/readyz", nil)
+		req.Header.Set("Authorization", "Bearer "+AdminToken)
+		resp, err := httpc.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/readyz: %s", resp.Status)
+		}
+		return nil
+	})
 }
 
 // Kubeconfig writes a kubeconfig file for the user with token.
