@@ -48,8 +48,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.Latency, "latency", c.Latency, "oldest result still counted as current")
 	fs.BoolVar(&c.Quiet, "quiet", c.Quiet, "log only failures")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "a command still running after this is killed and counts as failed")
-	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "debug, info, warn or error")
-	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "text or json")
+	c.Log.AddFlags(fs)
 }
 
 // Finish validates, and quiets the log to warnings with -quiet.

@@ -63,8 +63,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.UseEndpointSlices, "use-endpointslices", c.UseEndpointSlices, "read discovery.k8s.io/v1 EndpointSlices instead of Endpoints")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "separate address for /metrics (default: served on --healthz-port)")
 	fs.StringVar(&c.PathPrefix, "path-prefix", c.PathPrefix, "etcd directory of the SkyDNS records")
-	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "debug, info, warn or error")
-	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "text or json")
+	c.Log.AddFlags(fs)
 }
 
 // Finish normalises and validates, returning the first problem as an error

@@ -75,37 +75,34 @@ func NewController(cfg *Config, client kubernetes.Interface, factory informers.S
 
 	svcInformer := factory.Core().V1().Services()
 	c.services = svcInformer.Lister()
-	if _, err := svcInformer.Informer().AddEventHandler(c.handler(func(obj any) []string {
+	if err := c.watch(svcInformer.Informer(), func(obj any) []string {
 		s := obj.(*v1.Service)
 		return []string{serviceOwner(s.Namespace, s.Name)}
-	})); err != nil {
+	}); err != nil {
 		return nil, err
 	}
-	c.synced = append(c.synced, svcInformer.Informer().HasSynced)
 
 	if c.slices {
 		inf := factory.Discovery().V1().EndpointSlices()
 		c.epSlices = inf.Lister()
-		if _, err := inf.Informer().AddEventHandler(c.handler(func(obj any) []string {
+		if err := c.watch(inf.Informer(), func(obj any) []string {
 			es := obj.(*discoveryv1.EndpointSlice)
 			if svc := es.Labels[discoveryv1.LabelServiceName]; svc != "" {
 				return []string{serviceOwner(es.Namespace, svc)}
 			}
 			return nil
-		})); err != nil {
+		}); err != nil {
 			return nil, err
 		}
-		c.synced = append(c.synced, inf.Informer().HasSynced)
 	} else {
 		inf := factory.Core().V1().Endpoints()
 		c.endpoints = inf.Lister()
-		if _, err := inf.Informer().AddEventHandler(c.handler(func(obj any) []string {
+		if err := c.watch(inf.Informer(), func(obj any) []string {
 			e := obj.(*v1.Endpoints)
 			return []string{serviceOwner(e.Namespace, e.Name)}
-		})); err != nil {
+		}); err != nil {
 			return nil, err
 		}
-		c.synced = append(c.synced, inf.Informer().HasSynced)
 	}
 
 	podInformer := factory.Core().V1().Pods().Informer()
@@ -120,23 +117,32 @@ func NewController(cfg *Config, client kubernetes.Interface, factory informers.S
 		return nil, err
 	}
 	c.pods = podInformer.GetIndexer()
-	if _, err := podInformer.AddEventHandler(c.handler(func(obj any) []string {
+	if err := c.watch(podInformer, func(obj any) []string {
 		p := obj.(*v1.Pod)
 		var owners []string
 		for _, ip := range podIPs(p) {
 			owners = append(owners, podOwner(p.Namespace, ip))
 		}
 		return owners
-	})); err != nil {
+	}); err != nil {
 		return nil, err
 	}
-	c.synced = append(c.synced, podInformer.HasSynced)
 	metrics.watchQueue(c.queue)
 	return c, nil
 }
 
 // handler enqueues the owners an object affects, before and after a change.
 // A resync with no change (same resource version) enqueues nothing.
+// watch queues the owners of every change inf sees, and counts inf among
+// the caches that must sync before the first resync.
+func (c *Controller) watch(inf cache.SharedIndexInformer, owners func(any) []string) error {
+	if _, err := inf.AddEventHandler(c.handler(owners)); err != nil {
+		return err
+	}
+	c.synced = append(c.synced, inf.HasSynced)
+	return nil
+}
+
 func (c *Controller) handler(owners func(any) []string) cache.ResourceEventHandlerFuncs {
 	enqueue := func(obj any) {
 		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {

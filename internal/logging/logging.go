@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/spf13/pflag"
 )
 
 // Options are the logging flags every binary shares.
@@ -18,6 +20,12 @@ type Options struct {
 // DefaultOptions logs at info in logfmt-style text.
 func DefaultOptions() Options {
 	return Options{Level: "info", Format: "text"}
+}
+
+// AddFlags registers --log-level and --log-format, defaulting to o's values.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Level, "log-level", o.Level, "debug, info, warn or error")
+	fs.StringVar(&o.Format, "log-format", o.Format, "text or json")
 }
 
 // New returns a logger writing to w, or an error naming the bad option.
