@@ -52,6 +52,27 @@ func (r *Resolver) addressRecords(ctx context.Context, q dns.Question, previous 
 	if err != nil {
 		return nil, err
 	}
+	return r.addressesOf(ctx, q, sx, previous, both), nil
+}
+
+// addressAnswer is addressRecords for a query's own answer, with the
+// Version of the records it came from. The Version is the zero one, never
+// current, when the answer rests on more than the records: a record whose
+// host is a name brings a CNAME chain, possibly ending upstream.
+func (r *Resolver) addressAnswer(ctx context.Context, q dns.Question) ([]dns.RR, Version, error) {
+	sx, v, err := r.versionedRecords(q.Name, false)
+	if err != nil {
+		return nil, v, err // NXDOMAIN keeps its Version: it too is the records' say.
+	}
+	for _, s := range sx {
+		if s.Host != "" && s.HostIP() == nil {
+			v = Version{}
+		}
+	}
+	return r.addressesOf(ctx, q, sx, nil, false), v, nil
+}
+
+func (r *Resolver) addressesOf(ctx context.Context, q dns.Question, sx []*msg.Service, previous []dns.RR, both bool) []dns.RR {
 	var out []dns.RR
 	for _, s := range sx {
 		ip := s.HostIP()
@@ -66,7 +87,7 @@ func (r *Resolver) addressRecords(ctx context.Context, q dns.Question, previous 
 			out = append(out, newAAAA(q.Name, r.ttl(s), ip))
 		}
 	}
-	return out, nil
+	return out
 }
 
 // chaseCNAME answers a record whose host is a name: a CNAME to it followed
@@ -208,7 +229,7 @@ func (r *Resolver) upstreamAddresses(ctx context.Context, name string) []dns.RR 
 // mxRecords answers MX from records with mail set; priority is the
 // preference.
 func (r *Resolver) mxRecords(ctx context.Context, q dns.Question) (answer, extra []dns.RR, err error) {
-	sx, err := r.source.Records(q.Name, false)
+	sx, _, err := r.source.VersionedRecords(q.Name, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -285,7 +306,7 @@ func (r *Resolver) nsRecords(q dns.Question) (answer, extra []dns.RR, err error)
 
 // ptrRecord answers a reverse name from the one record stored at it.
 func (r *Resolver) ptrRecord(q dns.Question) (dns.RR, bool) {
-	sx, err := r.source.Records(q.Name, true)
+	sx, _, err := r.source.VersionedRecords(q.Name, true)
 	if err != nil || len(sx) != 1 || sx[0].Host == "" {
 		return nil, false
 	}

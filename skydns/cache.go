@@ -9,8 +9,8 @@ import (
 )
 
 // responseCache keeps forwarded answers for a fixed time (--rcache-ttl), up
-// to --rcache entries. Local answers are never cached: they come from
-// memory already, and caching them would only serve stale records.
+// to --rcache entries. Local answers never go here, where a TTL would let
+// them outlive a change to the records; packedAnswers keeps those exactly.
 //
 // SkyDNS's cache emptied itself whenever it filled; this one evicts the
 // oldest-expiring entry it finds in a small sample instead.

@@ -75,6 +75,7 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"-path-prefix=a/b"}, "--path-prefix"},
 		{[]string{"-rtimeout=soon"}, "invalid argument"},
 		{[]string{"-no-such-flag"}, "unknown"},
+		{[]string{"--answer-cache=-1"}, "must not be negative"},
 	}
 	for _, tc := range tests {
 		_, err := parse(t, nil, tc.args...)

@@ -20,6 +20,7 @@ type Handler struct {
 	fwd     *Forwarder // nil: no forwarding (-no-rec or no nameservers).
 	stubs   *stubZones // nil unless -stubzones.
 	cache   *responseCache
+	packed  *packedAnswers // nil: --answer-cache=0.
 	metrics *Metrics
 	log     *slog.Logger
 	now     func() time.Time
@@ -34,7 +35,8 @@ func NewHandler(cfg *Config, index *Index, metrics *Metrics, log *slog.Logger) *
 	}
 	h := &Handler{
 		cfg: cfg, res: NewResolver(cfg, index, upstream), fwd: fwd, metrics: metrics, log: log, now: time.Now,
-		cache: newResponseCache(cfg.RCache, time.Duration(cfg.RCacheTTL)*time.Second, time.Now),
+		cache:  newResponseCache(cfg.RCache, time.Duration(cfg.RCacheTTL)*time.Second, time.Now),
+		packed: newPackedAnswers(cfg.AnswerCache),
 	}
 	if cfg.StubZones {
 		h.stubs = newStubZones(cfg, index, metrics)
@@ -44,7 +46,7 @@ func NewHandler(cfg *Config, index *Index, metrics *Metrics, log *slog.Logger) *
 
 // ServeDNS implements dns.Handler.
 func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
-	start := time.Now()
+	start := h.now() // Also the clock of the SOA serial, read once per query.
 	proto := "udp"
 	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
 		proto = "tcp"
@@ -56,7 +58,61 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		return
 	}
 	h.metrics.request(proto, req.Question[0].Qtype)
-	m := h.answer(req, proto)
+	if h.packed == nil {
+		h.serveBuilt(w, req, proto, start)
+		return
+	}
+	h.servePacked(w, req, proto, start)
+}
+
+// servePacked answers from the packed replies when it can, and keeps the
+// reply it had to build when that qualifies.
+func (h *Handler) servePacked(w dns.ResponseWriter, req *dns.Msg, proto string, start time.Time) {
+	key, ok := answerKeyOf(req)
+	if !ok {
+		h.serveBuilt(w, req, proto, start)
+		return
+	}
+	serial := serialAt(start)
+	q := req.Question[0]
+	if wire := h.packed.get(key, serial); wire != nil {
+		h.metrics.packedHits.Inc()
+		h.writeErr(h.packed.write(w, req.Id, wire))
+		h.account(q, packedRcode(wire), packedAnswerCount(wire), proto, start)
+		return
+	}
+	h.metrics.packedMisses.Inc()
+	m, version := h.route(req, proto)
+	// A change that landed while the reply was built has made the
+	// version stale already: such a reply goes out but is not kept.
+	if m == nil || !version.Current() || !cacheableReply(m, h.cfg.RoundRobin) {
+		h.send(w, m, proto, start)
+		return
+	}
+	wire, err := m.Pack()
+	if err != nil {
+		h.send(w, m, proto, start)
+		return
+	}
+	h.packed.put(key, version, serial, wire)
+	_, err = w.Write(wire) // Already carries the request's id.
+	h.writeErr(err)
+	h.account(q, m.Rcode, len(m.Answer), proto, start)
+}
+
+func (h *Handler) writeErr(err error) {
+	if err != nil {
+		h.log.Debug("write reply", "err", err)
+	}
+}
+
+// serveBuilt answers by building the reply.
+func (h *Handler) serveBuilt(w dns.ResponseWriter, req *dns.Msg, proto string, start time.Time) {
+	h.send(w, h.answer(req, proto), proto, start)
+}
+
+// send writes m, or counts a drop when the pipeline chose not to answer.
+func (h *Handler) send(w dns.ResponseWriter, m *dns.Msg, proto string, start time.Time) {
 	if m == nil {
 		h.metrics.dropped.Inc()
 		return
@@ -65,44 +121,58 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 }
 
 func (h *Handler) write(w dns.ResponseWriter, m *dns.Msg, proto string, start time.Time) {
-	if err := w.WriteMsg(m); err != nil {
-		h.log.Debug("write reply", "err", err)
+	h.writeErr(w.WriteMsg(m))
+	var q dns.Question // None in a FORMERR to a question-less request.
+	if len(m.Question) > 0 {
+		q = m.Question[0]
 	}
-	h.metrics.response(proto, m.Rcode, time.Since(start).Seconds())
+	h.account(q, m.Rcode, len(m.Answer), proto, start)
+}
+
+// account records a sent reply in the metrics and, at debug level, the log.
+func (h *Handler) account(q dns.Question, rcode, answers int, proto string, start time.Time) {
+	h.metrics.response(proto, rcode, time.Since(start).Seconds())
 	if h.log.Enabled(context.Background(), slog.LevelDebug) {
-		h.logQuery(m, proto, start)
+		h.logQuery(q, rcode, answers, proto, start)
 	}
 }
 
-// logQuery is out of line to keep the frame of write, on every query's
+// logQuery is out of line to keep the frame of account, on every query's
 // path, small.
 //
 //go:noinline
-func (h *Handler) logQuery(m *dns.Msg, proto string, start time.Time) {
-	q := m.Question[0]
+func (h *Handler) logQuery(q dns.Question, rcode, answers int, proto string, start time.Time) {
 	h.log.Debug("query", "name", q.Name, "type", dns.TypeToString[q.Qtype], "proto", proto,
-		"rcode", dns.RcodeToString[m.Rcode], "answers", len(m.Answer), "seconds", time.Since(start).Seconds())
+		"rcode", dns.RcodeToString[rcode], "answers", answers, "seconds", time.Since(start).Seconds())
 }
 
 // answer is the query pipeline of SkyDNS's ServeDNS, in its order. A nil
 // reply means drop.
 func (h *Handler) answer(req *dns.Msg, proto string) *dns.Msg {
+	m, _ := h.route(req, proto)
+	return m
+}
+
+// route runs the pipeline, with the Version of the records the reply came
+// from when it came from them alone (see local); only such a reply may be
+// kept packed.
+func (h *Handler) route(req *dns.Msg, proto string) (*dns.Msg, Version) {
 	q := req.Question[0]
 	if h.stubs != nil && hasStubLoopOption(req) {
-		return nil
+		return nil, Version{}
 	}
 	if q.Qtype == dns.TypeANY {
 		m := new(dns.Msg)
 		m.SetRcode(req, dns.RcodeRefused)
 		m.RecursionDesired = false
-		return m
+		return m, Version{}
 	}
 	name := strings.ToLower(q.Name)
 	if h.stubs != nil {
 		if _, servers := h.stubs.match(name); servers != nil {
 			return h.relay(req, proto, func(ctx context.Context) (*dns.Msg, error) {
 				return h.stubs.forward(ctx, req, proto, servers)
-			})
+			}), Version{}
 		}
 	}
 	if h.cfg.Local != "" && name == "local.dns."+h.cfg.Domain {
@@ -114,12 +184,12 @@ func (h *Handler) answer(req *dns.Msg, proto string) *dns.Msg {
 			m := h.reply(req)
 			ptr.Header().Name = req.Question[0].Name
 			m.Answer = []dns.RR{ptr}
-			return m
+			return m, Version{}
 		}
-		return h.forward(req, proto)
+		return h.forward(req, proto), Version{}
 	}
 	if q.Qclass != dns.ClassCHAOS && !h.res.inZone(name) {
-		return h.forward(req, proto)
+		return h.forward(req, proto), Version{}
 	}
 	return h.local(req, q, proto)
 }
@@ -185,17 +255,20 @@ func (h *Handler) upstreamBudget() time.Duration {
 	return time.Duration(len(h.cfg.Nameservers)+2) * h.cfg.ReadTimeout
 }
 
-// local answers a name inside the domain (or a CHAOS query).
-func (h *Handler) local(req *dns.Msg, q dns.Question, proto string) *dns.Msg {
+// local answers a name inside the domain (or a CHAOS query). The Version
+// is taken for A and AAAA, the queries worth keeping packed, when the reply
+// holds nothing but what the records say; otherwise it is the zero one.
+func (h *Handler) local(req *dns.Msg, q dns.Question, proto string) (*dns.Msg, Version) {
 	m := h.reply(req)
 	if q.Qclass == dns.ClassCHAOS {
-		return h.chaos(req, q)
+		return h.chaos(req, q), Version{}
 	}
 	// No deadline here: a timer per query costs more than the lookup, and
 	// the only blocking work, upstream lookups of chased targets, is
 	// bounded by the forwarder's per-exchange timeout.
 	ctx := context.Background()
 	var err error
+	var version Version
 	switch {
 	case q.Qtype == dns.TypeSOA && dns.Fqdn(strings.ToLower(q.Name)) == h.cfg.Domain:
 		m.Answer = []dns.RR{h.res.soa(h.cfg.TTL, h.serial())}
@@ -205,7 +278,7 @@ func (h *Handler) local(req *dns.Msg, q dns.Question, proto string) *dns.Msg {
 			err = nil // The apex exists even with no NS records: NODATA, not NXDOMAIN.
 		}
 	case q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA:
-		m.Answer, err = h.res.addressRecords(ctx, q, nil, false)
+		m.Answer, version, err = h.res.addressAnswer(ctx, q)
 	case q.Qtype == dns.TypeTXT:
 		m.Answer, err = h.res.txtRecords(q)
 	case q.Qtype == dns.TypeCNAME:
@@ -221,7 +294,7 @@ func (h *Handler) local(req *dns.Msg, q dns.Question, proto string) *dns.Msg {
 	if req.Question[0].Name != q.Name {
 		renameOwners(m.Answer, q.Name, req.Question[0].Name)
 	}
-	return h.finish(req, m, err, proto)
+	return h.finish(req, m, err, proto), version
 }
 
 // finish maps the lookup error to an rcode (the one place that does),
@@ -258,7 +331,7 @@ func (h *Handler) fit(req, m *dns.Msg, proto string) *dns.Msg {
 	size := dns.MinMsgSize
 	if opt := req.IsEdns0(); opt != nil {
 		size = max(int(opt.UDPSize()), dns.MinMsgSize)
-		m.SetEdns0(uint16(min(size, 4096)), false)
+		m.SetEdns0(advertisedUDPSize(opt), false)
 	}
 	if proto == "tcp" {
 		size = dns.MaxMsgSize
@@ -307,9 +380,10 @@ func onlyOPT(extra []dns.RR) []dns.RR {
 }
 
 // serial is the SOA serial: the current time truncated to the hour.
-func (h *Handler) serial() uint32 {
-	return uint32(h.now().Truncate(time.Hour).Unix())
-}
+func (h *Handler) serial() uint32 { return serialAt(h.now()) }
+
+// serialAt is the SOA serial at t: t truncated to the hour.
+func serialAt(t time.Time) uint32 { return uint32(t.Truncate(time.Hour).Unix()) }
 
 // chaos answers the CHAOS TXT names servers traditionally identify with.
 func (h *Handler) chaos(req *dns.Msg, q dns.Question) *dns.Msg {

@@ -6,18 +6,25 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/skypod/skypod/skydns/msg"
 )
 
 // packingWriter is a dns.ResponseWriter that packs replies as the real
-// server would, so a benchmark includes the wire encoding.
+// server would, so a benchmark includes the wire encoding. buf holds the
+// last reply's bytes.
 type packingWriter struct {
 	buf []byte
+	tcp bool // Whether the client seems to have come over TCP.
 }
 
 func (w *packingWriter) LocalAddr() net.Addr {
 	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}
 }
 func (w *packingWriter) RemoteAddr() net.Addr {
+	if w.tcp {
+		return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+	}
 	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
 }
 func (w *packingWriter) WriteMsg(m *dns.Msg) error {
@@ -35,7 +42,11 @@ func (w *packingWriter) TsigTimersOnly(bool) {}
 func (w *packingWriter) Hijack()             {}
 
 // BenchmarkServeA is one in-zone A query for one of 10,000 services in
-// kube2sky's layout, from the request to packed reply bytes.
+// kube2sky's layout, from the request to packed reply bytes: "packed" as
+// served by default, repeated names coming from the packed answers;
+// "packed-churn" the same while another service's record changes every
+// 100 queries, as endpoints do in a busy cluster; and "built" with
+// --answer-cache=0, every reply looked up and packed anew.
 func BenchmarkServeA(b *testing.B) {
 	records := map[string]string{}
 	for i := 0; i < 10000; i++ {
@@ -43,16 +54,32 @@ func BenchmarkServeA(b *testing.B) {
 		records["a1b2c3d4."+name] = fmt.Sprintf(`{"host":"10.100.%d.%d","priority":10,"weight":10,"ttl":30}`, i>>8, i&255)
 		records["a1b2c3d4._http._tcp."+name] = `{"host":"` + name + `","port":80,"priority":10,"weight":10,"ttl":30}`
 	}
-	h := newTestHandler(b, newTestConfig(), loadIndex(b, records))
+	ix := loadIndex(b, records)
 	reqs := make([]*dns.Msg, 1000)
 	for i := range reqs {
 		reqs[i] = new(dns.Msg)
 		reqs[i].SetQuestion(fmt.Sprintf("svc-%d.ns-%d.svc.skydns.test.", i*7, i*7/5000), dns.TypeA)
 	}
-	w := &packingWriter{}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		h.ServeDNS(w, reqs[i%len(reqs)])
+	for _, bc := range []struct {
+		name        string
+		answerCache int
+		changeEvery int // 0: no changes.
+	}{{"packed", defaultAnswerCache, 0}, {"packed-churn", defaultAnswerCache, 100}, {"built", 0, 0}} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := newTestConfig()
+			cfg.AnswerCache = bc.answerCache
+			h := newTestHandler(b, cfg, ix)
+			w := &packingWriter{}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if bc.changeEvery > 0 && i%bc.changeEvery == 0 {
+					// Services 1-6 mod 7 are never asked for.
+					n := 7*(i/bc.changeEvery%1000) + 1
+					ix.Put(msg.Service{Key: msg.Path(fmt.Sprintf("e%d.svc-%d.ns-%d.svc.skydns.test.", i%2, n, n/5000), "skydns"), Host: "10.200.0.1"})
+				}
+				h.ServeDNS(w, reqs[i%len(reqs)])
+			}
+		})
 	}
 }

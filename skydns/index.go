@@ -26,7 +26,33 @@ type node struct {
 	value    *msg.Service
 	seg      string // This node's own key segment.
 	name     string // The DNS name of this node, lowercase, with the root dot.
+
+	// changed holds the number of the last change at or below this node:
+	// a put or delete whose path runs through it, its own pruning, or the
+	// whole tree being replaced. A cell of its own, so that a Version
+	// holds on to 8 bytes, not to the node and everything below it.
+	changed *atomic.Uint64
 }
+
+func newNode(seg, name string, stamp uint64) *node {
+	n := &node{seg: seg, name: name, changed: new(atomic.Uint64)}
+	n.changed.Store(stamp)
+	return n
+}
+
+// Version identifies the records a lookup read: it stays current until a
+// change lands at or below the name looked up or, for a name that does not
+// exist, at or below its deepest existing ancestor (creating the name
+// passes through there). The zero Version is never current.
+type Version struct {
+	cell  *atomic.Uint64
+	stamp uint64
+}
+
+// Current reports whether nothing has changed since v was taken.
+func (v Version) Current() bool { return v.cell != nil && v.cell.Load() == v.stamp }
+
+func (n *node) version() Version { return Version{cell: n.changed, stamp: n.changed.Load()} }
 
 // tree is the whole prefix as of one etcd revision. byName finds any node
 // by its DNS name in one probe; the nested maps serve directory walks and
@@ -37,8 +63,8 @@ type tree struct {
 	count  int // Number of values.
 }
 
-func newTree() *tree {
-	return &tree{byName: make(map[string]*node)}
+func newTree(stamp uint64) *tree {
+	return &tree{root: *newNode("", "", stamp), byName: make(map[string]*node)}
 }
 
 // Index holds the records under the prefix in memory. Reads take a read
@@ -51,7 +77,7 @@ type Index struct {
 	tree   *tree // nil until the first list has loaded.
 	loaded atomic.Bool
 
-	generation atomic.Uint64 // Bumped on every change, for derived views.
+	generation atomic.Uint64 // Bumped on every change, under mu; also the stamp of Versions.
 }
 
 // NewIndex returns an empty, not yet loaded index of keys under /prefix/.
@@ -75,19 +101,34 @@ func (ix *Index) Len() int {
 // Generation changes whenever the content does.
 func (ix *Index) Generation() uint64 { return ix.generation.Load() }
 
-// Replace swaps in a freshly listed set of records.
+// Replace swaps in a freshly listed set of records. Every node of the old
+// tree is stamped, so no Version taken from it stays current.
 func (ix *Index) Replace(records []msg.Service) {
-	t := newTree()
+	// Built outside the lock, with stamps of 0: a Version needs only that
+	// its cell changes with every later change, which stamps from the
+	// generation counter (never 0) guarantee.
+	t := newTree(0)
 	for i := range records {
 		if segs, ok := msg.KeySegments(lowerASCII(records[i].Key), ix.prefix); ok {
-			t.put(segs, &records[i])
+			t.put(segs, &records[i], 0)
 		}
 	}
 	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	stamp := ix.generation.Add(1)
+	if ix.tree != nil {
+		ix.tree.root.retire(stamp)
+	}
 	ix.tree = t
-	ix.mu.Unlock()
 	ix.loaded.Store(true)
-	ix.generation.Add(1)
+}
+
+// retire stamps n and every node below it.
+func (n *node) retire(stamp uint64) {
+	n.changed.Store(stamp)
+	for _, child := range n.kids {
+		child.retire(stamp)
+	}
 }
 
 // Put adds or replaces the record at s.Key.
@@ -97,11 +138,11 @@ func (ix *Index) Put(s msg.Service) {
 		return
 	}
 	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	stamp := ix.generation.Add(1)
 	if ix.tree != nil {
-		ix.tree.put(segs, &s)
+		ix.tree.put(segs, &s, stamp)
 	}
-	ix.mu.Unlock()
-	ix.generation.Add(1)
 }
 
 // Delete removes the record at key, if any.
@@ -111,26 +152,29 @@ func (ix *Index) Delete(key string) {
 		return
 	}
 	ix.mu.Lock()
-	if ix.tree != nil && ix.tree.remove(&ix.tree.root, segs) {
+	defer ix.mu.Unlock()
+	stamp := ix.generation.Add(1)
+	if ix.tree != nil && ix.tree.remove(&ix.tree.root, segs, stamp) {
 		ix.tree.count--
 	}
-	ix.mu.Unlock()
-	ix.generation.Add(1)
 }
 
-func (t *tree) put(segs []string, s *msg.Service) {
+// put stores s at segs, stamping every node on the way.
+func (t *tree) put(segs []string, s *msg.Service, stamp uint64) {
 	n := &t.root
+	n.changed.Store(stamp)
 	for _, seg := range segs {
 		child := n.children[seg]
 		if child == nil {
 			if n.children == nil {
 				n.children = make(map[string]*node, 1)
 			}
-			child = &node{seg: seg, name: seg + "." + n.name}
+			child = newNode(seg, seg+"."+n.name, stamp)
 			n.children[seg] = child
 			n.kids = append(n.kids, child)
 			t.byName[child.name] = child
 		}
+		child.changed.Store(stamp)
 		n = child
 	}
 	if n.value == nil {
@@ -139,9 +183,10 @@ func (t *tree) put(segs []string, s *msg.Service) {
 	n.value = s
 }
 
-// remove deletes the value at segs below n, pruning nodes left empty, and
-// reports whether a value was there.
-func (t *tree) remove(n *node, segs []string) bool {
+// remove deletes the value at segs below n, pruning nodes left empty and
+// stamping every node on the way, and reports whether a value was there.
+func (t *tree) remove(n *node, segs []string, stamp uint64) bool {
+	n.changed.Store(stamp)
 	if len(segs) == 0 {
 		had := n.value != nil
 		n.value = nil
@@ -151,7 +196,7 @@ func (t *tree) remove(n *node, segs []string) bool {
 	if child == nil {
 		return false
 	}
-	had := t.remove(child, segs[1:])
+	had := t.remove(child, segs[1:], stamp)
 	if child.value == nil && len(child.children) == 0 {
 		delete(n.children, segs[0])
 		delete(t.byName, child.name)
@@ -164,8 +209,16 @@ func (t *tree) remove(n *node, segs []string) bool {
 // below a directory. Labels "*" and "any" match any label. With exact, a
 // directory yields nothing (SkyDNS's CNAME lookup).
 func (ix *Index) Records(name string, exact bool) ([]*msg.Service, error) {
+	sx, _, err := ix.VersionedRecords(name, exact)
+	return sx, err
+}
+
+// VersionedRecords is Records with the Version of what it read. A wildcard
+// name gets the zero Version: its answer spans a directory's siblings.
+func (ix *Index) VersionedRecords(name string, exact bool) ([]*msg.Service, Version, error) {
 	if hasWildcard(name) {
-		return ix.recordsAt(msg.Labels(name), exact)
+		sx, err := ix.recordsAt(msg.Labels(name), exact)
+		return sx, Version{}, err
 	}
 	// The common case is one probe of the name map: this is the hot path
 	// of every query.
@@ -176,17 +229,31 @@ func (ix *Index) Records(name string, exact bool) ([]*msg.Service, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	if ix.tree == nil {
-		return nil, errNotLoaded
+		return nil, Version{}, errNotLoaded
 	}
 	n := ix.tree.byName[name]
 	if n == nil {
-		if name == "." {
-			n = &ix.tree.root
-		} else {
-			return nil, errNameNotFound
+		if name != "." {
+			return nil, ix.tree.deepestOnPath(name).version(), errNameNotFound
 		}
+		n = &ix.tree.root
 	}
-	return n.answer(exact), nil
+	return n.answer(exact), n.version(), nil
+}
+
+// deepestOnPath is the deepest existing node on the path a put of a record
+// at name would take: whatever creates name stamps it.
+func (t *tree) deepestOnPath(name string) *node {
+	labels := msg.Labels(name)
+	n := &t.root
+	for i := len(labels) - 1; i >= 0; i-- {
+		child := n.children[labels[i]]
+		if child == nil {
+			break
+		}
+		n = child
+	}
+	return n
 }
 
 // hasWildcard reports whether any label of name is "*" or "any", without
@@ -307,16 +374,14 @@ func (n *node) matchBelow(pattern []string, out *[]*msg.Service) {
 // lowerASCII lowercases keys so lookups are case-insensitive. Kubernetes
 // names are lowercase already; this only guards hand-written records.
 func lowerASCII(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if b[j] >= 'A' && b[j] <= 'Z' {
-					b[j] += 'a' - 'A'
-				}
-			}
-			return string(b)
+	if !hasUpperASCII(s) {
+		return s
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] += 'a' - 'A'
 		}
 	}
-	return s
+	return string(b)
 }

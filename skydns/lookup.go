@@ -7,19 +7,25 @@ import (
 )
 
 // recordSource is what the resolver reads records from; the Index is the
-// real one, tests may use a map.
+// real one.
 type recordSource interface {
-	Records(name string, exact bool) ([]*msg.Service, error)
+	VersionedRecords(name string, exact bool) ([]*msg.Service, Version, error)
 }
 
 // records reads name from the source, then applies SkyDNS's per-lookup
 // de-duplication and group filtering.
 func (r *Resolver) records(name string, exact bool) ([]*msg.Service, error) {
-	sx, err := r.source.Records(name, exact)
+	sx, _, err := r.versionedRecords(name, exact)
+	return sx, err
+}
+
+// versionedRecords is records with the Version of what it read.
+func (r *Resolver) versionedRecords(name string, exact bool) ([]*msg.Service, Version, error) {
+	sx, v, err := r.source.VersionedRecords(name, exact)
 	if err != nil || len(sx) < 2 {
-		return sx, err
+		return sx, v, err
 	}
-	return filterGroups(dedupServices(sx)), nil
+	return filterGroups(dedupServices(sx)), v, nil
 }
 
 // dedupServices drops records equal in host, port, priority, weight and text,

@@ -17,6 +17,9 @@ type Metrics struct {
 	forwards  *prometheus.CounterVec
 	dropped   prometheus.Counter
 
+	packedHits   prometheus.Counter
+	packedMisses prometheus.Counter
+
 	watchUp    prometheus.Gauge
 	relists    prometheus.Counter
 	malformed  prometheus.Counter
@@ -67,7 +70,11 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 			Namespace: "skydns", Name: "index_last_change_timestamp_seconds", Help: "When the index last changed (list or watch event).",
 		}),
 	}
-	reg.MustRegister(m.requests, m.responses, m.duration, m.forwards, m.dropped, m.watchUp, m.relists, m.malformed, m.lastChange)
+	packed := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "skydns", Name: "answer_cache_lookups_total", Help: "Address queries looked up in the packed answers, by result (hit or miss).",
+	}, []string{"result"})
+	m.packedHits, m.packedMisses = packed.WithLabelValues("hit"), packed.WithLabelValues("miss")
+	reg.MustRegister(packed, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.watchUp, m.relists, m.malformed, m.lastChange)
 	if index != nil {
 		reg.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -80,6 +87,13 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 	}
 	m.prepareHandles()
 	return m
+}
+
+// packedEntriesGauge exports the number of packed answers held.
+func packedEntriesGauge(size func() int) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "skydns", Name: "answer_cache_entries", Help: "Packed in-zone answers held, current or stale.",
+	}, func() float64 { return float64(size()) })
 }
 
 func (m *Metrics) prepareHandles() {

@@ -51,6 +51,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Reg
 	metrics := NewMetrics(reg, index)
 	watcher := NewWatcher(client, cfg.PathPrefix, index, metrics, log, cfg.EtcdTimeout)
 	handler := NewHandler(cfg, index, metrics, log)
+	reg.MustRegister(packedEntriesGauge(handler.packed.Len))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

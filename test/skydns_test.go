@@ -431,6 +431,7 @@ func TestBadFlagsExitWithOneLine(t *testing.T) {
 		{"skydns", []string{"-domain="}},
 		{"skydns", []string{"-rtimeout=forever"}},
 		{"skydns", []string{"--log-format=xml"}},
+		{"skydns", []string{"--answer-cache=-1"}},
 		{"kube2sky", []string{"--etcd-server=127.0.0.1:4001"}},
 		{"kube2sky", []string{"--kube_master_url=http://:8080"}},
 		{"kube2sky", []string{"--etcd_mutation_timeout=soon"}},

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # bench-dns: dnsperf against skydns holding 10,000 services in kube2sky's
-# layout, and in the same run against a fixed-answer miekg/dns responder
-# (the framework's ceiling here). Server on core 0, dnsperf on core 1.
-# Prints QPS for both, their ratio, p50/p99 latency and skydns's peak RSS.
+# layout (as shipped, and with --answer-cache=0), and in the same run
+# against a fixed-answer miekg/dns responder (the framework's ceiling
+# here). Servers on core 0, dnsperf on core 1. Prints QPS, p50/p99 latency
+# and peak RSS of each, and each skydns's QPS as a share of the ceiling.
 # Usage: make bench-dns   (or BIN_DIR=bin SKYPOD_ETCD_BIN=... test/bench/bench-dns.sh)
 set -euo pipefail
 
 BIN_DIR=${BIN_DIR:-bin}
 ETCD=${SKYPOD_ETCD_BIN:-.cache/etcd-v3.6.6}
 SERVICES=${SERVICES:-10000}
-ROUNDS=${ROUNDS:-6}             # Alternating load rounds per server...
-ROUND_SECONDS=${ROUND_SECONDS:-3}  # ...of this many seconds: 18 s each in all.
+ROUNDS=${ROUNDS:-8}             # Alternating load rounds per server...
+ROUND_SECONDS=${ROUND_SECONDS:-3}  # ...of this many seconds: 24 s each in all.
 LATENCY_QPS=${LATENCY_QPS:-20000}  # Fixed rate of the latency pass.
 LATENCY_SECONDS=${LATENCY_SECONDS:-5}
 
@@ -53,37 +54,55 @@ latency() {
 # Aggregate QPS and lost queries over all rounds of FILE.
 total_qps() { awk '{c+=$1; t+=$2; l+=$3} END {printf "%.0f %d\n", c/t, l}' "$1"; }
 
-dns_port=$(free_port); metrics_port=$(free_port); ref_port=$(free_port)
-taskset -c 0 "$BIN_DIR/skydns" -machines="http://127.0.0.1:$etcd_port" -addr="127.0.0.1:$dns_port" \
-	-ns-rotate=false -domain=cluster.local. -nameservers=127.0.0.1:9 --metrics-addr="127.0.0.1:$metrics_port" \
-	--log-level=warn >"$work/skydns.log" 2>&1 &
-sky_pid=$!; pids+=($sky_pid)
-taskset -c 0 "$BIN_DIR/fixedresponder" "127.0.0.1:$ref_port" >"$work/ref.log" 2>&1 &
-ref_pid=$!; pids+=($ref_pid)
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$metrics_port/ready" >/dev/null && break; sleep 0.1; done
-records=$(curl -s "http://127.0.0.1:$metrics_port/metrics" | awk '/^skydns_index_records / {print $2}')
-echo ">> skydns loaded $records records"
+# The servers, all on core 0: skydns as shipped (repeated names come from
+# its packed answers), skydns with --answer-cache=0 (every reply looked up
+# in the index and packed anew), and the fixed responder.
+servers=(skydns skydns-built fixed)
+declare -A port pid metrics
+start_skydns() { # NAME EXTRA-FLAGS...
+	local name=$1; shift
+	port[$name]=$(free_port); metrics[$name]=$(free_port)
+	taskset -c 0 "$BIN_DIR/skydns" -machines="http://127.0.0.1:$etcd_port" -addr="127.0.0.1:${port[$name]}" \
+		-ns-rotate=false -domain=cluster.local. -nameservers=127.0.0.1:9 --metrics-addr="127.0.0.1:${metrics[$name]}" \
+		--log-level=warn "$@" >"$work/$name.log" 2>&1 &
+	pid[$name]=$!; pids+=($!)
+	for _ in $(seq 100); do curl -sf "http://127.0.0.1:${metrics[$name]}/ready" >/dev/null && break; sleep 0.1; done
+	echo ">> $name loaded $(curl -s "http://127.0.0.1:${metrics[$name]}/metrics" | awk '/^skydns_index_records / {print $2}') records"
+}
+start_skydns skydns
+start_skydns skydns-built --answer-cache=0
+port[fixed]=$(free_port)
+taskset -c 0 "$BIN_DIR/fixedresponder" "127.0.0.1:${port[fixed]}" >"$work/fixed.log" 2>&1 &
+pid[fixed]=$!; pids+=($!)
 
-# Alternate the two servers so drift in the machine's speed hits both alike.
+# Alternate the servers so drift in the machine's speed hits all alike.
 for round in $(seq "$ROUNDS"); do
-	echo ">> round $round/$ROUNDS: ${ROUND_SECONDS}s each, skydns then fixed responder"
-	load_round "$dns_port" "$work/sky.rounds"
-	load_round "$ref_port" "$work/ref.rounds"
+	echo ">> round $round/$ROUNDS: ${ROUND_SECONDS}s each: ${servers[*]}"
+	for s in "${servers[@]}"; do load_round "${port[$s]}" "$work/$s.rounds"; done
 done
-# Each skydns round is compared with the reference round right after it;
-# the median of those ratios resists the machine's speed changing under us.
-ratios=$(paste -d' ' "$work/sky.rounds" "$work/ref.rounds" | awk '{printf "%.1f\n", 100*($1/$2)/($4/$5)}' | sort -g)
-median=$(echo "$ratios" | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}')
-read -r sky_qps sky_lost <<<"$(total_qps "$work/sky.rounds")"
-read -r ref_qps ref_lost <<<"$(total_qps "$work/ref.rounds")"
-read -r sky_p50 sky_p99 sky_n <<<"$(latency "$dns_port")"
-read -r ref_p50 ref_p99 ref_n <<<"$(latency "$ref_port")"
-sky_rss=$(awk '/VmHWM/ {print $2}' "/proc/$sky_pid/status")
-ref_rss=$(awk '/VmHWM/ {print $2}' "/proc/$ref_pid/status")
 
-ratio=$(awk -v a="$sky_qps" -v b="$ref_qps" 'BEGIN {printf "%.1f", 100*a/b}')
+# Each skydns round is compared with the fixed responder's round of the
+# same turn; the median of those ratios resists the machine's speed
+# changing under us. Prints "median rounds,sorted".
+paired_ratio() {
+	local ratios
+	ratios=$(paste -d' ' "$work/$1.rounds" "$work/fixed.rounds" | awk '{printf "%.1f\n", 100*($1/$2)/($4/$5)}' | sort -g)
+	echo "$(echo "$ratios" | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}') $(echo $ratios | tr ' ' ',')"
+}
+
 printf '\n%-16s %10s %8s %8s %8s %10s\n' server QPS "p50 ms" "p99 ms" lost "peak RSS"
-printf '%-16s %10s %8s %8s %8s %6s MiB\n' skydns "$sky_qps" "$sky_p50" "$sky_p99" "$sky_lost" "$((sky_rss / 1024))"
-printf '%-16s %10s %8s %8s %8s %6s MiB\n' fixed-responder "$ref_qps" "$ref_p50" "$ref_p99" "$ref_lost" "$((ref_rss / 1024))"
-echo "skydns / fixed responder QPS: median of paired rounds ${median}% (rounds: $(echo $ratios | tr ' ' ',')); over all rounds ${ratio}%; target >= 80%"
-echo "load: $ROUNDS alternating rounds of ${ROUND_SECONDS}s per server; latency: ${LATENCY_SECONDS}s at ${LATENCY_QPS} qps (${sky_n} and ${ref_n} NOERROR answers)"
+for s in "${servers[@]}"; do
+	read -r qps lost <<<"$(total_qps "$work/$s.rounds")"
+	read -r p50 p99 n <<<"$(latency "${port[$s]}")"
+	rss=$(awk '/VmHWM/ {print $2}' "/proc/${pid[$s]}/status")
+	printf '%-16s %10s %8s %8s %8s %6s MiB\n' "$s" "$qps" "$p50" "$p99" "$lost" "$((rss / 1024))"
+done
+for s in skydns skydns-built; do
+	read -r median rounds <<<"$(paired_ratio "$s")"
+	echo "$s / fixed responder QPS: median of paired rounds ${median}% (rounds: $rounds)"
+done
+curl -s "http://127.0.0.1:${metrics[skydns]}/metrics" | awk -F'[ "]' '
+	/^skydns_answer_cache_lookups_total/ {n[$2]=$NF}
+	END {printf "skydns packed answers: %d hits, %d misses (%.2f%% hits)\n", n["hit"], n["miss"], 100*n["hit"]/(n["hit"]+n["miss"])}'
+echo "target: skydns >= 80%"
+echo "load: $ROUNDS alternating rounds of ${ROUND_SECONDS}s per server; latency: ${LATENCY_SECONDS}s at ${LATENCY_QPS} qps"
