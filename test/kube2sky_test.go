@@ -127,7 +127,10 @@ func (p *dnsPod) expect(t *testing.T, status string, want []string, args ...stri
 	t.Helper()
 	for _, transport := range []string{"+notcp", "+tcp"} {
 		harness.Eventually(t, 10*time.Second, fmt.Sprintf("dig %v %s", args, transport), func() error {
-			st, answers := harness.Dig(t, p.skydns.Addr, append(args, transport)...)
+			st, answers, err := harness.TryDig(t, p.skydns.Addr, append(args, transport)...)
+			if err != nil {
+				return err
+			}
 			got := rdata(answers)
 			if st != status || !slices.Equal(got, sorted(want)) {
 				return fmt.Errorf("%s %q, want %s %q", st, got, status, want)

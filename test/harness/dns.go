@@ -12,14 +12,26 @@ import (
 
 // Dig runs the real dig against addr ("127.0.0.1:port") and returns its
 // answer lines (+noall +answer), normalised to single spaces, and the
-// status from the header comment.
+// status from the header comment. A dig that gets no reply fails the test.
 func Dig(t testing.TB, addr string, args ...string) (status string, answers []string) {
+	t.Helper()
+	status, answers, err := TryDig(t, addr, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status, answers
+}
+
+// TryDig is Dig for polling loops: a dig that gets no reply (a server not
+// listening yet, a packet lost under load) is an error to retry, not the
+// end of the test.
+func TryDig(t testing.TB, addr string, args ...string) (status string, answers []string, err error) {
 	t.Helper()
 	host, port, _ := strings.Cut(addr, ":")
 	full := append([]string{"@" + host, "-p", port, "+time=2", "+tries=1", "+noall", "+answer", "+comments"}, args...)
 	out, err := exec.Command(Tool(t, "dig"), full...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("dig %s: %v\n%s", strings.Join(full, " "), err, out)
+		return "", nil, fmt.Errorf("dig %s: %v\n%s", strings.Join(full, " "), err, out)
 	}
 	for _, line := range strings.Split(string(out), "\n") {
 		if i := strings.Index(line, "status: "); i >= 0 {
@@ -30,9 +42,9 @@ func Dig(t testing.TB, addr string, args ...string) (status string, answers []st
 		}
 	}
 	if status == "" {
-		t.Fatalf("dig printed no status:\n%s", out)
+		return "", nil, fmt.Errorf("dig printed no status:\n%s", out)
 	}
-	return status, answers
+	return status, answers, nil
 }
 
 // Exchange sends one query with the miekg/dns client over net ("udp" or
