@@ -133,7 +133,7 @@ func TestWatchAddsAndDeletes(t *testing.T) {
 		t.Fatalf("before the write: %v %v", m, err)
 	}
 	etcd.Put(c, key, `{"host":"10.9.0.1","ttl":30}`)
-	harness.Eventually(t, 2*time.Second, "written record answered", func() error {
+	harness.Eventually(t, 10*time.Second, "written record answered", func() error {
 		m, err := harness.Exchange(s.Addr, "udp", name, dns.TypeA)
 		if err := harness.WantRcode(m, err, dns.RcodeSuccess); err != nil {
 			return err
@@ -144,7 +144,7 @@ func TestWatchAddsAndDeletes(t *testing.T) {
 		return nil
 	})
 	etcd.Put(c, key, `{"host":"10.9.0.2","ttl":30}`)
-	harness.Eventually(t, 2*time.Second, "updated record answered", func() error {
+	harness.Eventually(t, 10*time.Second, "updated record answered", func() error {
 		m, err := harness.Exchange(s.Addr, "tcp", name, dns.TypeA)
 		if err != nil || !slices.Equal(harness.Answers(m), []string{"10.9.0.2"}) {
 			return fmt.Errorf("%v %v", m, err)
@@ -152,7 +152,7 @@ func TestWatchAddsAndDeletes(t *testing.T) {
 		return nil
 	})
 	etcd.Delete(c, key)
-	harness.Eventually(t, 2*time.Second, "deleted record gone", func() error {
+	harness.Eventually(t, 10*time.Second, "deleted record gone", func() error {
 		m, err := harness.Exchange(s.Addr, "udp", name, dns.TypeA)
 		return harness.WantRcode(m, err, dns.RcodeNameError)
 	})
@@ -262,7 +262,7 @@ func TestMalformedValueNextToGoodOnes(t *testing.T) {
 	s := startSkydns(t, etcd.URL)
 	etcd.Put(c, "/skydns/local/cluster/svc/default/mixed/good2", `{"host":"10.7.0.2"}`)
 	etcd.Put(c, "/skydns/local/cluster/svc/default/mixed/bad2", `not json`)
-	harness.Eventually(t, 2*time.Second, "good records answered", func() error {
+	harness.Eventually(t, 10*time.Second, "good records answered", func() error {
 		m, err := harness.Exchange(s.Addr, "udp", "mixed.default.svc.cluster.local.", dns.TypeA)
 		if err != nil {
 			return err
