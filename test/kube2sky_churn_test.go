@@ -74,17 +74,8 @@ func TestKube2skyEndpointSlicesAndEtcdRestart(t *testing.T) {
 		if err := admin.CoreV1().Services(ns).Delete(ctx, "churn-0", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		// kube2sky learns of the outage when a write times out, which
-		// takes as long as its etcd timeout and the machine's load make it.
-		harness.Eventually(t, 15*time.Second, "kube2sky_etcd_up 0 and /readiness 503 while etcd is down", func() error {
-			if code, body, err := harness.HTTPGet(pod.healthz + "/metrics"); code != 200 || !containsLine(body, "kube2sky_etcd_up 0") {
-				return fmt.Errorf("metrics %d %v: no kube2sky_etcd_up 0", code, err)
-			}
-			if code, _, err := harness.HTTPGet(pod.healthz + "/readiness"); code != 503 {
-				return fmt.Errorf("/readiness = %d %v", code, err)
-			}
-			return nil
-		})
+		// A write timing out tells kube2sky, after its etcd timeout.
+		pod.waitEtcdOutageSeen(t, 15*time.Second)
 		pod.etcd.Start()
 		for i := 1; i < 20; i++ {
 			pod.expect(t, "NOERROR", []string{"A " + ips[i]}, fmt.Sprintf("churn-%d.%s", i, suffix), "A")
@@ -97,12 +88,7 @@ func TestKube2skyEndpointSlicesAndEtcdRestart(t *testing.T) {
 
 	t.Run("idle kube2sky notices an etcd outage", func(t *testing.T) {
 		pod.etcd.Stop()
-		harness.Eventually(t, 10*time.Second, "not ready while etcd is down", func() error {
-			if code, _, _ := harness.HTTPGet(pod.healthz + "/readiness"); code != 503 {
-				return fmt.Errorf("/readiness = %d", code)
-			}
-			return nil
-		})
+		pod.waitEtcdOutageSeen(t, 10*time.Second) // The probe's, with no write pending.
 		pod.etcd.Start()
 		harness.Eventually(t, 15*time.Second, "ready again", func() error {
 			if code, _, _ := harness.HTTPGet(pod.healthz + "/readiness"); code != 200 {
@@ -110,5 +96,21 @@ func TestKube2skyEndpointSlicesAndEtcdRestart(t *testing.T) {
 			}
 			return nil
 		})
+	})
+}
+
+// waitEtcdOutageSeen waits until kube2sky shows that etcd is gone, on the
+// kube2sky_etcd_up metric and as /readiness 503: how soon depends on what
+// tells it (a write timing out or the idle probe) and on the machine's load.
+func (p *dnsPod) waitEtcdOutageSeen(t *testing.T, within time.Duration) {
+	t.Helper()
+	harness.Eventually(t, within, "kube2sky_etcd_up 0 and /readiness 503 while etcd is down", func() error {
+		if code, body, err := harness.HTTPGet(p.healthz + "/metrics"); code != 200 || !containsLine(body, "kube2sky_etcd_up 0") {
+			return fmt.Errorf("metrics %d %v: no kube2sky_etcd_up 0", code, err)
+		}
+		if code, _, err := harness.HTTPGet(p.healthz + "/readiness"); code != 503 {
+			return fmt.Errorf("/readiness = %d %v", code, err)
+		}
+		return nil
 	})
 }
