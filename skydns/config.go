@@ -4,11 +4,9 @@
 package skydns
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -39,9 +37,10 @@ const (
 	defaultAnswerCache = 32768
 )
 
-// Config is everything skydns is told by flags, environment and the
-// /skydns/config key. Field names follow the legacy JSON keys where one
-// exists, so the etcd config overlays it directly.
+// Config is what the flags and the environment set, in the shape of the
+// legacy /skydns/config JSON (its tags are that key's names, so the etcd
+// overlay decodes straight into a copy of it). Nothing runs from a Config:
+// Load turns it, once, into the Options every component is built from.
 type Config struct {
 	DNSAddr     string        `json:"dns_addr,omitempty"`
 	Domain      string        `json:"domain,omitempty"`
@@ -166,15 +165,6 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	c.Log.AddFlags(fs)
 }
 
-// ApplyEtcdConfig overlays the JSON of /<prefix>/config: keys present there
-// override flags, as SkyDNS did.
-func (c *Config) ApplyEtcdConfig(value []byte) error {
-	if err := json.Unmarshal(value, c); err != nil {
-		return fmt.Errorf("/%s/config: %w", c.PathPrefix, err)
-	}
-	return nil
-}
-
 // Finish normalises the configuration and fills the derived defaults. It
 // returns the first problem as an error fit for a one-line exit message.
 func (c *Config) Finish() error {
@@ -257,26 +247,6 @@ func checkHostPort(flag, addr string) error {
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
 		return fmt.Errorf("%s: %q: port must be 1-65535", flag, addr)
-	}
-	return nil
-}
-
-// LoadNameservers fills Nameservers from the resolv.conf file when none
-// were given. A missing file means no nameservers, as before; a file that
-// does not parse is an error.
-func (c *Config) LoadNameservers() error {
-	if len(c.Nameservers) > 0 || c.NoRec || c.ResolvConf == "" {
-		return nil
-	}
-	if _, err := os.Stat(c.ResolvConf); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	cc, err := dns.ClientConfigFromFile(c.ResolvConf)
-	if err != nil {
-		return fmt.Errorf("--resolv-conf: %w", err)
-	}
-	for _, s := range cc.Servers {
-		c.Nameservers = append(c.Nameservers, net.JoinHostPort(s, cc.Port))
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/spf13/pflag"
 
 	"github.com/skypod/skypod/internal/flagutil"
@@ -90,20 +91,24 @@ func TestEtcdConfigOverlay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cfg.ApplyEtcdConfig([]byte(`{"ttl":30,"min_ttl":5,"priority":20,"ndot":3,"nameservers":["127.0.0.1:5353"],"hostmaster":"ops@example.org"}`)); err != nil {
+	opts, err := cfg.Load([]byte(`{"ttl":30,"min_ttl":5,"priority":20,"ndot":3,"nameservers":["127.0.0.1:5353"],"hostmaster":"ops@example.org"}`), noResolvConf)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cfg.Finish(); err != nil {
-		t.Fatal(err)
+	if opts.Zone.TTL != 30 || opts.Zone.MinTTL != 5 || opts.Zone.Priority != 20 || opts.Forward.Ndots != 3 || opts.Zone.Hostmaster != "ops.example.org." ||
+		!slices.Equal(opts.Forward.Nameservers, []string{"127.0.0.1:5353"}) || opts.Forward.Rotate || opts.Zone.Domain != "cluster.local." {
+		t.Fatalf("%+v", opts)
 	}
-	if cfg.TTL != 30 || cfg.MinTTL != 5 || cfg.Priority != 20 || cfg.Ndots != 3 || cfg.Hostmaster != "ops.example.org." ||
-		!slices.Equal(cfg.Nameservers, []string{"127.0.0.1:5353"}) || cfg.NSRotate || cfg.Domain != "cluster.local." {
-		t.Fatalf("%+v", cfg)
-	}
-	if err := cfg.ApplyEtcdConfig([]byte(`{"ttl":`)); err == nil {
+	if _, err := cfg.Load([]byte(`{"ttl":`), noResolvConf); err == nil {
 		t.Fatal("invalid JSON must be an error")
 	}
+	// The flags' Config is the same after Load: the overlay went into a copy.
+	if cfg.TTL != defaultTTL || len(cfg.Nameservers) != 0 {
+		t.Fatalf("Load changed the Config: %+v", cfg)
+	}
 }
+
+func noResolvConf(string) (*dns.ClientConfig, error) { return nil, os.ErrNotExist }
 
 func TestLoadNameserversFromResolvConf(t *testing.T) {
 	dir := t.TempDir()
@@ -112,14 +117,15 @@ func TestLoadNameserversFromResolvConf(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg, _ := parse(t, nil, "--resolv-conf="+path)
-	if err := cfg.LoadNameservers(); err != nil {
+	opts, err := cfg.Load(nil, readResolvConf)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(cfg.Nameservers, []string{"127.0.0.53:53", "[::1]:53"}) {
-		t.Fatalf("%v", cfg.Nameservers)
+	if !slices.Equal(opts.Forward.Nameservers, []string{"127.0.0.53:53", "[::1]:53"}) {
+		t.Fatalf("%v", opts.Forward.Nameservers)
 	}
 	cfg, _ = parse(t, nil, "--resolv-conf="+filepath.Join(dir, "missing"))
-	if err := cfg.LoadNameservers(); err != nil || len(cfg.Nameservers) != 0 {
-		t.Fatalf("a missing file means no nameservers: %v %v", cfg.Nameservers, err)
+	if opts, err := cfg.Load(nil, readResolvConf); err != nil || len(opts.Forward.Nameservers) != 0 {
+		t.Fatalf("a missing file means no nameservers: %v %v", opts.Forward.Nameservers, err)
 	}
 }

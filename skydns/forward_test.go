@@ -57,10 +57,11 @@ func forwardingHandler(t *testing.T, configure func(*Config)) *Handler {
 	return newTestHandler(t, cfg, loadIndex(t, testRecords))
 }
 
-func query(h *Handler, name string, qtype uint16) *dns.Msg {
+func query(t *testing.T, h *Handler, name string, qtype uint16) *dns.Msg {
+	t.Helper()
 	req := new(dns.Msg)
 	req.SetQuestion(name, qtype)
-	return h.answer(req, "udp")
+	return ask(t, h, req, "udp")
 }
 
 func TestForwarding(t *testing.T) {
@@ -91,7 +92,7 @@ func TestForwarding(t *testing.T) {
 			if tc.wantA == "" && tc.rcode == dns.RcodeSuccess {
 				qtype = dns.TypePTR
 			}
-			m := query(h, tc.qname, qtype)
+			m := query(t, h, tc.qname, qtype)
 			if m.Rcode != tc.rcode {
 				t.Fatalf("rcode %s, want %s", dns.RcodeToString[m.Rcode], dns.RcodeToString[tc.rcode])
 			}
@@ -107,11 +108,12 @@ func TestForwarding(t *testing.T) {
 
 func TestForwardCache(t *testing.T) {
 	up, count := startUpstream(t, "192.0.2.7")
-	h := forwardingHandler(t, func(c *Config) { c.Nameservers = []string{up}; c.RCache = 2; c.RCacheTTL = 60 })
 	now := time.Unix(1000, 0)
-	h.cache.now = func() time.Time { return now }
+	cfg := newTestConfig()
+	cfg.Nameservers, cfg.RCache, cfg.RCacheTTL = []string{up}, 2, 60
+	h := newTestHandler(t, cfg, loadIndex(t, testRecords), func(d *Deps) { d.Clock = func() time.Time { return now } })
 	for i := 0; i < 3; i++ {
-		if m := query(h, "Cached.Example.org.", dns.TypeA); len(m.Answer) != 1 || m.Question[0].Name != "Cached.Example.org." {
+		if m := query(t, h, "Cached.Example.org.", dns.TypeA); len(m.Answer) != 1 || m.Question[0].Name != "Cached.Example.org." {
 			t.Fatalf("answer %v", m)
 		}
 	}
@@ -119,14 +121,14 @@ func TestForwardCache(t *testing.T) {
 		t.Fatalf("upstream saw %d queries, want 1 (cached)", count.Load())
 	}
 	now = now.Add(61 * time.Second)
-	query(h, "cached.example.org.", dns.TypeA)
+	query(t, h, "cached.example.org.", dns.TypeA)
 	if count.Load() != 2 {
 		t.Fatalf("expired entry was served from cache")
 	}
 	for _, n := range []string{"a.example.org.", "b.example.org.", "c.example.org."} {
-		query(h, n, dns.TypeA)
+		query(t, h, n, dns.TypeA)
 	}
-	if n := h.cache.len(); n != 2 {
+	if n := h.caches.responses.len(); n != 2 {
 		t.Fatalf("cache holds %d entries, capacity 2: a full cache evicts one, it does not empty", n)
 	}
 }
@@ -146,7 +148,7 @@ func TestStubZones(t *testing.T) {
 	ix := loadIndex(t, records)
 	h := newTestHandler(t, cfg, ix)
 
-	m := query(h, "abc.acme.local.", dns.TypeA)
+	m := query(t, h, "abc.acme.local.", dns.TypeA)
 	if len(m.Answer) != 2 || m.Answer[1].(*dns.A).A.String() != "198.51.100.1" || stubCount.Load() != 1 || upCount.Load() != 0 {
 		t.Fatalf("stub zone not used: %v", m.Answer)
 	}
@@ -158,12 +160,12 @@ func TestStubZones(t *testing.T) {
 	req.SetQuestion("abc.acme.local.", dns.TypeA)
 	req.SetEdns0(1232, false)
 	req.IsEdns0().Option = append(req.IsEdns0().Option, &dns.EDNS0_LOCAL{Code: stubLoopOption, Data: []byte{1}})
-	if got := h.answer(req, "udp"); got != nil {
+	if got := ask(t, h, req, "udp"); got != nil {
 		t.Fatalf("looped query answered: %v", got)
 	}
 	// Removing the stub record takes effect with the next index change.
 	ix.Delete(msg.Path("ns1.acme.local.stub.dns.skydns.test.", "skydns"))
-	query(h, "abc.acme.local.", dns.TypeA)
+	query(t, h, "abc.acme.local.", dns.TypeA)
 	if upCount.Load() != 1 {
 		t.Fatalf("after removal the zone should go to the normal nameservers")
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -60,6 +61,10 @@ var testRecords = map[string]string{
 	"c.dedup.skydns.test.":                         `{"host":"10.0.0.31"}`,
 	"d.dedup.skydns.test.":                         `{"host":"10.0.0.31"}`,
 	"local.skydns.test.":                           `{"host":"10.0.0.40"}`,
+	"ext1.cname2.skydns.test.":                     `{"host":"www.miek.nl"}`,
+	"ext2.cname2.skydns.test.":                     `{"host":"www.miek.nl"}`,
+	"a.mxgroup.skydns.test.":                       `{"host":"10.0.0.61","mail":true,"group":"g1"}`,
+	"b.x.mxgroup.skydns.test.":                     `{"host":"10.0.0.62","mail":true,"group":"g2"}`,
 	// kube2sky's worked example (legacy-behaviour §2.7).
 	"b882ad2c.testservice.default.svc.skydns.test.":             `{"host":"1.2.3.4","priority":10,"weight":10,"ttl":30}`,
 	"b882ad2c._http1._tcp.testservice.default.svc.skydns.test.": `{"host":"testservice.default.svc.skydns.test.","port":80,"priority":10,"weight":10,"ttl":30}`,
@@ -72,20 +77,28 @@ var testRecords = map[string]string{
 	"long.skydns.test.":                                         `{"text":"` + strings.Repeat("x", 300) + `"}`,
 }
 
-// fakeUpstream answers out-of-zone lookups from a table; everything else
-// is NXDOMAIN.
-type fakeUpstream map[string][]dns.RR
+// fakeUpstream is an upstream that knows a few names itself and sends the
+// rest on to real servers (the tests' own, on loopback).
+type fakeUpstream struct {
+	known map[string][]dns.RR
+	rest  Exchanger
+}
 
-func (f fakeUpstream) Lookup(_ context.Context, name string, qtype uint16) (*dns.Msg, error) {
+func (f fakeUpstream) Exchange(ctx context.Context, req *dns.Msg, network, addr string) (*dns.Msg, error) {
+	q := req.Question[0]
+	rrs, ok := f.known[strings.ToLower(q.Name)]
+	if !ok {
+		return f.rest.Exchange(ctx, req, network, addr)
+	}
 	m := new(dns.Msg)
-	m.SetQuestion(name, qtype)
-	for _, rr := range f[strings.ToLower(name)] {
-		if rr.Header().Rrtype == qtype || rr.Header().Rrtype == dns.TypeCNAME {
+	m.SetReply(req)
+	for _, rr := range rrs {
+		if rr.Header().Rrtype == q.Qtype || rr.Header().Rrtype == dns.TypeCNAME {
 			m.Answer = append(m.Answer, rr)
 		}
 	}
 	if len(m.Answer) == 0 {
-		return m, fmt.Errorf("upstream answered NXDOMAIN for %s", name)
+		m.Rcode = dns.RcodeNameError
 	}
 	return m, nil
 }
@@ -126,15 +139,50 @@ func loadIndex(t testing.TB, records map[string]string) *Index {
 	return ix
 }
 
-func newTestHandler(t testing.TB, cfg *Config, ix *Index) *Handler {
+// testClock is the time every test handler starts with.
+func testClock() time.Time { return time.Unix(1700000000, 0) }
+
+// newTestHandler builds the handler from cfg as Run would, with a fixed
+// clock and an upstream that knows two names; with may change its Deps.
+func newTestHandler(t testing.TB, cfg *Config, ix *Index, with ...func(*Deps)) *Handler {
 	t.Helper()
-	h := NewHandler(cfg, ix, NewMetrics(prometheus.NewRegistry(), ix), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	h.res.upstream = fakeUpstream{
-		"www.example.com.": {mustRR(t, "www.example.com. 300 IN A 93.184.216.34")},
-		"mx.miek.nl.":      {mustRR(t, "mx.miek.nl. 300 IN A 176.58.119.54")},
+	opts, err := cfg.Load(nil, func(string) (*dns.ClientConfig, error) { return nil, os.ErrNotExist })
+	if err != nil {
+		t.Fatal(err)
 	}
-	h.now = func() time.Time { return time.Unix(1700000000, 0) }
-	return h
+	deps := Deps{
+		Index: ix, Metrics: NewMetrics(prometheus.NewRegistry(), ix), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Clock: testClock,
+		Exchange: fakeUpstream{rest: newNetExchanger(opts.Forward.Timeout), known: map[string][]dns.RR{
+			"www.example.com.": {mustRR(t, "www.example.com. 300 IN A 93.184.216.34")},
+			"mx.miek.nl.":      {mustRR(t, "mx.miek.nl. 300 IN A 176.58.119.54")},
+			"www.miek.nl.": {
+				mustRR(t, "www.miek.nl. 300 IN CNAME a.miek.nl."),
+				mustRR(t, "a.miek.nl. 300 IN A 139.162.196.78"),
+				mustRR(t, "a.miek.nl. 300 IN AAAA 2a01:7e00::f03c:91ff:fef1:6735"),
+			},
+		}},
+	}
+	for _, f := range with {
+		f(&deps)
+	}
+	return NewHandler(opts, deps)
+}
+
+// ask runs req through ServeDNS as a client over proto ("udp" or
+// "tcp") would send it, and returns the reply; nil when it was dropped.
+func ask(t testing.TB, h *Handler, req *dns.Msg, proto string) *dns.Msg {
+	t.Helper()
+	w := &packingWriter{tcp: proto == "tcp"}
+	h.ServeDNS(w, req)
+	if w.buf == nil {
+		return nil
+	}
+	m := new(dns.Msg)
+	if err := m.Unpack(w.buf); err != nil {
+		t.Fatalf("reply does not unpack: %v", err)
+	}
+	return m
 }
 
 type dnsCase struct {
@@ -266,6 +314,15 @@ func TestLookupSemantics(t *testing.T) {
 		{qname: "1.0.0.10.in-addr.arpa.", qtype: dns.TypePTR, answer: []string{"1.0.0.10.in-addr.arpa. 3600 PTR reverse.example.com."}},
 		{qname: "b.mail.skydns.test.", qtype: dns.TypeMX, answer: []string{"b.mail.skydns.test. 3600 MX 50 mx.miek.nl."},
 			extra: []string{"mx.miek.nl. 60 A 176.58.119.54"}},
+		// MX reads records as every other type does: groups apply.
+		{qname: "mxgroup.skydns.test.", qtype: dns.TypeMX, answer: []string{"mxgroup.skydns.test. 3600 MX 10 a.mxgroup.skydns.test."},
+			extra: []string{"a.mxgroup.skydns.test. 3600 A 10.0.0.61"}},
+		{qname: "mxgroup.skydns.test.", qtype: dns.TypeA, answer: []string{"mxgroup.skydns.test. 3600 A 10.0.0.61"}},
+		// An SRV target outside the zone: upstream's whole A answer, its
+		// CNAME included, and the AAAA records of its AAAA answer go in the
+		// additional section (SkyDNS's own "*.cname2" case).
+		{qname: "*.cname2.skydns.test.", qtype: dns.TypeSRV, answer: []string{"*.cname2.skydns.test. 3600 SRV 10 100 0 www.miek.nl."},
+			extra: []string{"www.miek.nl. 60 CNAME a.miek.nl.", "a.miek.nl. 60 A 139.162.196.78", "a.miek.nl. 60 AAAA 2a01:7e00::f03c:91ff:fef1:6735"}},
 		{qname: "local.dns.skydns.test.", qtype: dns.TypeA, answer: []string{"local.dns.skydns.test. 3600 A 10.0.0.40"}},
 		// targetstrip; the same IP on two ports is one A; groups; dedup.
 		{qname: "bar.skydns.test.", qtype: dns.TypeA, answer: []string{"bar.skydns.test. 3600 A 192.168.0.1"}},
@@ -313,7 +370,7 @@ func TestLookupSemantics(t *testing.T) {
 		t.Run(tc.qname+"/"+dns.TypeToString[tc.qtype], func(t *testing.T) {
 			req := new(dns.Msg)
 			req.SetQuestion(tc.qname, tc.qtype)
-			checkReply(t, tc, h.answer(req, "udp"))
+			checkReply(t, tc, ask(t, h, req, "udp"))
 		})
 	}
 }
@@ -324,7 +381,7 @@ func TestNotLoadedIsServfail(t *testing.T) {
 	for _, qtype := range []uint16{dns.TypeA, dns.TypeSRV, dns.TypeTXT, dns.TypeAAAA, dns.TypeMX, dns.TypeCNAME} {
 		req := new(dns.Msg)
 		req.SetQuestion("anything.skydns.test.", qtype)
-		if m := h.answer(req, "udp"); m.Rcode != dns.RcodeServerFailure {
+		if m := ask(t, h, req, "udp"); m.Rcode != dns.RcodeServerFailure {
 			t.Errorf("%s before the first load: rcode %s, want SERVFAIL", dns.TypeToString[qtype], dns.RcodeToString[m.Rcode])
 		}
 	}
@@ -348,7 +405,7 @@ func TestChaos(t *testing.T) {
 		req := new(dns.Msg)
 		req.SetQuestion(tc.name, tc.qtype)
 		req.Question[0].Qclass = dns.ClassCHAOS
-		m := h.answer(req, "udp")
+		m := ask(t, h, req, "udp")
 		if m.Rcode != tc.rcode || len(m.Answer) != tc.count {
 			t.Errorf("%s %s: rcode %s, %d answers", tc.name, dns.TypeToString[tc.qtype], dns.RcodeToString[m.Rcode], len(m.Answer))
 		}
@@ -384,7 +441,8 @@ func TestTruncation(t *testing.T) {
 			if tc.edns > 0 {
 				req.SetEdns0(tc.edns, false)
 			}
-			m := h.answer(req, tc.proto)
+			wire := serve(t, h, req, tc.proto == "tcp")
+			m := unpack(t, wire)
 			if m.Truncated != tc.tc {
 				t.Fatalf("TC = %v, want %v", m.Truncated, tc.tc)
 			}
@@ -394,8 +452,8 @@ func TestTruncation(t *testing.T) {
 			if tc.tc && (len(m.Answer) == 0 || len(m.Answer) >= 60) {
 				t.Fatalf("truncated reply should keep what fits, has %d", len(m.Answer))
 			}
-			if b, _ := m.Pack(); len(b) > tc.maxBytes {
-				t.Fatalf("reply is %d bytes, limit %d", len(b), tc.maxBytes)
+			if len(wire) > tc.maxBytes {
+				t.Fatalf("reply is %d bytes, limit %d", len(wire), tc.maxBytes)
 			}
 		})
 	}
@@ -408,7 +466,7 @@ func TestMinimumTTLAcrossAnswer(t *testing.T) {
 	}))
 	req := new(dns.Msg)
 	req.SetQuestion("mixed.skydns.test.", dns.TypeA)
-	for _, rr := range h.answer(req, "udp").Answer {
+	for _, rr := range ask(t, h, req, "udp").Answer {
 		if rr.Header().Ttl != 30 {
 			t.Fatalf("TTL %d, want the minimum 30: %v", rr.Header().Ttl, rr)
 		}

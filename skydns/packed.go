@@ -1,11 +1,61 @@
 package skydns
 
 import (
-	"encoding/binary"
+	"context"
 	"sync"
 
 	"github.com/miekg/dns"
 )
+
+// packedStep answers repeated in-zone A and AAAA queries from replies kept
+// in wire form, and keeps the replies the steps after it built when they
+// are exact: built from the records alone (a current Version), the same
+// for every request with the key (not shuffled), and the same over either
+// transport (at most 512 bytes: neither truncated nor compressed). Only
+// answers, NODATA and NXDOMAIN qualify.
+type packedStep struct {
+	cache   *packedAnswers
+	metrics *Metrics
+	next    step
+}
+
+func (s *packedStep) serve(ctx context.Context, req request) reply {
+	key, ok := answerKeyOf(req.msg)
+	if !ok {
+		return s.next.serve(ctx, req)
+	}
+	serial := req.serial()
+	if wire := s.cache.get(key, serial); wire != nil {
+		s.metrics.packedHits.Inc()
+		return reply{wire: wire, shared: true}
+	}
+	s.metrics.packedMisses.Inc()
+	r := s.next.serve(ctx, req)
+	// A change that landed while the reply was built has made the version
+	// stale already: such a reply goes out but is not kept.
+	if r.msg == nil || !r.version.Current() || !exactForKey(r) {
+		return r
+	}
+	wire, err := r.msg.Pack()
+	if err != nil {
+		return r
+	}
+	s.cache.put(key, r.version, serial, wire)
+	return reply{wire: wire} // Packed from this request's reply: it has its id.
+}
+
+// exactForKey reports whether r, built from the records alone, is the
+// reply to every request with its key, over either transport.
+func exactForKey(r reply) bool {
+	m := r.msg
+	if m.Rcode != dns.RcodeSuccess && m.Rcode != dns.RcodeNameError {
+		return false
+	}
+	if m.Truncated || m.Compress {
+		return false // Both mean over 512 bytes, where the transport and the client's buffer decide.
+	}
+	return !r.shuffled
+}
 
 // packedAnswers keeps in-zone address replies in wire form, so a repeated
 // query costs one map probe and a copy instead of an index walk, a message
@@ -20,10 +70,9 @@ import (
 // from the records alone qualify, answers, NODATA and NXDOMAIN alike;
 // replies with a CNAME chain (which may end upstream), and those shuffled
 // per query, are built every time (see Resolver.addressAnswer and
-// cacheableReply).
+// packedStep).
 type packedAnswers struct {
-	limit   int
-	buffers sync.Pool // *[]byte scratch for the id patch, one per write in flight.
+	limit int
 
 	mu      sync.RWMutex
 	entries map[answerKey]packedAnswer
@@ -51,11 +100,7 @@ func newPackedAnswers(limit int) *packedAnswers {
 	if limit <= 0 {
 		return nil
 	}
-	return &packedAnswers{
-		limit:   limit,
-		entries: make(map[answerKey]packedAnswer),
-		buffers: sync.Pool{New: func() any { b := make([]byte, 0, dns.MinMsgSize); return &b }},
-	}
+	return &packedAnswers{limit: limit, entries: make(map[answerKey]packedAnswer)}
 }
 
 // answerKeyOf says whether req may be answered from the cache, and under
@@ -75,17 +120,6 @@ func answerKeyOf(req *dns.Msg) (answerKey, bool) {
 		key.udpSize = advertisedUDPSize(opt)
 	}
 	return key, true
-}
-
-// cacheableReply reports whether m, a finished reply built from the index
-// alone, is the same for every request with its key, over either
-// transport. (Built from the index alone, it is an answer, NODATA or
-// NXDOMAIN: a SERVFAIL means the records were not there to build from.)
-func cacheableReply(m *dns.Msg, roundRobin bool) bool {
-	if m.Truncated || m.Compress {
-		return false // Both mean over 512 bytes, where the transport and the client's buffer decide.
-	}
-	return !roundRobin || len(m.Answer) < 2 // Else shuffled anew for every query.
 }
 
 // get returns the wire reply for key if the records it was built from are
@@ -125,31 +159,6 @@ func (c *packedAnswers) Len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return len(c.entries)
-}
-
-// write sends wire to w with the request's id. The shared bytes are never
-// written to: the id goes into a pooled copy.
-func (c *packedAnswers) write(w dns.ResponseWriter, id uint16, wire []byte) error {
-	bp := c.buffers.Get().(*[]byte)
-	b := append((*bp)[:0], wire...)
-	binary.BigEndian.PutUint16(b, id)
-	_, err := w.Write(b)
-	*bp = b
-	c.buffers.Put(bp)
-	return err
-}
-
-// packedRcode reads the rcode from a packed reply's header (no EDNS0
-// extended rcode: packed replies are NOERROR or NXDOMAIN).
-func packedRcode(wire []byte) int { return int(wire[3] & 0x0f) }
-
-// packedAnswerCount reads ANCOUNT from a packed reply's header.
-func packedAnswerCount(wire []byte) int { return int(binary.BigEndian.Uint16(wire[6:])) }
-
-// advertisedUDPSize is the buffer size a reply's OPT record announces to a
-// request with opt: the client's, at least 512 and at most 4096.
-func advertisedUDPSize(opt *dns.OPT) uint16 {
-	return uint16(min(max(int(opt.UDPSize()), dns.MinMsgSize), 4096))
 }
 
 func hasUpperASCII(s string) bool {

@@ -71,7 +71,7 @@ func TestPackedAnswersEqualBuiltReplies(t *testing.T) {
 			}
 		}
 	}
-	if cached.packed.Len() == 0 {
+	if cached.PackedEntries() == 0 {
 		t.Fatal("no reply was kept: the cache was not exercised")
 	}
 }
@@ -187,8 +187,8 @@ func TestPackedAnswersKeepOnlyExactReplies(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if kept := h.packed.Len() == 1; kept != tc.kept || h.packed.Len() > 1 {
-				t.Fatalf("%d replies kept, want kept=%v", h.packed.Len(), tc.kept)
+			if kept := h.PackedEntries() == 1; kept != tc.kept || h.PackedEntries() > 1 {
+				t.Fatalf("%d replies kept, want kept=%v", h.PackedEntries(), tc.kept)
 			}
 		})
 	}
@@ -197,9 +197,8 @@ func TestPackedAnswersKeepOnlyExactReplies(t *testing.T) {
 // A negative reply carries the SOA serial, the hour it was made: a packed
 // one is not served past that hour.
 func TestPackedNegativeAnswersFollowTheSerial(t *testing.T) {
-	h := newTestHandler(t, newTestConfig(), loadIndex(t, testRecords))
 	now := time.Unix(1700000000, 0)
-	h.now = func() time.Time { return now }
+	h := newTestHandler(t, newTestConfig(), loadIndex(t, testRecords), func(d *Deps) { d.Clock = func() time.Time { return now } })
 	serialOf := func() uint32 {
 		m := unpack(t, serve(t, h, question("nothing.skydns.test.", dns.TypeA, 1), false))
 		if len(m.Ns) != 1 {
@@ -271,7 +270,7 @@ func TestPackedAnswersStayWithinLimit(t *testing.T) {
 			if len(m.Answer) != 1 || m.Answer[0].(*dns.A).A.String() != fmt.Sprintf("10.8.0.%d", i) {
 				t.Fatalf("round %d, s%d: %v", round, i, m.Answer)
 			}
-			if n := h.packed.Len(); n > 5 {
+			if n := h.PackedEntries(); n > 5 {
 				t.Fatalf("%d replies kept, limit 5", n)
 			}
 		}
@@ -308,7 +307,7 @@ func TestPackedAnswersLeaveLargeRepliesAlone(t *testing.T) {
 			t.Fatalf("tcp=%v edns=%d: TC=%v with %d answers, want TC=%v with %d", step.tcp, step.edns, m.Truncated, len(m.Answer), step.tc, step.answers)
 		}
 	}
-	if n := h.packed.Len(); n != 0 {
+	if n := h.PackedEntries(); n != 0 {
 		t.Fatalf("%d replies kept, want none", n)
 	}
 }

@@ -342,6 +342,14 @@ func startFakeUpstream(t testing.TB) string {
 			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: net.ParseIP("192.0.2.53")}}
 		case strings.EqualFold(q.Name, "www.example.com.") && q.Qtype == dns.TypeAAAA:
 			m.Answer = []dns.RR{&dns.AAAA{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 300}, AAAA: net.ParseIP("2001:db8::53")}}
+		case strings.EqualFold(q.Name, "www.miek.nl.") && (q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA):
+			// An alias, as upstreams answer them: the CNAME, then the target's records.
+			m.Answer = []dns.RR{&dns.CNAME{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: 300}, Target: "a.miek.nl."}}
+			if q.Qtype == dns.TypeA {
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: "a.miek.nl.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: net.ParseIP("192.0.2.80")})
+			} else {
+				m.Answer = append(m.Answer, &dns.AAAA{Hdr: dns.RR_Header{Name: "a.miek.nl.", Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 300}, AAAA: net.ParseIP("2001:db8::80")})
+			}
 		case strings.EqualFold(q.Name, "123.2.0.192.in-addr.arpa.") && q.Qtype == dns.TypePTR:
 			m.Answer = []dns.RR{&dns.PTR{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: 300}, Ptr: "my.test."}}
 		default:
@@ -382,6 +390,37 @@ func TestForwardingThroughTheBinary(t *testing.T) {
 		if status != tc.status || !slices.Equal(answers, tc.answers) {
 			t.Errorf("dig %v: %s %q, want %s %q", tc.args, status, answers, tc.status, tc.answers)
 		}
+	}
+}
+
+// An SRV target outside the zone brings upstream's A answer whole, its
+// CNAME included, and the AAAA records of its AAAA answer into the
+// additional section, as SkyDNS's own "*.cname2" case has it; two records
+// with the same target are one SRV.
+func TestOutOfZoneSRVTargetThroughTheBinary(t *testing.T) {
+	etcd := harness.StartEtcd(t)
+	c := etcd.Client()
+	etcd.Put(c, "/skydns/local/cluster/svc/default/cname2/ext1", `{"host":"www.miek.nl"}`)
+	etcd.Put(c, "/skydns/local/cluster/svc/default/cname2/ext2", `{"host":"www.miek.nl"}`)
+	s := startSkydns(t, etcd.URL, "-nameservers="+startFakeUpstream(t), "-rtimeout=300ms")
+
+	var m *dns.Msg
+	harness.Eventually(t, 10*time.Second, "SRV *.cname2 answered", func() error {
+		var err error
+		m, err = harness.Exchange(s.Addr, "udp", "*.cname2.default.svc.cluster.local.", dns.TypeSRV)
+		return harness.WantRcode(m, err, dns.RcodeSuccess)
+	})
+	if got, want := harness.Answers(m), []string{"10 100 0 www.miek.nl."}; !slices.Equal(got, want) {
+		t.Fatalf("answer %q, want %q", got, want)
+	}
+	var extra []string
+	for _, rr := range m.Extra {
+		extra = append(extra, strings.Join(strings.Fields(rr.String()), " "))
+	}
+	slices.Sort(extra)
+	want := []string{"a.miek.nl. 60 IN A 192.0.2.80", "a.miek.nl. 60 IN AAAA 2001:db8::80", "www.miek.nl. 60 IN CNAME a.miek.nl."}
+	if !slices.Equal(extra, want) {
+		t.Fatalf("additional %q, want %q", extra, want)
 	}
 }
 

@@ -2,6 +2,7 @@ package skydns
 
 import (
 	"context"
+	"errors"
 	"math"
 	"net"
 	"strings"
@@ -15,29 +16,73 @@ import (
 // stops, as in SkyDNS (which logged and skipped past 7).
 const maxCNAMEChain = 7
 
-// upstreamLookup resolves out-of-zone CNAME, SRV and MX targets.
-type upstreamLookup interface {
+// targetLookup resolves out-of-zone CNAME, SRV and MX targets upstream.
+type targetLookup interface {
 	Lookup(ctx context.Context, name string, qtype uint16) (*dns.Msg, error)
 }
 
 // Resolver builds answers for names inside the domain from records. It is
 // pure apart from upstream lookups of names outside the domain.
 type Resolver struct {
-	cfg      *Config
+	opts     ZoneOptions
 	source   recordSource
-	upstream upstreamLookup // nil: out-of-zone targets are not chased.
+	upstream targetLookup // nil: out-of-zone targets are not chased.
 }
 
-// NewResolver answers from source; upstream may be nil.
-func NewResolver(cfg *Config, source recordSource, upstream upstreamLookup) *Resolver {
-	return &Resolver{cfg: cfg, source: source, upstream: upstream}
+// newResolver answers from source; upstream may be nil.
+func newResolver(opts ZoneOptions, source recordSource, upstream targetLookup) *Resolver {
+	return &Resolver{opts: opts, source: source, upstream: upstream}
+}
+
+// answer is what the resolver found for one question: the records for the
+// answer and additional sections, or an error (errNameNotFound for a name
+// that does not exist); and, for the replies worth keeping packed, the
+// Version of the records they came from. The zero Version, never current,
+// says the answer rests on more than the records, or is not worth keeping.
+type answer struct {
+	answer, extra []dns.RR
+	err           error
+	version       Version
+}
+
+// resolve answers q, a name inside the domain, by qtype. serial is the
+// SOA serial of the request's hour.
+func (r *Resolver) resolve(ctx context.Context, q dns.Question, serial uint32) answer {
+	// No deadline here: a timer per query costs more than the lookup, and
+	// the only blocking work, upstream lookups of chased targets, is
+	// bounded by the forwarder's per-exchange timeout.
+	var a answer
+	apex := dns.Fqdn(strings.ToLower(q.Name)) == r.opts.Domain
+	switch {
+	case q.Qtype == dns.TypeSOA && apex:
+		a.answer = []dns.RR{r.soa(r.opts.TTL, serial)}
+	case q.Qtype == dns.TypeNS && apex:
+		a.answer, a.extra, a.err = r.nsRecords(q)
+		if errors.Is(a.err, errNameNotFound) {
+			a.err = nil // The apex exists even with no NS records: NODATA, not NXDOMAIN.
+		}
+	case q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA:
+		a.answer, a.version, a.err = r.addressAnswer(ctx, q)
+	case q.Qtype == dns.TypeTXT:
+		a.answer, a.err = r.txtRecords(q)
+	case q.Qtype == dns.TypeCNAME:
+		a.answer, a.err = r.cnameRecords(q)
+	case q.Qtype == dns.TypeMX:
+		a.answer, a.extra, a.err = r.mxRecords(ctx, q)
+	case q.Qtype == dns.TypeSRV:
+		a.answer, a.extra, a.err = r.srvRecords(ctx, q)
+	default:
+		// Other types exist or not as the name does, and have no data.
+		_, a.err = r.records(q.Name, false)
+	}
+	return a
 }
 
 // inZone reports whether name is the domain or below it, matching whole
 // labels (SkyDNS matched a plain string suffix, so "foocluster.local."
 // counted as inside "cluster.local."). Case-insensitive.
 func (r *Resolver) inZone(name string) bool {
-	d := r.cfg.Domain
+	d := r.opts.Domain
 	if len(name) < len(d) || !strings.EqualFold(name[len(name)-len(d):], d) {
 		return false
 	}
@@ -130,7 +175,7 @@ func (r *Resolver) upstreamTTL(rrs []dns.RR) []dns.RR {
 	out := make([]dns.RR, len(rrs))
 	for i, rr := range rrs {
 		rr = dns.Copy(rr)
-		rr.Header().Ttl = uint32(r.cfg.RCacheTTL)
+		rr.Header().Ttl = r.opts.UpstreamTTL
 		out[i] = rr
 	}
 	return out
@@ -205,8 +250,10 @@ func (r *Resolver) target(ctx context.Context, s *msg.Service, looked map[string
 	return name, r.upstreamAddresses(ctx, name)
 }
 
-// upstreamAddresses is the A and AAAA of an out-of-zone target, skipping
-// the CNAMEs upstream puts before them.
+// upstreamAddresses is the A and AAAA of an out-of-zone target, as SkyDNS
+// put them in the additional section: the A answer whole, with the CNAMEs
+// upstream puts before the addresses, and of the AAAA answer only the
+// AAAA records (legacy-behaviour.md §2.6).
 func (r *Resolver) upstreamAddresses(ctx context.Context, name string) []dns.RR {
 	if r.upstream == nil {
 		return nil
@@ -218,7 +265,7 @@ func (r *Resolver) upstreamAddresses(ctx context.Context, name string) []dns.RR 
 			continue
 		}
 		for _, rr := range r.upstreamTTL(m.Answer) {
-			if rr.Header().Rrtype == qtype {
+			if qtype == dns.TypeA || rr.Header().Rrtype == qtype {
 				out = append(out, rr)
 			}
 		}
@@ -229,12 +276,12 @@ func (r *Resolver) upstreamAddresses(ctx context.Context, name string) []dns.RR 
 // mxRecords answers MX from records with mail set; priority is the
 // preference.
 func (r *Resolver) mxRecords(ctx context.Context, q dns.Question) (answer, extra []dns.RR, err error) {
-	sx, _, err := r.source.VersionedRecords(q.Name, false)
+	sx, err := r.records(q.Name, false)
 	if err != nil {
 		return nil, nil, err
 	}
 	looked := make(map[string]bool)
-	for _, s := range dedupServices(sx) {
+	for _, s := range sx {
 		if !s.Mail {
 			continue
 		}
@@ -288,7 +335,7 @@ func (r *Resolver) cnameRecords(q dns.Question) ([]dns.RR, error) {
 // nsRecords answers NS at the apex from the records under ns.dns.<domain>,
 // which must be addresses; each is named by its key and glued in extra.
 func (r *Resolver) nsRecords(q dns.Question) (answer, extra []dns.RR, err error) {
-	sx, err := r.records("ns.dns."+r.cfg.Domain, false)
+	sx, err := r.records("ns.dns."+r.opts.Domain, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -306,7 +353,7 @@ func (r *Resolver) nsRecords(q dns.Question) (answer, extra []dns.RR, err error)
 
 // ptrRecord answers a reverse name from the one record stored at it.
 func (r *Resolver) ptrRecord(q dns.Question) (dns.RR, bool) {
-	sx, _, err := r.source.VersionedRecords(q.Name, true)
+	sx, err := r.records(q.Name, true)
 	if err != nil || len(sx) != 1 || sx[0].Host == "" {
 		return nil, false
 	}
@@ -317,14 +364,14 @@ func (r *Resolver) ptrRecord(q dns.Question) (dns.RR, bool) {
 // as in SkyDNS: the data changes continuously and nothing transfers zones.
 func (r *Resolver) soa(ttl uint32, serial uint32) dns.RR {
 	return &dns.SOA{
-		Hdr:     rrHeader(r.cfg.Domain, dns.TypeSOA, ttl),
-		Ns:      "ns.dns." + r.cfg.Domain,
-		Mbox:    r.cfg.Hostmaster,
+		Hdr:     rrHeader(r.opts.Domain, dns.TypeSOA, ttl),
+		Ns:      "ns.dns." + r.opts.Domain,
+		Mbox:    r.opts.Hostmaster,
 		Serial:  serial,
 		Refresh: 28800,
 		Retry:   7200,
 		Expire:  604800,
-		Minttl:  r.cfg.MinTTL,
+		Minttl:  r.opts.MinTTL,
 	}
 }
 

@@ -13,7 +13,8 @@ type recordSource interface {
 }
 
 // records reads name from the source, then applies SkyDNS's per-lookup
-// de-duplication and group filtering.
+// de-duplication and group filtering. Every record type reads through here
+// (and versionedRecords), so hidden keys, dedup and groups apply alike.
 func (r *Resolver) records(name string, exact bool) ([]*msg.Service, error) {
 	sx, _, err := r.versionedRecords(name, exact)
 	return sx, err
@@ -95,7 +96,7 @@ func filterGroups(sx []*msg.Service) []*msg.Service {
 // ttl is the record's TTL, or the configured default when it sets none.
 func (r *Resolver) ttl(s *msg.Service) uint32 {
 	if s.TTL == 0 {
-		return r.cfg.TTL
+		return r.opts.TTL
 	}
 	return s.TTL
 }
@@ -103,7 +104,7 @@ func (r *Resolver) ttl(s *msg.Service) uint32 {
 // priority is the record's priority, or the configured default for 0.
 func (r *Resolver) priority(s *msg.Service) int {
 	if s.Priority == 0 {
-		return int(r.cfg.Priority)
+		return int(r.opts.Priority)
 	}
 	return s.Priority
 }

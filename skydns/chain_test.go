@@ -1,0 +1,97 @@
+package skydns
+
+import (
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// The checks step answers malformed and unwanted requests before any
+// other step sees them.
+func TestCheckStep(t *testing.T) {
+	stubCfg := newTestConfig()
+	stubCfg.StubZones = true
+	looped := func() *dns.Msg {
+		m := question("testservice.default.svc.skydns.test.", dns.TypeA, 9).SetEdns0(1232, false)
+		m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_LOCAL{Code: stubLoopOption, Data: []byte{1}})
+		return m
+	}
+	tests := []struct {
+		name    string
+		cfg     *Config
+		req     *dns.Msg
+		dropped bool
+		rcode   int
+		rd      bool
+	}{
+		{"no question", newTestConfig(), &dns.Msg{MsgHdr: dns.MsgHdr{Id: 3, RecursionDesired: true}}, false, dns.RcodeFormatError, true},
+		{"two questions", newTestConfig(), func() *dns.Msg {
+			m := question("a.skydns.test.", dns.TypeA, 4)
+			m.Question = append(m.Question, m.Question[0])
+			return m
+		}(), false, dns.RcodeFormatError, true},
+		{"ANY is refused, recursion not echoed", newTestConfig(), question("testservice.default.svc.skydns.test.", dns.TypeANY, 5), false, dns.RcodeRefused, false},
+		{"a looped stub query is dropped", stubCfg, looped(), true, 0, false},
+		{"the same query without -stubzones is answered", newTestConfig(), looped(), false, dns.RcodeSuccess, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newTestHandler(t, tc.cfg, loadIndex(t, testRecords))
+			dropped := testutilCounter(h.metrics.dropped)
+			m := ask(t, h, tc.req, "udp")
+			if tc.dropped {
+				if m != nil || testutilCounter(h.metrics.dropped) != dropped+1 {
+					t.Fatalf("want a counted drop, got %v", m)
+				}
+				return
+			}
+			if m == nil {
+				t.Fatal("no reply")
+			}
+			if m.Rcode != tc.rcode || m.Id != tc.req.Id || m.RecursionDesired != tc.rd {
+				t.Fatalf("rcode %s id %d rd %v, want %s %d %v", dns.RcodeToString[m.Rcode], m.Id, m.RecursionDesired,
+					dns.RcodeToString[tc.rcode], tc.req.Id, tc.rd)
+			}
+		})
+	}
+}
+
+// The steps run in the documented order: a stub zone inside the cluster
+// domain wins over the records, CHAOS class never reaches the records, and
+// reply shaping applies to what the zone built, not to forwarded replies.
+func TestChainOrder(t *testing.T) {
+	stub, stubCount := startUpstream(t, "198.51.100.9")
+	up, upCount := startUpstream(t, "192.0.2.9")
+	host, port, _ := net.SplitHostPort(stub)
+	records := map[string]string{
+		"ns1.sub.skydns.test.stub.dns.skydns.test.": `{"host":"` + host + `","port":` + port + `}`,
+		"x.sub.skydns.test.":                        `{"host":"10.0.0.99"}`,
+		"version.bind.skydns.test.":                 `{"host":"10.0.0.98"}`,
+	}
+	cfg := newTestConfig()
+	cfg.StubZones = true
+	cfg.Nameservers = []string{up}
+	h := newTestHandler(t, cfg, loadIndex(t, records))
+
+	m := query(t, h, "x.sub.skydns.test.", dns.TypeA)
+	if stubCount.Load() != 1 || len(m.Answer) == 0 || !strings.Contains(m.Answer[len(m.Answer)-1].String(), "198.51.100.9") {
+		t.Fatalf("a name in a stub zone inside the domain went to the records: %v", m.Answer)
+	}
+	req := chaos(question("version.bind.", dns.TypeTXT, 2))
+	if m := ask(t, h, req, "udp"); len(m.Answer) != 1 || m.Answer[0].(*dns.TXT).Txt[0] != legacyVersion {
+		t.Fatalf("CHAOS version.bind: %v", m)
+	}
+	// Upstream answers with the client's buffer unknown to it: the reply
+	// passes through unshaped (no OPT added for the client's EDNS).
+	fwd := question("www.example.org.", dns.TypeA, 3).SetEdns0(1232, false)
+	if m := ask(t, h, fwd, "udp"); upCount.Load() != 1 || m.IsEdns0() != nil || len(m.Answer) != 1 {
+		t.Fatalf("forwarded reply changed on its way back: %v", m)
+	}
+	// An in-zone reply to the same kind of request is fitted: it echoes EDNS.
+	zone := question("version.bind.skydns.test.", dns.TypeA, 4).SetEdns0(1232, false)
+	if m := ask(t, h, zone, "udp"); m.IsEdns0() == nil || m.IsEdns0().UDPSize() != 1232 {
+		t.Fatalf("zone reply not shaped: %v", m)
+	}
+}

@@ -1,0 +1,63 @@
+package skydns
+
+import (
+	"context"
+	"math/rand/v2"
+
+	"github.com/miekg/dns"
+)
+
+// chaosStep answers every CHAOS-class query: the TXT names servers
+// traditionally identify themselves with, SERVFAIL for the rest.
+type chaosStep struct {
+	domain string
+	next   step
+}
+
+// legacyVersion is what SkyDNS 2.5.2c said to version.bind; monitoring
+// that pins it keeps working.
+const legacyVersion = "2.5.2c"
+
+func (s *chaosStep) serve(ctx context.Context, req request) reply {
+	if req.q.Qclass != dns.ClassCHAOS {
+		return s.next.serve(ctx, req)
+	}
+	m := authoritativeReply(req.msg)
+	texts := s.texts(req)
+	if texts == nil {
+		m.SetRcode(req.msg, dns.RcodeServerFailure)
+		return reply{msg: m}
+	}
+	for _, t := range texts {
+		m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: req.q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassCHAOS}, Txt: []string{t}})
+	}
+	return reply{msg: m}
+}
+
+// texts are the strings of the TXT answer, nil for a name with none.
+func (s *chaosStep) texts(req request) []string {
+	if req.q.Qtype != dns.TypeTXT {
+		return nil
+	}
+	switch req.name {
+	case "authors.bind.", s.domain:
+		texts := []string{"Erik St. Martin", "Brian Ketelsen", "Miek Gieben", "Michael Crosby"}
+		rand.Shuffle(len(texts), func(i, j int) { texts[i], texts[j] = texts[j], texts[i] })
+		return texts
+	case "version.bind.", "version.server.":
+		return []string{legacyVersion}
+	case "hostname.bind.", "id.server.":
+		return []string{"localhost"}
+	}
+	return nil
+}
+
+// authoritativeReply is the start of every reply skydns builds itself.
+func authoritativeReply(req *dns.Msg) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Authoritative = true
+	m.RecursionAvailable = true
+	m.Compress = true
+	return m
+}

@@ -1,0 +1,37 @@
+package skydns
+
+import (
+	"context"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// reverseStep answers PTR queries for in-addr.arpa and ip6.arpa names from
+// the record stored at the name (kube2sky writes one per service IP);
+// a name with none goes on, and in the end upstream.
+type reverseStep struct {
+	res  *Resolver
+	next step
+}
+
+func (s *reverseStep) serve(ctx context.Context, req request) reply {
+	if !isReverse(req) {
+		return s.next.serve(ctx, req)
+	}
+	ptr, ok := s.res.ptrRecord(req.q)
+	if !ok {
+		return s.next.serve(ctx, req)
+	}
+	m := authoritativeReply(req.msg)
+	m.Answer = []dns.RR{ptr}
+	return reply{msg: m}
+}
+
+// isReverse is true for PTR queries of in-addr.arpa and ip6.arpa names.
+// (SkyDNS took every qtype under ip6.arpa, through an operator-precedence
+// slip; an AAAA query for such a name is now forwarded like any other.)
+func isReverse(req request) bool {
+	return req.q.Qtype == dns.TypePTR &&
+		(strings.HasSuffix(req.name, ".in-addr.arpa.") || strings.HasSuffix(req.name, ".ip6.arpa."))
+}

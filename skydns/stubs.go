@@ -1,0 +1,141 @@
+package skydns
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/miekg/dns"
+
+	"github.com/skypod/skypod/skydns/msg"
+)
+
+// stubStep sends names inside a stub zone to that zone's own nameservers
+// (-stubzones), before the cluster zone or the upstream see them.
+type stubStep struct {
+	zones *stubZones
+	up    *upstream
+	next  step
+}
+
+func (s *stubStep) serve(ctx context.Context, req request) reply {
+	servers := s.zones.match(req.name)
+	if servers == nil {
+		return s.next.serve(ctx, req)
+	}
+	return reply{msg: s.up.relay(ctx, req, func(ctx context.Context) (*dns.Msg, error) {
+		return s.forward(ctx, req, servers)
+	})}
+}
+
+// forward sends the query to the zone's servers with the loop-guard option
+// set.
+func (s *stubStep) forward(ctx context.Context, req request, servers []string) (*dns.Msg, error) {
+	out := req.msg.Copy()
+	opt := out.IsEdns0()
+	if opt == nil {
+		out.SetEdns0(dns.DefaultMsgSize, false)
+		opt = out.IsEdns0()
+	}
+	opt.Option = append(opt.Option, &dns.EDNS0_LOCAL{Code: stubLoopOption, Data: []byte{1}})
+	m, err := s.up.failover(ctx, req.proto(), out, servers, int(req.msg.Id)%len(servers))
+	s.up.metrics.forwardResult("stub", err)
+	return m, err
+}
+
+// stubLoopOption marks queries skydns sends to a stub zone's servers. A
+// query arriving with it came from another skydns and is dropped (see
+// checkStep): without that, two servers naming each other as stubs would
+// loop forever.
+const stubLoopOption = dns.EDNS0LOCALSTART + 10
+
+// hasStubLoopOption reports whether req came from a skydns stub forward.
+func hasStubLoopOption(req *dns.Msg) bool {
+	opt := req.IsEdns0()
+	if opt == nil {
+		return false
+	}
+	for _, o := range opt.Option {
+		if l, ok := o.(*dns.EDNS0_LOCAL); ok && l.Code == stubLoopOption {
+			return true
+		}
+	}
+	return false
+}
+
+// stubZones maps zones to their nameservers, from the records under
+// stub.dns.<domain>: a leaf x.<zone>.stub.dns.<domain> with an IP host (and
+// a port, default 53) adds that server to <zone>. It is rebuilt whenever
+// the index changes.
+type stubZones struct {
+	index  *Index
+	suffix string // "stub.dns.<domain>"
+
+	mu   sync.Mutex
+	view stubView
+}
+
+type stubView struct {
+	generation uint64
+	zones      map[string][]string
+}
+
+func newStubZones(domain string, index *Index) *stubZones {
+	return &stubZones{index: index, suffix: "stub.dns." + domain}
+}
+
+// zonesFrom builds the zone table from the records under the suffix.
+func zonesFrom(sx []*msg.Service, suffix string) map[string][]string {
+	zones := make(map[string][]string)
+	for _, s := range sx {
+		ip := s.HostIP()
+		if ip == nil {
+			continue
+		}
+		name := strings.ToLower(s.Domain())
+		zone, ok := strings.CutSuffix(name, "."+suffix)
+		if !ok {
+			continue
+		}
+		_, zone, found := strings.Cut(zone, ".") // Drop the leaf's own label.
+		if !found || zone == "" {
+			continue
+		}
+		port := s.Port
+		if port == 0 {
+			port = 53
+		}
+		zones[dns.Fqdn(zone)] = append(zones[dns.Fqdn(zone)], net.JoinHostPort(ip.String(), strconv.Itoa(port)))
+	}
+	return zones
+}
+
+// match returns the servers of the longest stub zone containing name, or
+// nil. The view is rebuilt only when the index changed since the last build.
+func (z *stubZones) match(name string) []string {
+	view := z.current()
+	best := ""
+	for zone := range view.zones {
+		if dns.IsSubDomain(zone, name) && len(zone) > len(best) {
+			best = zone
+		}
+	}
+	if best == "" {
+		return nil
+	}
+	return view.zones[best]
+}
+
+func (z *stubZones) current() stubView {
+	gen := z.index.Generation()
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.view.zones != nil && z.view.generation == gen {
+		return z.view
+	}
+	sx, _ := z.index.Records(z.suffix, false)
+	z.view = stubView{generation: gen, zones: zonesFrom(sx, z.suffix)}
+	return z.view
+}

@@ -1,0 +1,59 @@
+package skydns
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// zoneStep answers names inside the cluster domain from the records,
+// through the resolver, and is the one place its errors become rcodes. A
+// name outside the domain goes on.
+type zoneStep struct {
+	res        *Resolver
+	opts       ZoneOptions
+	localAlias string // local.dns.<domain>, answered as opts.Local.
+	next       step
+}
+
+func newZoneStep(opts ZoneOptions, res *Resolver, next step) *zoneStep {
+	return &zoneStep{res: res, opts: opts, localAlias: "local.dns." + opts.Domain, next: next}
+}
+
+func (s *zoneStep) serve(ctx context.Context, req request) reply {
+	q, name := req.q, req.name
+	if s.opts.Local != "" && name == s.localAlias {
+		q.Name, name = s.opts.Local, s.opts.Local // Answered under the asked owner below.
+	}
+	if !s.res.inZone(name) {
+		return s.next.serve(ctx, req)
+	}
+	a := s.res.resolve(ctx, q, req.serial())
+	m := authoritativeReply(req.msg)
+	switch {
+	case errors.Is(a.err, errNameNotFound):
+		m.Rcode = dns.RcodeNameError
+		m.Ns = []dns.RR{s.res.soa(s.opts.MinTTL, req.serial())}
+		return reply{msg: m, fromZone: true, version: a.version}
+	case a.err != nil:
+		// Not loaded yet, or broken: say so, never a confident NXDOMAIN.
+		return reply{msg: servfail(req.msg, true)}
+	case len(a.answer) == 0:
+		m.Ns = []dns.RR{s.res.soa(s.opts.MinTTL, req.serial())}
+	}
+	m.Answer, m.Extra = a.answer, a.extra
+	if q.Name != req.q.Name {
+		renameOwners(m.Answer, q.Name, req.q.Name)
+	}
+	return reply{msg: m, fromZone: true, version: a.version}
+}
+
+func renameOwners(rrs []dns.RR, from, to string) {
+	for _, rr := range rrs {
+		if strings.EqualFold(rr.Header().Name, from) {
+			rr.Header().Name = to
+		}
+	}
+}
