@@ -466,7 +466,11 @@ func TestMinimumTTLAcrossAnswer(t *testing.T) {
 	}))
 	req := new(dns.Msg)
 	req.SetQuestion("mixed.skydns.test.", dns.TypeA)
-	for _, rr := range ask(t, h, req, "udp").Answer {
+	m := ask(t, h, req, "udp")
+	if len(m.Answer) != 2 {
+		t.Fatalf("%d answers, want both records: %v", len(m.Answer), m)
+	}
+	for _, rr := range m.Answer {
 		if rr.Header().Ttl != 30 {
 			t.Fatalf("TTL %d, want the minimum 30: %v", rr.Header().Ttl, rr)
 		}
