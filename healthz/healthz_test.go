@@ -3,7 +3,6 @@ package healthz
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -36,7 +35,7 @@ func TestHealthzResults(t *testing.T) {
 	run := func(context.Context, string) ([]byte, error) { return output, runErr }
 	reg := prometheus.NewRegistry()
 	metrics := NewMetrics(reg)
-	p := NewProber(Probe{Cmd: "nslookup x", URL: "/healthz"}, run, clock.now, time.Second, metrics, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p := NewProber(Probe{Cmd: "nslookup x", URL: "/healthz"}, run, clock.now, time.Second, metrics, slog.New(slog.DiscardHandler))
 	mux := Mux([]*Prober{p}, 30*time.Second, reg)
 
 	tests := []struct {
@@ -75,7 +74,7 @@ func TestHealthzResults(t *testing.T) {
 
 func TestHangingCommandIsKilled(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	p := NewProber(Probe{Cmd: "sleep 30", URL: "/healthz"}, ShellRunner, time.Now, 200*time.Millisecond, NewMetrics(reg), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p := NewProber(Probe{Cmd: "sleep 30", URL: "/healthz"}, ShellRunner, time.Now, 200*time.Millisecond, NewMetrics(reg), slog.New(slog.DiscardHandler))
 	start := time.Now()
 	p.RunOnce(context.Background())
 	if took := time.Since(start); took > 5*time.Second {
@@ -97,7 +96,7 @@ func TestMultiProbeWording(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
 	fail := func(context.Context, string) ([]byte, error) { return nil, errors.New("boom") }
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	a := NewProber(Probe{Cmd: "a", URL: "/a"}, fail, time.Now, time.Second, m, log)
 	b := NewProber(Probe{Cmd: "b", URL: "/b"}, fail, time.Now, time.Second, m, log)
 	a.RunOnce(context.Background())

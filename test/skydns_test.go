@@ -297,7 +297,7 @@ func TestMalformedPackets(t *testing.T) {
 		{0x12, 0x34, 0x01, 0x00, 0x00, 0x05, 0, 0, 0, 0, 0, 0}, // Five questions, none there.
 		[]byte(strings.Repeat("\xff", 300)),
 	}
-	conn, err := net.Dial("udp", s.Addr)
+	conn, err := (&net.Dialer{}).DialContext(t.Context(), "udp", s.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}

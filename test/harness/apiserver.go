@@ -99,7 +99,7 @@ func WaitAPIServerReady(t testing.TB, url string) {
 	t.Helper()
 	httpc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	Eventually(t, 90*time.Second, "kube-apiserver ready", func() error {
-		req, _ := http.NewRequest(http.MethodGet, url+"/readyz", nil)
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, url+"/readyz", nil)
 		req.Header.Set("Authorization", "Bearer "+AdminToken)
 		resp, err := httpc.Do(req)
 		if err != nil {

@@ -149,7 +149,9 @@ func (p *Process) PeakRSSMiB(t testing.TB) float64 {
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
 			var kb float64
-			fmt.Sscanf(strings.TrimSpace(v), "%f", &kb)
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%f", &kb); err != nil {
+				t.Fatalf("VmHWM %q: %v", v, err)
+			}
 			return kb / 1024
 		}
 	}
