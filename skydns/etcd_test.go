@@ -3,7 +3,6 @@ package skydns
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"slices"
 	"sync"
@@ -71,7 +70,7 @@ func TestWatcherRelistsAfterCompaction(t *testing.T) {
 	}
 	ix := NewIndex("skydns")
 	reg := prometheus.NewRegistry()
-	w := NewWatcher(etcd, "skydns", ix, NewMetrics(reg, ix), slog.New(slog.NewTextHandler(io.Discard, nil)), time.Second)
+	w := NewWatcher(etcd, "skydns", ix, NewMetrics(reg, ix), slog.New(slog.DiscardHandler), time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.Run(ctx)

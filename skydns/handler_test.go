@@ -3,7 +3,6 @@ package skydns
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -151,7 +150,7 @@ func newTestHandler(t testing.TB, cfg *Config, ix *Index, with ...func(*Deps)) *
 		t.Fatal(err)
 	}
 	deps := Deps{
-		Index: ix, Metrics: NewMetrics(prometheus.NewRegistry(), ix), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Index: ix, Metrics: NewMetrics(prometheus.NewRegistry(), ix), Log: slog.New(slog.DiscardHandler),
 		Clock: testClock,
 		Exchange: fakeUpstream{rest: newNetExchanger(opts.Forward.Timeout), known: map[string][]dns.RR{
 			"www.example.com.": {mustRR(t, "www.example.com. 300 IN A 93.184.216.34")},
