@@ -1,5 +1,8 @@
-// Integration tests: a real etcd, the real bin/skydns, dig and the
+//go:build integration
+
+// skydns through its binary: a real etcd, the real bin/skydns, dig and the
 // miekg/dns client, all on loopback.
+
 package test
 
 import (
