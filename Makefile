@@ -67,7 +67,7 @@ check: vet fmt-check
 # The unit tests alone, on a fresh clone with nothing but Go: no packages,
 # no etcd or kube-apiserver build, no Docker, no root.
 test-unit: vet fmt-check
-	@[ -n "$(RACE)" ] || echo ">> cgo is off (no C compiler): unit tests run without -race"
+	@[ -n "$(RACE)" ] || echo ">> cgo is off (Go turns it off without a C compiler): the unit tests run without -race"
 	$(GO) test $(RACE) ./...
 
 test: check deps build etcd apiserver images
