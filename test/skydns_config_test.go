@@ -39,6 +39,7 @@ func TestEtcdConfigKeyOverridesFlags(t *testing.T) {
 	}
 }
 
+// authoritySOA is the SOA that leads a negative reply's authority section.
 func authoritySOA(m *dns.Msg) (*dns.SOA, bool) {
 	if len(m.Ns) == 0 {
 		return nil, false
