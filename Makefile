@@ -2,6 +2,7 @@
 #   make up      the DNS pod on loopback for a real kube-apiserver, with demo objects (Ctrl-C stops it)
 #   make build   static binaries in bin/
 #   make images  FROM scratch images of the four containers
+#   make test-unit  vet, gofmt check, the unit tests: Go only, seconds
 #   make test    vet, gofmt check, every unit and integration test
 #   make bench-dns   dnsperf: skydns against a fixed-answer responder
 #   make bench-kube2sky  kube2sky with 10,000 services in a real apiserver
@@ -20,10 +21,14 @@ GOLANGCI_LINT := $(CACHE)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/skypod/skypod/internal/version.Version=$(VERSION)
 GOTESTFLAGS ?= -v
+# The build tag of the tests that start real things (test/*_test.go).
+INTEGRATION := integration
+# The race detector needs cgo, so a C compiler; Go alone turns cgo off.
+RACE       = $(if $(filter 1,$(shell $(GO) env CGO_ENABLED 2>/dev/null)),-race)
 # Debian packages the tests drive: dig and nslookup, dnsperf, busybox.
 APT_PACKAGES := dnsutils dnsperf busybox-static openssl
 
-.PHONY: build test check vet fmt-check deps etcd apiserver bench-dns bench-kube2sky images up down docs clean
+.PHONY: build test test-unit check vet fmt-check deps etcd apiserver bench-dns bench-kube2sky images up down docs clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/skydns ./cmd/kube2sky ./cmd/exec-healthz ./test/bench/fixedresponder
@@ -59,8 +64,11 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	fi
 
+# Both tiers are vetted: the integration tests in test/ build only with the
+# tag, everything else also without it.
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags $(INTEGRATION) ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')); \
@@ -72,14 +80,20 @@ lint: $(GOLANGCI_LINT)
 
 check: vet fmt-check lint
 
+# The unit tests alone, on a fresh clone with nothing but Go: no packages,
+# no etcd or kube-apiserver build, no Docker, no root.
+test-unit: vet fmt-check
+	@[ -n "$(RACE)" ] || echo ">> cgo is off (Go turns it off without a C compiler): the unit tests run without -race"
+	$(GO) test $(RACE) ./...
+
 test: check deps build etcd apiserver images
-	SKYPOD_BIN_DIR=$(CURDIR)/bin SKYPOD_ETCD_BIN=$(ETCD) SKYPOD_APISERVER_BIN=$(APISERVER) $(GO) test -race -count=1 $(GOTESTFLAGS) ./...
+	SKYPOD_BIN_DIR=$(CURDIR)/bin SKYPOD_ETCD_BIN=$(ETCD) SKYPOD_APISERVER_BIN=$(APISERVER) $(GO) test -tags $(INTEGRATION) -race -count=1 $(GOTESTFLAGS) ./...
 
 # kube2sky against a real apiserver with 10,000 services: initial sync,
 # propagation p50/p99, writes of a no-change resync, peak RSS.
 bench-kube2sky: deps build etcd apiserver
 	SKYPOD_BIN_DIR=$(CURDIR)/bin SKYPOD_ETCD_BIN=$(ETCD) SKYPOD_APISERVER_BIN=$(APISERVER) \
-		$(GO) test -run '^$$' -bench Kube2sky -benchtime 1x -timeout 30m ./test/
+		$(GO) test -tags $(INTEGRATION) -run '^$$' -bench Kube2sky -benchtime 1x -timeout 30m ./test/
 
 bench-dns: deps build etcd
 	SKYPOD_ETCD_BIN=$(ETCD) BIN_DIR=$(CURDIR)/bin ./test/bench/bench-dns.sh

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,4 +151,72 @@ func probeStrings(ps []Probe) []string {
 		out = append(out, p.Cmd+"@"+p.URL)
 	}
 	return out
+}
+
+// Run returns only after its probers have: here the probe command outlives
+// the HTTP server's shutdown, and is still the last thing to end.
+func TestRunReturnsOnlyAfterItsProbersStopped(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	var startOnce sync.Once
+	var ended atomic.Bool
+	slowToStop := func(ctx context.Context, _ string) ([]byte, error) {
+		startOnce.Do(func() { close(started) })
+		<-ctx.Done()
+		<-release // Held by the test until the server has stopped.
+		ended.Store(true)
+		return nil, ctx.Err()
+	}
+	reg := prometheus.NewRegistry()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	p := NewProber(Probe{Cmd: "slow", URL: "/healthz"}, slowToStop, time.Now, time.Minute, NewMetrics(reg), log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	returned := make(chan error, 1)
+	go func() { returned <- superviseProbers(ctx, log, ln, []*Prober{p}, time.Millisecond, time.Minute, reg) }()
+
+	waitFor(t, started, "the probe command to start")
+	cancel()
+	waitUntil(t, "the HTTP server to stop", func() bool {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err == nil {
+			conn.Close()
+		}
+		return err != nil
+	})
+	close(release)
+	select {
+	case err := <-returned:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if !ended.Load() {
+			t.Fatal("Run returned while its probe command was still running")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s of its probe command ending")
+	}
+}
+
+func waitFor(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("waited 10s for %s", what)
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10s for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

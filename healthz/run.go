@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/skypod/skypod/internal/httpserve"
 )
@@ -24,7 +25,8 @@ func Mux(probers []*Prober, latency time.Duration, reg *prometheus.Registry) *ht
 	return mux
 }
 
-// Run probes and serves until ctx ends.
+// Run probes and serves until ctx ends, and returns only once every prober
+// and the HTTP server have stopped.
 func Run(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Registry) error {
 	ln, err := httpserve.Listen(net.JoinHostPort("", strconv.Itoa(cfg.Port)))
 	if err != nil {
@@ -33,9 +35,22 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Reg
 	metrics := NewMetrics(reg)
 	var probers []*Prober
 	for _, p := range cfg.Probes() {
-		pr := NewProber(p, ShellRunner, time.Now, cfg.Timeout, metrics, log)
-		probers = append(probers, pr)
-		go pr.Run(ctx, cfg.Period)
+		probers = append(probers, NewProber(p, ShellRunner, time.Now, cfg.Timeout, metrics, log))
 	}
-	return httpserve.Serve(ctx, log, ln, Mux(probers, cfg.Latency, reg))
+	return superviseProbers(ctx, log, ln, probers, cfg.Period, cfg.Latency, reg)
+}
+
+// superviseProbers runs each prober and the server on ln under one group:
+// when ctx ends, or the server fails, all of them stop, and it returns
+// after the last one has, so no probe command outlives Run.
+func superviseProbers(ctx context.Context, log *slog.Logger, ln net.Listener, probers []*Prober, period, latency time.Duration, reg *prometheus.Registry) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, p := range probers {
+		g.Go(func() error {
+			p.Run(ctx, period)
+			return nil
+		})
+	}
+	g.Go(func() error { return httpserve.Serve(ctx, log, ln, Mux(probers, latency, reg)) })
+	return g.Wait()
 }

@@ -1,3 +1,5 @@
+//go:build integration
+
 package test
 
 import (
@@ -81,9 +83,13 @@ func TestDockerCompose(t *testing.T) {
 		return nil
 	})
 	harness.Eventually(t, 10*time.Second, "kubernetes.default over TCP", func() error {
+		kubernetesSvc, err := client.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
 		m, err := harness.Exchange(addr, "tcp", "kubernetes.default.svc.cluster.local.", dns.TypeA)
-		if err != nil || len(m.Answer) != 1 {
-			return fmt.Errorf("%v %v", m, err)
+		if err != nil || !slices.Equal(harness.Answers(m), []string{kubernetesSvc.Spec.ClusterIP}) {
+			return fmt.Errorf("%v %v, want the A %s", m, err, kubernetesSvc.Spec.ClusterIP)
 		}
 		return nil
 	})

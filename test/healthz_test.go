@@ -1,3 +1,5 @@
+//go:build integration
+
 package test
 
 import (
@@ -58,7 +60,7 @@ func TestExecHealthzWithNslookupAgainstSkydns(t *testing.T) {
 
 	startSkydns(t, etcd.URL, "-addr="+addr) // The later -addr wins.
 	harness.Eventually(t, 10*time.Second, "healthy again", func() error {
-		if code, body := status(); code != 200 {
+		if code, body := status(); code != 200 || body != "ok" {
 			return fmt.Errorf("%d %q", code, body)
 		}
 		return nil

@@ -1,3 +1,5 @@
+//go:build integration
+
 package test
 
 import (
@@ -237,12 +239,18 @@ func TestKube2skyAgainstARealAPIServer(t *testing.T) {
 		if err := os.WriteFile(conf, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range []string{"kubernetes.default", "kubernetes.default.svc", "dns-test-service", "dns-test-service." + ns,
-			"dns-test-service." + ns + ".svc", "test-service-2"} {
+		kubernetes := []string{"kubernetes.default.svc.cluster.local.", "A " + kubernetesSvc.Spec.ClusterIP}
+		headlessAs := []string{"dns-test-service." + suffix, "A 10.244.0.11", "A 10.244.0.12"}
+		// Each short name, and the full name and records it must reach.
+		for name, want := range map[string][]string{
+			"kubernetes.default": kubernetes, "kubernetes.default.svc": kubernetes,
+			"dns-test-service": headlessAs, "dns-test-service." + ns: headlessAs, "dns-test-service." + ns + ".svc": headlessAs,
+			"test-service-2": {"test-service-2." + suffix, "A " + svc2.Spec.ClusterIP},
+		} {
 			for _, transport := range []string{"+notcp", "+tcp"} {
 				out := digWithResolvConf(t, conf, "-p", port, "+search", "+noall", "+answer", transport, name, "A")
-				if strings.TrimSpace(out) == "" {
-					t.Errorf("dig +search %s %s: no answer", name, transport)
+				if err := answersFor(out, want[0], want[1:]); err != nil {
+					t.Errorf("dig +search %s %s: %v", name, transport, err)
 				}
 			}
 		}
@@ -269,6 +277,23 @@ func TestKube2skyAgainstARealAPIServer(t *testing.T) {
 			Spec:       v1.ServiceSpec{ClusterIP: v1.ClusterIPNone},
 		}, metav1.CreateOptions{}))(t)
 		pod.expect(t, "NXDOMAIN", nil, "empty."+suffix, "A")
+
+		// The check above passes before kube2sky has seen the service at
+		// all; here the name first answers, so its NXDOMAIN is kube2sky's
+		// doing once the only endpoint stops being ready.
+		must(admin.CoreV1().Services(ns).Create(ctx, &v1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "unready"},
+			Spec:       v1.ServiceSpec{ClusterIP: v1.ClusterIPNone},
+		}, metav1.CreateOptions{}))(t)
+		address := []v1.EndpointAddress{{IP: "10.244.9.1"}}
+		eps := must(admin.CoreV1().Endpoints(ns).Create(ctx, &v1.Endpoints{
+			ObjectMeta: metav1.ObjectMeta{Name: "unready"},
+			Subsets:    []v1.EndpointSubset{{Addresses: address, Ports: []v1.EndpointPort{{Port: 80, Protocol: v1.ProtocolTCP}}}},
+		}, metav1.CreateOptions{}))(t)
+		pod.expect(t, "NOERROR", []string{"A 10.244.9.1"}, "unready."+suffix, "A")
+		eps.Subsets[0].Addresses, eps.Subsets[0].NotReadyAddresses = nil, address
+		must(admin.CoreV1().Endpoints(ns).Update(ctx, eps, metav1.UpdateOptions{}))(t)
+		pod.expect(t, "NXDOMAIN", nil, "unready."+suffix, "A")
 	})
 	t.Run("S1 dns-version", func(t *testing.T) {
 		pod.expect(t, "NOERROR", []string{`TXT "1.1.0"`}, "dns-version.cluster.local", "TXT")
@@ -435,8 +460,8 @@ func TestKube2skyAgainstARealAPIServer(t *testing.T) {
 		pod.expect(t, "NOERROR", []string{"A " + re.Spec.ClusterIP}, "test-service-2."+suffix, "A")
 		pod.expect(t, "NXDOMAIN", nil, "dns-test-service."+suffix, "A")
 		pod.expect(t, "NOERROR", []string{"PTR test-service-2." + suffix}, "-x", re.Spec.ClusterIP)
-		if _, answers := harness.Dig(t, pod.skydns.Addr, "-x", old); len(answers) != 0 {
-			t.Errorf("stale PTR for the old ClusterIP: %q", answers)
+		if status, answers := harness.Dig(t, pod.skydns.Addr, "-x", old); status != "NXDOMAIN" || len(answers) != 0 {
+			t.Errorf("stale PTR for the old ClusterIP: %s %q, want NXDOMAIN", status, answers)
 		}
 	})
 }
@@ -453,6 +478,26 @@ func digWithResolvConf(t *testing.T, conf string, args ...string) string {
 		t.Fatalf("dig in a mount namespace: %v\n%s", err, out)
 	}
 	return string(out)
+}
+
+// answersFor checks dig's +answer output: every record owned by owner, and
+// their data, as a set, equal to want.
+func answersFor(out, owner string, want []string) error {
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if l = strings.Join(strings.Fields(l), " "); l != "" && !strings.HasPrefix(l, ";") {
+			lines = append(lines, l)
+		}
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, owner+" ") {
+			return fmt.Errorf("answer %q, want records of %s", l, owner)
+		}
+	}
+	if got := rdata(lines); !slices.Equal(got, sorted(want)) {
+		return fmt.Errorf("answers %q, want %q", got, want)
+	}
+	return nil
 }
 
 func containsLine(body, line string) bool {

@@ -3,6 +3,7 @@ package harness
 import (
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +76,19 @@ func WantRcode(m *dns.Msg, err error, rcode int) error {
 	}
 	if m.Rcode != rcode {
 		return fmt.Errorf("rcode %s, want %s", dns.RcodeToString[m.Rcode], dns.RcodeToString[rcode])
+	}
+	return nil
+}
+
+// WantAnswers checks that a reply is NOERROR and that its answer values
+// (as Answers renders them) are want, in order, returning an error for
+// Eventually: an empty reply is not an answer.
+func WantAnswers(m *dns.Msg, err error, want ...string) error {
+	if err := WantRcode(m, err, dns.RcodeSuccess); err != nil {
+		return err
+	}
+	if got := Answers(m); !slices.Equal(got, want) {
+		return fmt.Errorf("answers %q, want %q", got, want)
 	}
 	return nil
 }
