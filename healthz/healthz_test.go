@@ -167,7 +167,7 @@ func TestRunReturnsOnlyAfterItsProbersStopped(t *testing.T) {
 		return nil, ctx.Err()
 	}
 	reg := prometheus.NewRegistry()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	p := NewProber(Probe{Cmd: "slow", URL: "/healthz"}, slowToStop, time.Now, time.Minute, NewMetrics(reg), log)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -181,7 +181,7 @@ func TestRunReturnsOnlyAfterItsProbersStopped(t *testing.T) {
 	waitFor(t, started, "the probe command to start")
 	cancel()
 	waitUntil(t, "the HTTP server to stop", func() bool {
-		conn, err := net.Dial("tcp", ln.Addr().String())
+		conn, err := (&net.Dialer{}).DialContext(t.Context(), "tcp", ln.Addr().String())
 		if err == nil {
 			conn.Close()
 		}

@@ -29,11 +29,27 @@ type step interface {
 // through an interface call a pointer would escape to the heap, once per
 // query.
 type request struct {
-	msg   *dns.Msg
-	q     dns.Question // msg.Question[0]; zero when there is not exactly one.
-	name  string       // q.Name in lowercase.
-	tcp   bool
-	start time.Time // When it arrived; also the clock of the SOA serial.
+	msg       *dns.Msg
+	q         dns.Question // msg.Question[0]; zero when there is not exactly one.
+	name      string       // q.Name in lowercase.
+	mixedCase bool         // q.Name had upper-case letters.
+	tcp       bool
+	start     time.Time // When it arrived; also the clock of the SOA serial.
+}
+
+// newRequest is m as the chain sees it. DNS names compare without regard
+// to ASCII case (RFC 4343), and almost every name arrives in lowercase:
+// one scan decides, and only a mixed-case name is copied.
+func newRequest(m *dns.Msg, tcp bool, start time.Time) request {
+	req := request{msg: m, tcp: tcp, start: start}
+	if len(m.Question) == 1 {
+		req.q = m.Question[0]
+		req.name = req.q.Name
+		if hasUpperASCII(req.name) {
+			req.mixedCase, req.name = true, lowerASCII(req.name)
+		}
+	}
+	return req
 }
 
 func (r request) proto() string {

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -52,11 +51,9 @@ func NewHandler(opts Options, deps Deps) *Handler {
 
 // ServeDNS implements dns.Handler.
 func (h *Handler) ServeDNS(w dns.ResponseWriter, m *dns.Msg) {
-	req := request{msg: m, start: h.clock()}
-	_, req.tcp = w.RemoteAddr().(*net.TCPAddr)
+	_, tcp := w.RemoteAddr().(*net.TCPAddr)
+	req := newRequest(m, tcp, h.clock())
 	if len(m.Question) == 1 {
-		req.q = m.Question[0]
-		req.name = strings.ToLower(req.q.Name) // Free when already lowercase, as almost every name is.
 		h.metrics.request(req.proto(), req.q.Qtype)
 	}
 	// miekg/dns gives a handler no context; the chain's upstream steps set

@@ -20,7 +20,7 @@ type packedStep struct {
 }
 
 func (s *packedStep) serve(ctx context.Context, req request) reply {
-	key, ok := answerKeyOf(req.msg)
+	key, ok := answerKeyOf(req)
 	if !ok {
 		return s.next.serve(ctx, req)
 	}
@@ -106,14 +106,14 @@ func newPackedAnswers(limit int) *packedAnswers {
 // answerKeyOf says whether req may be answered from the cache, and under
 // which key. Mixed-case names are left out: the reply must repeat the
 // asker's spelling (0x20 resolvers check it), and a lowercase key could not.
-func answerKeyOf(req *dns.Msg) (answerKey, bool) {
-	q := req.Question[0]
-	if req.Opcode != dns.OpcodeQuery || q.Qclass != dns.ClassINET ||
-		(q.Qtype != dns.TypeA && q.Qtype != dns.TypeAAAA) || hasUpperASCII(q.Name) {
+func answerKeyOf(req request) (answerKey, bool) {
+	q := req.q
+	if req.msg.Opcode != dns.OpcodeQuery || q.Qclass != dns.ClassINET ||
+		(q.Qtype != dns.TypeA && q.Qtype != dns.TypeAAAA) || req.mixedCase {
 		return answerKey{}, false
 	}
-	key := answerKey{name: q.Name, qtype: q.Qtype, rd: req.RecursionDesired, cd: req.CheckingDisabled}
-	if opt := req.IsEdns0(); opt != nil {
+	key := answerKey{name: req.name, qtype: q.Qtype, rd: req.msg.RecursionDesired, cd: req.msg.CheckingDisabled}
+	if opt := req.msg.IsEdns0(); opt != nil {
 		if len(opt.Option) > 0 {
 			return answerKey{}, false // Options (cookies, the stub loop marker) may change the reply.
 		}

@@ -443,7 +443,7 @@ func FuzzPackedEqualsBuilt(f *testing.F) {
 		if req.Unpack(wire) != nil || len(req.Question) != 1 {
 			return
 		}
-		if _, ok := answerKeyOf(req); !ok {
+		if _, ok := answerKeyOf(newRequest(req, false, testClock())); !ok {
 			return
 		}
 		want := serve(t, built, req, false)

@@ -52,11 +52,10 @@ func (r *Resolver) resolve(ctx context.Context, q dns.Question, serial uint32) a
 	// the only blocking work, upstream lookups of chased targets, is
 	// bounded by the forwarder's per-exchange timeout.
 	var a answer
-	apex := dns.Fqdn(strings.ToLower(q.Name)) == r.opts.Domain
 	switch {
-	case q.Qtype == dns.TypeSOA && apex:
+	case q.Qtype == dns.TypeSOA && r.isApex(q.Name):
 		a.answer = []dns.RR{r.soa(r.opts.TTL, serial)}
-	case q.Qtype == dns.TypeNS && apex:
+	case q.Qtype == dns.TypeNS && r.isApex(q.Name):
 		a.answer, a.extra, a.err = r.nsRecords(q)
 		if errors.Is(a.err, errNameNotFound) {
 			a.err = nil // The apex exists even with no NS records: NODATA, not NXDOMAIN.
@@ -77,6 +76,9 @@ func (r *Resolver) resolve(ctx context.Context, q dns.Question, serial uint32) a
 	}
 	return a
 }
+
+// isApex reports whether name is the domain itself.
+func (r *Resolver) isApex(name string) bool { return strings.EqualFold(dns.Fqdn(name), r.opts.Domain) }
 
 // inZone reports whether name is the domain or below it, matching whole
 // labels (SkyDNS matched a plain string suffix, so "foocluster.local."
