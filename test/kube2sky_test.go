@@ -187,7 +187,8 @@ func must[T any](obj T, err error) func(*testing.T) T {
 func TestKube2skyAgainstARealAPIServer(t *testing.T) {
 	cluster := harness.StartCluster(t)
 	grantKube2sky(t, cluster)
-	pod := startDNSPod(t, cluster)
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
+	pod := startDNSPod(t, cluster, "--metrics-addr="+metricsAddr)
 	admin := cluster.Admin
 	ctx := context.Background()
 	ns := "dns-e2e"
@@ -229,6 +230,23 @@ func TestKube2skyAgainstARealAPIServer(t *testing.T) {
 	t.Run("E6 E7 endpoint hostname", func(t *testing.T) {
 		pod.expect(t, "NOERROR", []string{"A 10.244.0.11"}, "dns-querier-2.dns-test-service."+suffix, "A")
 		pod.expect(t, "NOERROR", []string{"PTR dns-querier-2.dns-test-service." + suffix}, "-x", "10.244.0.11")
+	})
+	t.Run("S13 PTR of a headless endpoint without a hostname", func(t *testing.T) {
+		// Its name is the one its SRV record targets and its A record sits at.
+		name := endpointName(t, pod, "_http._tcp.dns-test-service."+suffix, "dns-querier-2.dns-test-service."+suffix)
+		pod.expect(t, "NOERROR", []string{"A 10.244.0.12"}, name, "A")
+		pod.expect(t, "NOERROR", []string{"PTR " + name}, "-x", "10.244.0.12")
+	})
+	t.Run("--metrics-addr serves /metrics alone; --healthz-port keeps it too", func(t *testing.T) {
+		for _, url := range []string{"http://" + metricsAddr + "/metrics", pod.healthz + "/metrics"} {
+			code, body, err := harness.HTTPGet(url)
+			if code != 200 || !containsLine(body, "kube2sky_ready 1") || !strings.Contains(body, "kube2sky_owner_syncs_total ") {
+				t.Errorf("%s: %d %v, no kube2sky_ready 1 or kube2sky_owner_syncs_total:\n%.500s", url, code, err, body)
+			}
+		}
+		if code, _, err := harness.HTTPGet("http://" + metricsAddr + "/readiness"); code != 404 {
+			t.Errorf("/readiness on --metrics-addr: %d %v, want 404", code, err)
+		}
 	})
 	t.Run("E3 E5 partial names through the search list", func(t *testing.T) {
 		conf := filepath.Join(t.TempDir(), "resolv.conf")
@@ -316,6 +334,10 @@ func TestKube2skyAgainstARealAPIServer(t *testing.T) {
 		}, metav1.CreateOptions{}))(t)
 		pod.expect(t, "NOERROR", []string{"AAAA fd00:244::1", "AAAA fd00:244::2"}, "hl6."+suffix, "AAAA")
 		pod.expect(t, "NOERROR", []string{"AAAA fd00:244::1"}, "my-pet.hl6."+suffix, "AAAA")
+		pod.expect(t, "NOERROR", []string{"PTR my-pet.hl6." + suffix}, "-x", "fd00:244::1") // S13 over ip6.arpa.
+		hashed := endpointName(t, pod, "_http._tcp.hl6."+suffix, "my-pet.hl6."+suffix)
+		pod.expect(t, "NOERROR", []string{"AAAA fd00:244::2"}, hashed, "AAAA")
+		pod.expect(t, "NOERROR", []string{"PTR " + hashed}, "-x", "fd00:244::2")
 
 		must(admin.CoreV1().Services(ns).Create(ctx, &v1.Service{
 			ObjectMeta: metav1.ObjectMeta{Name: "ext"},
@@ -438,7 +460,40 @@ func TestKube2skyAgainstARealAPIServer(t *testing.T) {
 		if _, answers := harness.Dig(t, pod.skydns.Addr, "-x", old); len(answers) != 0 {
 			t.Errorf("stale PTR for the old ClusterIP: %q", answers)
 		}
+		if _, answers := harness.Dig(t, pod.skydns.Addr, "-x", "10.244.0.12"); len(answers) != 0 {
+			t.Errorf("stale PTR for an endpoint of the deleted headless service: %q", answers)
+		}
 	})
+	t.Run("SIGTERM: every goroutine stops, exit 0", func(t *testing.T) {
+		if err := pod.kube2sky.Stop(20 * time.Second); err != nil {
+			t.Fatalf("%v\n%s", err, pod.kube2sky.Log())
+		}
+	})
+}
+
+// endpointName is the one target of the SRV records at srv other than
+// named, polled until both targets are there.
+func endpointName(t *testing.T, pod *dnsPod, srv, named string) string {
+	t.Helper()
+	var other string
+	harness.Eventually(t, 10*time.Second, "two SRV targets at "+srv, func() error {
+		_, answers, err := harness.TryDig(t, pod.skydns.Addr, srv, "SRV")
+		if err != nil {
+			return err
+		}
+		var targets []string
+		for _, rr := range rdata(answers) {
+			if f := strings.Fields(rr); len(f) == 5 && f[4] != named {
+				targets = append(targets, f[4])
+			}
+		}
+		if len(targets) != 1 || !strings.HasSuffix(targets[0], "."+strings.SplitN(named, ".", 2)[1]) {
+			return fmt.Errorf("targets other than %s: %q", named, targets)
+		}
+		other = targets[0]
+		return nil
+	})
+	return other
 }
 
 // digWithResolvConf runs dig with conf bind-mounted over /etc/resolv.conf in
