@@ -47,17 +47,15 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Reg
 	}
 	defer etcd.Close()
 
-	servers, err := listen(cfg, reg)
-	if err != nil {
-		return err
-	}
 	factory := informers.NewSharedInformerFactory(client, 0) // Our own resync compares with etcd instead.
 	ctrl, err := NewController(cfg, factory, NewEtcdStore(etcd), NewMetrics(reg), log)
 	if err != nil {
-		closeAll(servers)
 		return err
 	}
-	servers[0].handler = opsMux(reg, ctrl)
+	servers, err := listen(cfg, opsMux(reg, ctrl), reg)
+	if err != nil {
+		return err
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, s := range servers {
@@ -80,31 +78,25 @@ type server struct {
 	handler http.Handler
 }
 
-// listen binds --healthz-port (its handler is set once the controller
-// exists) and, when set, --metrics-addr for /metrics alone.
-func listen(cfg *Config, reg *prometheus.Registry) ([]server, error) {
+// listen binds --healthz-port for ops and, when set, --metrics-addr for
+// /metrics alone.
+func listen(cfg *Config, ops http.Handler, reg *prometheus.Registry) ([]server, error) {
 	ln, err := httpserve.Listen(net.JoinHostPort("", strconv.Itoa(cfg.HealthzPort)))
 	if err != nil {
 		return nil, fmt.Errorf("--healthz-port: %w", err)
 	}
-	servers := []server{{ln: ln}}
-	if cfg.MetricsAddr != "" {
-		mln, err := httpserve.Listen(cfg.MetricsAddr)
-		if err != nil {
-			closeAll(servers)
-			return nil, fmt.Errorf("--metrics-addr: %w", err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", httpserve.MetricsHandler(reg))
-		servers = append(servers, server{ln: mln, handler: mux})
+	servers := []server{{ln: ln, handler: ops}}
+	if cfg.MetricsAddr == "" {
+		return servers, nil
 	}
-	return servers, nil
-}
-
-func closeAll(servers []server) {
-	for _, s := range servers {
-		_ = s.ln.Close()
+	mln, err := httpserve.Listen(cfg.MetricsAddr)
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("--metrics-addr: %w", err)
 	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", httpserve.MetricsHandler(reg))
+	return append(servers, server{ln: mln, handler: mux}), nil
 }
 
 // opsMux serves /readiness (200 after the first full sync, as the legacy
