@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 
+	"github.com/skypod/skypod/kube2sky"
 	"github.com/skypod/skypod/test/harness"
 )
 
@@ -514,3 +516,35 @@ func containsLine(body, line string) bool {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// The Store's revisions are what make a resync safe (kube2sky/README.md):
+// against a real etcd, Apply reports a revision at which all of a change is
+// visible, even one that takes several transactions, and a list reports
+// the revision it is a snapshot of, which orders it against later commits.
+func TestKube2skyEtcdStoreRevisions(t *testing.T) {
+	etcd := harness.StartEtcd(t)
+	client := etcd.Client()
+	store := kube2sky.NewEtcdStore(client)
+	ctx := context.Background()
+	puts := kube2sky.Records{}
+	for i := range 200 { // More than one transaction's 128 operations.
+		puts[fmt.Sprintf("/skydns/a/%03d", i)] = fmt.Sprint(i)
+	}
+	applied := must(store.Apply(ctx, puts, nil))(t)
+	if resp := must(client.Get(ctx, "/skydns/a/", clientv3.WithPrefix(), clientv3.WithRev(applied), clientv3.WithCountOnly()))(t); resp.Count != 200 {
+		t.Fatalf("at the revision Apply returned, %d of 200 keys are visible", resp.Count)
+	}
+
+	listed, listRev, err := store.List(ctx, "/skydns/a/", "/skydns/b/")
+	if err != nil || listRev != applied || len(listed) != 200 || listed["/skydns/a/199"] != "199" {
+		t.Fatalf("list: %d keys at revision %d (%v), want 200 at %d", len(listed), listRev, err, applied)
+	}
+	later := must(store.Apply(ctx, kube2sky.Records{"/skydns/b/x": "1"}, []string{"/skydns/a/000"}))(t)
+	if later <= listRev {
+		t.Fatalf("a commit after the list is at revision %d, not after the list's %d", later, listRev)
+	}
+	listed, listRev, err = store.List(ctx, "/skydns/a/", "/skydns/b/")
+	if err != nil || listRev != later || listed["/skydns/b/x"] != "1" || listed["/skydns/a/000"] != "" || len(listed) != 200 {
+		t.Fatalf("list after the commit: %d keys at revision %d (%v), want the commit's %d", len(listed), listRev, err, later)
+	}
+}
