@@ -61,7 +61,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.EtcdCAFile, "etcd-cafile", c.EtcdCAFile, "CA certificate for etcd over TLS")
 	fs.DurationVar(&c.ResyncPeriod, "resync-period", c.ResyncPeriod, "how often everything is compared with etcd and repaired")
 	fs.BoolVar(&c.UseEndpointSlices, "use-endpointslices", c.UseEndpointSlices, "read discovery.k8s.io/v1 EndpointSlices instead of Endpoints")
-	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "separate address for /metrics (default: served on --healthz-port)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "also serve /metrics, alone, on this address (e.g. :9154); /metrics stays on --healthz-port")
 	fs.StringVar(&c.PathPrefix, "path-prefix", c.PathPrefix, "etcd directory of the SkyDNS records")
 	c.Log.AddFlags(fs)
 }

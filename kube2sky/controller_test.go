@@ -2,6 +2,7 @@ package kube2sky
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -19,30 +20,42 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 )
 
-// memStore is an in-memory Store that counts what it was asked to do.
+// memStore is an in-memory Store that counts what it was asked to do. Its
+// revision, like etcd's, goes up by one per transaction.
 type memStore struct {
-	mu      sync.Mutex
-	data    Records
-	applies int
-	writes  int
-	order   []string // "put k" / "delete k" in commit order.
+	mu       sync.Mutex
+	data     Records
+	revision int64
+	applies  int
+	writes   int
+	order    []string // "put k" / "delete k" in commit order.
+	// afterList, when set, runs after List has taken its snapshot and
+	// before it returns: a write racing a resync.
+	afterList func()
 }
 
-func (m *memStore) List(_ context.Context, prefix string) (Records, error) {
+func (m *memStore) List(_ context.Context, prefixes ...string) (Records, int64, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	out := Records{}
 	for k, v := range m.data {
-		if strings.HasPrefix(k, prefix) {
-			out[k] = v
+		for _, prefix := range prefixes {
+			if strings.HasPrefix(k, prefix) {
+				out[k] = v
+			}
 		}
 	}
-	return out, nil
+	rev, hook := m.revision, m.afterList
+	m.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	return out, rev, nil
 }
 
-func (m *memStore) Apply(_ context.Context, puts Records, deletes []string) error {
+func (m *memStore) Apply(_ context.Context, puts Records, deletes []string) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.revision++
 	m.applies++
 	for _, k := range slices.Sorted(maps.Keys(puts)) {
 		m.data[k] = puts[k]
@@ -54,7 +67,7 @@ func (m *memStore) Apply(_ context.Context, puts Records, deletes []string) erro
 		m.order = append(m.order, "delete "+k)
 		m.writes++
 	}
-	return nil
+	return m.revision, nil
 }
 
 func (m *memStore) snapshot() (Records, int, int) {
@@ -67,6 +80,7 @@ type fixture struct {
 	t      *testing.T
 	client *fake.Clientset
 	store  *memStore
+	reg    *prometheus.Registry
 	ctrl   *Controller
 	cancel context.CancelFunc
 }
@@ -83,15 +97,23 @@ func start(t *testing.T, etcdData Records, objects ...runtime.Object) *fixture {
 	if err := cfg.Finish(); err != nil {
 		t.Fatal(err)
 	}
-	ctrl, err := NewController(cfg, client, factory, store, NewMetrics(prometheus.NewRegistry()), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	reg := prometheus.NewRegistry()
+	ctrl, err := NewController(cfg, factory, store, NewMetrics(reg), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	factory.Start(ctx.Done())
-	go func() { _ = ctrl.Run(ctx, 2, time.Hour) }()
-	f := &fixture{t: t, client: client, store: store, ctrl: ctrl, cancel: cancel}
-	t.Cleanup(func() { cancel(); factory.Shutdown() })
+	stopped := make(chan error, 1)
+	go func() { stopped <- ctrl.Run(ctx, 2, time.Hour) }()
+	f := &fixture{t: t, client: client, store: store, reg: reg, ctrl: ctrl, cancel: cancel}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-stopped; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		factory.Shutdown()
+	})
 	f.eventually("ready", func(Records) bool { return ctrl.Ready() })
 	return f
 }
@@ -109,6 +131,45 @@ func (f *fixture) eventually(what string, cond func(Records) bool) Records {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// metric is the value of a counter, or the sample count of a histogram,
+// in the fixture's registry.
+func (f *fixture) metric(name string) float64 {
+	f.t.Helper()
+	families, err := f.reg.Gather()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, mf := range families {
+		if mf.GetName() != name {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if h := m.GetHistogram(); h != nil {
+			return float64(h.GetSampleCount())
+		}
+		return m.GetCounter().GetValue()
+	}
+	f.t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// waitMetric waits until metric name reaches at least want.
+func (f *fixture) waitMetric(name string, want float64) {
+	f.t.Helper()
+	f.eventually(fmt.Sprintf("%s >= %v", name, want), func(Records) bool { return f.metric(name) >= want })
+}
+
+// quiet waits until every change the handlers queued has been synced, so
+// the next event-driven sync is of the next change.
+func (f *fixture) quiet() {
+	f.t.Helper()
+	f.eventually("no change waiting", func(Records) bool {
+		f.ctrl.mu.Lock()
+		defer f.ctrl.mu.Unlock()
+		return len(f.ctrl.enqueued) == 0 && len(f.ctrl.inFlight) == 0
+	})
 }
 
 func keysUnder(r Records, prefix string) []string {
@@ -163,12 +224,15 @@ func TestStartRemovesStaleAndWritesMissing(t *testing.T) {
 		t.Errorf("PTR or dns-version missing: %v", slices.Sorted(maps.Keys(data)))
 	}
 
-	// A resync with nothing changed writes nothing.
+	// A resync with nothing changed writes nothing: once every owner it
+	// queued has been synced, the store has seen no transaction.
 	_, applies, writes := f.store.snapshot()
-	if err := f.ctrl.resync(context.Background()); err != nil {
+	syncs := f.metric("kube2sky_owner_syncs_total")
+	owners, err := f.ctrl.resync(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	f.waitMetric("kube2sky_owner_syncs_total", syncs+float64(owners))
 	if _, a, w := f.store.snapshot(); a != applies || w != writes {
 		t.Fatalf("no-change resync wrote: %d transactions, %d writes", a-applies, w-writes)
 	}
@@ -226,10 +290,13 @@ func TestPodsSharingAnIP(t *testing.T) {
 	f := start(t, nil, pod("a"), pod("b"))
 	dir := "/skydns/local/cluster/pod/default/1-2-3-4/"
 	f.eventually("pod record", func(r Records) bool { return len(keysUnder(r, dir)) == 1 })
+	f.quiet()
+	events := f.metric("kube2sky_event_to_etcd_seconds")
 	if err := f.client.CoreV1().Pods("default").Delete(context.Background(), "a", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// The deletion is the only change: its sync is the next one observed.
+	f.waitMetric("kube2sky_event_to_etcd_seconds", events+1)
 	if data, _, _ := f.store.snapshot(); len(keysUnder(data, dir)) != 1 {
 		t.Fatal("deleting one host-network pod removed the record the other still has")
 	}

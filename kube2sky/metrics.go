@@ -12,6 +12,7 @@ type Metrics struct {
 	deleted    prometheus.Counter
 	etcdErrors prometheus.Counter
 	malformed  prometheus.Counter
+	syncs      prometheus.Counter
 	latency    prometheus.Histogram
 	lastResync prometheus.Gauge
 	ready      prometheus.Gauge
@@ -34,6 +35,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		malformed: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "kube2sky", Name: "malformed_objects_total", Help: "Kubernetes objects skipped as malformed.",
 		}),
+		syncs: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "kube2sky", Name: "owner_syncs_total", Help: "Owners (a service, a pod IP) compared with etcd and, where they differed, repaired.",
+		}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "kube2sky", Name: "event_to_etcd_seconds", Help: "From a Kubernetes change arriving to its records committed in etcd.",
 			Buckets: []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
@@ -48,11 +52,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "kube2sky", Name: "etcd_up", Help: "1 while etcd accepts kube2sky's requests.",
 		}),
 	}
-	reg.MustRegister(m.written, m.deleted, m.etcdErrors, m.malformed, m.latency, m.lastResync, m.ready, m.etcdUp)
+	reg.MustRegister(m.written, m.deleted, m.etcdErrors, m.malformed, m.syncs, m.latency, m.lastResync, m.ready, m.etcdUp)
 	return m
 }
 
-func (m *Metrics) watchQueue(q workqueue.TypedRateLimitingInterface[string]) {
+func (m *Metrics) watchQueue(q workqueue.TypedRateLimitingInterface[Owner]) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "kube2sky", Name: "queue_depth", Help: "Owners waiting to be synced.",
 	}, func() float64 { return float64(q.Len()) }))

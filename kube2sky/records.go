@@ -168,10 +168,7 @@ func (n Namer) headless(out Records, svc *v1.Service, eps *v1.Endpoints, name st
 			if net.ParseIP(addr.IP) == nil {
 				continue
 			}
-			label, v := value(addr.IP, 0)
-			if h := endpointHostname(addr, hostnames); h != "" {
-				label = h
-			}
+			label, v := endpointLabel(addr, hostnames)
 			n.add(out, label, name, v)
 			target := label + "." + name
 			for _, p := range subset.Ports {
@@ -184,6 +181,17 @@ func (n Namer) headless(out Records, svc *v1.Service, eps *v1.Endpoints, name st
 		}
 	}
 	return nil
+}
+
+// endpointLabel is the label of an endpoint's own name, <label>.<service>:
+// its hostname, else the hash of its record value (the name kube2sky
+// assigns), and that value.
+func endpointLabel(addr v1.EndpointAddress, hostnames map[string]hostnameEntry) (label, v string) {
+	label, v = value(addr.IP, 0)
+	if h := endpointHostname(addr, hostnames); h != "" {
+		label = h
+	}
+	return label, v
 }
 
 // hostnameEntry is one value of the hostnames-map annotation.
@@ -215,7 +223,9 @@ func endpointHostname(addr v1.EndpointAddress, annotated map[string]hostnameEntr
 }
 
 // ReverseRecords are the PTR records of a service: each ClusterIP to the
-// service name, and each headless endpoint with a hostname to its own name.
+// service name, and each ready headless endpoint to its own name, the one
+// its A/AAAA and SRV records use (<hostname> or <hash>.<service>), as the
+// DNS specification 1.1.0 asks of every ready endpoint.
 func (n Namer) ReverseRecords(svc *v1.Service, eps *v1.Endpoints) (Records, error) {
 	out := Records{}
 	name := n.ServiceName(svc.Namespace, svc.Name)
@@ -232,9 +242,8 @@ func (n Namer) ReverseRecords(svc *v1.Service, eps *v1.Endpoints) (Records, erro
 		}
 		for _, subset := range eps.Subsets {
 			for _, addr := range subset.Addresses {
-				if h := endpointHostname(addr, hostnames); h != "" {
-					n.addReverse(out, addr.IP, h+"."+name)
-				}
+				label, _ := endpointLabel(addr, hostnames)
+				n.addReverse(out, addr.IP, label+"."+name)
 			}
 		}
 	}

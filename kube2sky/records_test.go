@@ -213,8 +213,8 @@ func TestSpecRecords(t *testing.T) {
 		t.Errorf("publishNotReadyAddresses: %v", under(r, base))
 	}
 	rev, _ = namer.ReverseRecords(hl, eps)
-	if got := rev["/skydns/arpa/in-addr/10/3/0/100"]; !strings.Contains(got, `"host":"my-pet.testservice.default.svc.cluster.local."`) || len(rev) != 1 {
-		t.Errorf("S13 PTR for the endpoint with a hostname only: %v", rev)
+	if got := rev["/skydns/arpa/in-addr/10/3/0/100"]; !strings.Contains(got, `"host":"my-pet.testservice.default.svc.cluster.local."`) || len(rev) != 3 {
+		t.Errorf("S13 PTR for each ready endpoint (the one with a hostname by it), none for the not-ready one: %v", rev)
 	}
 
 	eps.Annotations = map[string]string{hostnamesAnnotation: `{"10.3.0.101":{"HostName":"legacy-pet"}}`}
@@ -237,5 +237,50 @@ func TestSpecRecords(t *testing.T) {
 	}
 	if got := namer.DNSVersion()["/skydns/local/cluster/dns-version"]; got != `{"text":"1.1.0","ttl":28800}` {
 		t.Errorf("S1 dns-version: %v", namer.DNSVersion())
+	}
+}
+
+// S13 without a hostname: the PTR of a ready headless endpoint names the
+// same hash-labelled name its A/AAAA record sits at and its SRV targets.
+func TestHeadlessPTRWithoutHostname(t *testing.T) {
+	hl := service("None", port("https", 443))
+	tests := []struct {
+		name, ip, reverseKey string
+	}{
+		{"v4", "10.3.0.101", "/skydns/arpa/in-addr/10/3/0/101"},
+		{"v6", "2001:db8::65", "/skydns/arpa/ip6/2/0/0/1/0/d/b/8/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/6/5"},
+		{"invalid hostname", "10.3.0.102", "/skydns/arpa/in-addr/10/3/0/102"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := v1.EndpointAddress{IP: tc.ip}
+			if tc.name == "invalid hostname" {
+				addr.Hostname = "Not_A_Label"
+			}
+			eps := endpoints(v1.EndpointSubset{Addresses: []v1.EndpointAddress{addr}, Ports: []v1.EndpointPort{epPort("https", 443)}})
+			r := mustRecords(t, hl, eps)
+			addrValue := `{"host":"` + tc.ip + `","priority":10,"weight":10,"ttl":30}`
+			var label string
+			for k, v := range r {
+				if rest, ok := strings.CutPrefix(k, base); ok && !strings.Contains(rest, "/") && v == addrValue {
+					label = rest
+				}
+			}
+			if label == "" || strings.Trim(label, "0123456789abcdef") != "" {
+				t.Fatalf("no hash-labelled address record for %s: %v", tc.ip, r)
+			}
+			target := label + ".testservice.default.svc.cluster.local."
+			if got := r[base+"_tcp/_https/"+label]; !strings.Contains(got, `"host":"`+target+`"`) {
+				t.Errorf("SRV: %q, want a target of %s", got, target)
+			}
+			rev, err := namer.ReverseRecords(hl, eps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := `{"host":"` + target + `","priority":10,"weight":10,"ttl":30}`
+			if got := rev[tc.reverseKey]; got != want || len(rev) != 1 {
+				t.Errorf("PTR: %v, want %s = %s", rev, tc.reverseKey, want)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -24,7 +25,9 @@ import (
 const workers = 8
 
 // Run mirrors the API server into etcd until ctx ends. cfg must have
-// passed Finish.
+// passed Finish. Its HTTP servers, informers and controller run as one
+// group: Run returns once all have stopped, the first error stopping the
+// rest, and only then closes the etcd client.
 func Run(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Registry) error {
 	klog.SetSlogLogger(log.With("source", "client-go"))
 	restCfg, err := restConfig(cfg)
@@ -44,34 +47,61 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Reg
 	}
 	defer etcd.Close()
 
+	factory := informers.NewSharedInformerFactory(client, 0) // Our own resync compares with etcd instead.
+	ctrl, err := NewController(cfg, factory, NewEtcdStore(etcd), NewMetrics(reg), log)
+	if err != nil {
+		return err
+	}
+	servers, err := listen(cfg, opsMux(reg, ctrl), reg)
+	if err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, s := range servers {
+		g.Go(func() error { return httpserve.Serve(gctx, log, s.ln, s.handler) })
+	}
+	g.Go(func() error {
+		factory.Start(gctx.Done())
+		<-gctx.Done()
+		factory.Shutdown() // Waits for the informers' goroutines.
+		return nil
+	})
+	g.Go(func() error { return ctrl.Run(gctx, workers, cfg.ResyncPeriod) })
+	log.Info("kube2sky started", "domain", cfg.Domain, "etcd", cfg.EtcdServer, "api", restCfg.Host, "endpointslices", cfg.UseEndpointSlices)
+	return g.Wait()
+}
+
+// server is one listener and what it serves.
+type server struct {
+	ln      net.Listener
+	handler http.Handler
+}
+
+// listen binds --healthz-port for ops and, when set, --metrics-addr for
+// /metrics alone.
+func listen(cfg *Config, ops http.Handler, reg *prometheus.Registry) ([]server, error) {
 	ln, err := httpserve.Listen(net.JoinHostPort("", strconv.Itoa(cfg.HealthzPort)))
 	if err != nil {
-		return fmt.Errorf("--healthz-port: %w", err)
+		return nil, fmt.Errorf("--healthz-port: %w", err)
 	}
-	factory := informers.NewSharedInformerFactory(client, 0) // Our own resync compares with etcd instead.
-	ctrl, err := NewController(cfg, client, factory, NewEtcdStore(etcd), NewMetrics(reg), log)
+	servers := []server{{ln: ln, handler: ops}}
+	if cfg.MetricsAddr == "" {
+		return servers, nil
+	}
+	mln, err := httpserve.Listen(cfg.MetricsAddr)
 	if err != nil {
-		return err
+		_ = ln.Close()
+		return nil, fmt.Errorf("--metrics-addr: %w", err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
-
-	errc := make(chan error, 2)
-	go func() { errc <- httpserve.Serve(ctx, log, ln, opsMux(reg, ctrl)) }()
-	go func() { errc <- ctrl.Run(ctx, workers, cfg.ResyncPeriod) }()
-	log.Info("kube2sky started", "domain", cfg.Domain, "etcd", cfg.EtcdServer, "api", restCfg.Host, "endpointslices", cfg.UseEndpointSlices)
-	select {
-	case <-ctx.Done():
-		return nil
-	case err := <-errc:
-		return err
-	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", httpserve.MetricsHandler(reg))
+	return append(servers, server{ln: mln, handler: mux}), nil
 }
 
 // opsMux serves /readiness (200 after the first full sync, as the legacy
-// readiness probe expects on this port), /healthz and /metrics.
+// readiness probe expects on this port), /healthz and /metrics (kept here
+// when --metrics-addr also serves it, for scrapers configured before it).
 func opsMux(reg *prometheus.Registry, ctrl *Controller) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", httpserve.MetricsHandler(reg))

@@ -1,95 +1,56 @@
 package kube2sky
 
-import (
-	"strings"
-
-	"github.com/skypod/skypod/skydns/msg"
-)
-
 // owned is kube2sky's copy of what it has in etcd, grouped by the object
 // that owns each key, so a sync compares one object's records without
-// reading etcd. A resync rebuilds it from a fresh list.
+// reading etcd. It is not safe for concurrent use; the Registry locks it.
+//
+// written remembers the etcd revision of kube2sky's own last put or delete
+// of each key, so that a reset from a list taken at an older revision keeps
+// what was written after the list (see reset).
 type owned struct {
 	namer   Namer
 	values  Records
-	byOwner map[string]map[string]bool
+	byOwner map[Owner]map[string]bool
+	written map[string]int64
 }
 
 func newOwned(n Namer) *owned {
-	return &owned{namer: n, values: Records{}, byOwner: map[string]map[string]bool{}}
+	return &owned{namer: n, values: Records{}, byOwner: map[Owner]map[string]bool{}, written: map[string]int64{}}
 }
 
-// Owner IDs, also the work queue's keys.
-func serviceOwner(ns, name string) string { return "svc/" + ns + "/" + name }
-func podOwner(ns, ip string) string       { return "pod/" + ns + "/" + dashedIP(ip) }
-
-const dnsVersionOwner = "dns-version"
-
-// ownerOf says which object a key belongs to, or "" for keys kube2sky does
-// not own (anything outside its subtrees, and reverse records that point
-// somewhere other than a service).
-func (o *owned) ownerOf(key, value string) string {
-	n := o.namer
-	if rest, ok := strings.CutPrefix(key, n.ServicesKey()); ok {
-		parts := strings.SplitN(rest, "/", 3)
-		if len(parts) >= 2 {
-			return serviceOwner(parts[0], parts[1])
-		}
-		return ""
-	}
-	if rest, ok := strings.CutPrefix(key, n.PodsKey()); ok {
-		parts := strings.SplitN(rest, "/", 3)
-		if len(parts) >= 2 {
-			return "pod/" + parts[0] + "/" + parts[1]
-		}
-		return ""
-	}
-	if strings.HasPrefix(key, n.ReverseKey()) {
-		return o.reverseOwner(value)
-	}
-	if _, ok := n.DNSVersion()[key]; ok {
-		return dnsVersionOwner
-	}
-	return ""
-}
-
-// reverseOwner is the service a PTR value points into: <name>.<ns>.svc.D or
-// <hostname>.<name>.<ns>.svc.D.
-func (o *owned) reverseOwner(value string) string {
-	s, err := msg.Unmarshal("", []byte(value))
-	if err != nil {
-		return ""
-	}
-	rest, ok := strings.CutSuffix(strings.ToLower(s.Host), ".svc."+o.namer.Domain)
-	if !ok {
-		return ""
-	}
-	labels := strings.Split(rest, ".")
-	if len(labels) < 2 {
-		return ""
-	}
-	return serviceOwner(labels[len(labels)-1], labels[len(labels)-2])
-}
-
-// reset replaces everything with a fresh list of the owned subtrees.
-func (o *owned) reset(listed Records) {
-	o.values = Records{}
-	o.byOwner = map[string]map[string]bool{}
+// reset replaces everything with a list of the owned subtrees taken at
+// revision rev, except the keys kube2sky wrote after rev: for those its own
+// write is newer than the list, so the value it put, or the absence it
+// made, stands. Writes at or before rev are in the list, and forgotten.
+func (o *owned) reset(listed Records, rev int64) {
+	fresh := newOwned(o.namer)
 	for k, v := range listed {
-		o.set(k, v)
+		if o.written[k] <= rev {
+			fresh.set(k, v)
+		}
 	}
+	for k, wrev := range o.written {
+		if wrev <= rev {
+			continue
+		}
+		fresh.written[k] = wrev
+		if v, ok := o.values[k]; ok {
+			fresh.set(k, v)
+		}
+	}
+	*o = *fresh
 }
 
 func (o *owned) set(key, value string) {
-	owner := o.ownerOf(key, value)
-	if old, ok := o.values[key]; ok {
+	owner, ok := o.namer.ownerOfKey(key, value)
+	if old, had := o.values[key]; had {
 		// A reverse record can change hands when an IP moves between
 		// services; the old owner must not delete it later.
-		if prev := o.ownerOf(key, old); prev != owner {
+		if prev, _ := o.namer.ownerOfKey(key, old); prev != owner {
 			o.remove(prev, key)
 		}
 	}
-	if owner == "" {
+	if !ok {
 		return
 	}
 	o.values[key] = value
@@ -99,7 +60,7 @@ func (o *owned) set(key, value string) {
 	o.byOwner[owner][key] = true
 }
 
-func (o *owned) remove(owner, key string) {
+func (o *owned) remove(owner Owner, key string) {
 	delete(o.values, key)
 	delete(o.byOwner[owner], key)
 	if len(o.byOwner[owner]) == 0 {
@@ -107,34 +68,35 @@ func (o *owned) remove(owner, key string) {
 	}
 }
 
-// diff is what turns owner's keys in etcd into desired.
-func (o *owned) diff(owner string, desired Records) (puts Records, deletes []string) {
-	puts = Records{}
-	for k, v := range desired {
-		if o.values[k] != v {
-			puts[k] = v
-		}
-	}
+// current is what the plan compares owner's desired records with: every
+// key owner has, and each desired key that is already in etcd.
+func (o *owned) current(owner Owner, desired Records) Records {
+	out := Records{}
 	for k := range o.byOwner[owner] {
-		if _, ok := desired[k]; !ok {
-			deletes = append(deletes, k)
+		out[k] = o.values[k]
+	}
+	for k := range desired {
+		if v, ok := o.values[k]; ok {
+			out[k] = v
 		}
 	}
-	return puts, deletes
+	return out
 }
 
-// applied records a successful Apply.
-func (o *owned) applied(owner string, puts Records, deletes []string) {
-	for k, v := range puts {
+// applied records a plan committed at revision rev.
+func (o *owned) applied(owner Owner, p Plan, rev int64) {
+	for k, v := range p.Puts {
 		o.set(k, v)
+		o.written[k] = rev
 	}
-	for _, k := range deletes {
+	for _, k := range p.Deletes {
 		o.remove(owner, k)
+		o.written[k] = rev
 	}
 }
 
-func (o *owned) owners() []string {
-	out := make([]string, 0, len(o.byOwner))
+func (o *owned) owners() []Owner {
+	out := make([]Owner, 0, len(o.byOwner))
 	for owner := range o.byOwner {
 		out = append(out, owner)
 	}

@@ -10,12 +10,15 @@ import (
 )
 
 // Store is where records go: etcd in production, a map in unit tests.
+// Revisions are etcd's: they order a list against the writes around it.
 type Store interface {
-	// List returns every key and value under prefix.
-	List(ctx context.Context, prefix string) (Records, error)
+	// List returns every key and value under the prefixes, all as of one
+	// revision, and that revision.
+	List(ctx context.Context, prefixes ...string) (Records, int64, error)
 	// Apply writes puts and removes deletes. Puts land no later than
-	// deletes, so a name never passes through NXDOMAIN on the way.
-	Apply(ctx context.Context, puts Records, deletes []string) error
+	// deletes, so a name never passes through NXDOMAIN on the way. It
+	// returns the revision at which every write is visible.
+	Apply(ctx context.Context, puts Records, deletes []string) (int64, error)
 }
 
 // maxTxnOps is etcd's default limit of operations in one transaction.
@@ -31,22 +34,34 @@ var _ Store = etcdStore{}
 // NewEtcdStore stores records in etcd through kv.
 func NewEtcdStore(kv clientv3.KV) Store { return etcdStore{kv: kv} }
 
-func (s etcdStore) List(ctx context.Context, prefix string) (Records, error) {
-	resp, err := s.kv.Get(ctx, prefix, clientv3.WithPrefix())
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", prefix, err)
+// List reads the first prefix at the current revision and the others at
+// that same revision, so the result is one consistent snapshot.
+func (s etcdStore) List(ctx context.Context, prefixes ...string) (Records, int64, error) {
+	out := Records{}
+	var rev int64
+	for _, prefix := range prefixes {
+		opts := []clientv3.OpOption{clientv3.WithPrefix()}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := s.kv.Get(ctx, prefix, opts...)
+		if err != nil {
+			return nil, 0, fmt.Errorf("list %s: %w", prefix, err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision // A read at WithRev reports the current revision instead.
+		}
+		for _, kv := range resp.Kvs {
+			out[string(kv.Key)] = string(kv.Value)
+		}
 	}
-	out := make(Records, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		out[string(kv.Key)] = string(kv.Value)
-	}
-	return out, nil
+	return out, rev, nil
 }
 
 // Apply commits one transaction when the change fits in one (every object
 // but the largest headless services); otherwise puts go first, in chunks,
 // then deletes.
-func (s etcdStore) Apply(ctx context.Context, puts Records, deletes []string) error {
+func (s etcdStore) Apply(ctx context.Context, puts Records, deletes []string) (int64, error) {
 	ops := make([]clientv3.Op, 0, len(puts)+len(deletes))
 	for _, k := range slices.Sorted(maps.Keys(puts)) {
 		ops = append(ops, clientv3.OpPut(k, puts[k]))
@@ -54,12 +69,15 @@ func (s etcdStore) Apply(ctx context.Context, puts Records, deletes []string) er
 	for _, k := range deletes {
 		ops = append(ops, clientv3.OpDelete(k))
 	}
+	var rev int64
 	for len(ops) > 0 {
 		n := min(len(ops), maxTxnOps)
-		if _, err := s.kv.Txn(ctx).Then(ops[:n]...).Commit(); err != nil {
-			return fmt.Errorf("etcd transaction of %d operations: %w", n, err)
+		resp, err := s.kv.Txn(ctx).Then(ops[:n]...).Commit()
+		if err != nil {
+			return 0, fmt.Errorf("etcd transaction of %d operations: %w", n, err)
 		}
+		rev = resp.Header.Revision
 		ops = ops[n:]
 	}
-	return nil
+	return rev, nil
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 
+	"github.com/skypod/skypod/kube2sky"
 	"github.com/skypod/skypod/test/harness"
 )
 
@@ -189,7 +191,8 @@ func must[T any](obj T, err error) func(*testing.T) T {
 func TestKube2skyAgainstARealAPIServer(t *testing.T) {
 	cluster := harness.StartCluster(t)
 	grantKube2sky(t, cluster)
-	pod := startDNSPod(t, cluster)
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
+	pod := startDNSPod(t, cluster, "--metrics-addr="+metricsAddr)
 	admin := cluster.Admin
 	ctx := context.Background()
 	ns := "dns-e2e"
@@ -231,6 +234,23 @@ func TestKube2skyAgainstARealAPIServer(t *testing.T) {
 	t.Run("E6 E7 endpoint hostname", func(t *testing.T) {
 		pod.expect(t, "NOERROR", []string{"A 10.244.0.11"}, "dns-querier-2.dns-test-service."+suffix, "A")
 		pod.expect(t, "NOERROR", []string{"PTR dns-querier-2.dns-test-service." + suffix}, "-x", "10.244.0.11")
+	})
+	t.Run("S13 PTR of a headless endpoint without a hostname", func(t *testing.T) {
+		// Its name is the one its SRV record targets and its A record sits at.
+		name := endpointName(t, pod, "_http._tcp.dns-test-service."+suffix, "dns-querier-2.dns-test-service."+suffix)
+		pod.expect(t, "NOERROR", []string{"A 10.244.0.12"}, name, "A")
+		pod.expect(t, "NOERROR", []string{"PTR " + name}, "-x", "10.244.0.12")
+	})
+	t.Run("--metrics-addr serves /metrics alone; --healthz-port keeps it too", func(t *testing.T) {
+		for _, url := range []string{"http://" + metricsAddr + "/metrics", pod.healthz + "/metrics"} {
+			code, body, err := harness.HTTPGet(url)
+			if code != 200 || !containsLine(body, "kube2sky_ready 1") || !strings.Contains(body, "kube2sky_owner_syncs_total ") {
+				t.Errorf("%s: %d %v, no kube2sky_ready 1 or kube2sky_owner_syncs_total:\n%.500s", url, code, err, body)
+			}
+		}
+		if code, _, err := harness.HTTPGet("http://" + metricsAddr + "/readiness"); code != 404 {
+			t.Errorf("/readiness on --metrics-addr: %d %v, want 404", code, err)
+		}
 	})
 	t.Run("E3 E5 partial names through the search list", func(t *testing.T) {
 		conf := filepath.Join(t.TempDir(), "resolv.conf")
@@ -341,6 +361,10 @@ func TestKube2skyAgainstARealAPIServer(t *testing.T) {
 		}, metav1.CreateOptions{}))(t)
 		pod.expect(t, "NOERROR", []string{"AAAA fd00:244::1", "AAAA fd00:244::2"}, "hl6."+suffix, "AAAA")
 		pod.expect(t, "NOERROR", []string{"AAAA fd00:244::1"}, "my-pet.hl6."+suffix, "AAAA")
+		pod.expect(t, "NOERROR", []string{"PTR my-pet.hl6." + suffix}, "-x", "fd00:244::1") // S13 over ip6.arpa.
+		hashed := endpointName(t, pod, "_http._tcp.hl6."+suffix, "my-pet.hl6."+suffix)
+		pod.expect(t, "NOERROR", []string{"AAAA fd00:244::2"}, hashed, "AAAA")
+		pod.expect(t, "NOERROR", []string{"PTR " + hashed}, "-x", "fd00:244::2")
 
 		must(admin.CoreV1().Services(ns).Create(ctx, &v1.Service{
 			ObjectMeta: metav1.ObjectMeta{Name: "ext"},
@@ -463,7 +487,39 @@ func TestKube2skyAgainstARealAPIServer(t *testing.T) {
 		if status, answers := harness.Dig(t, pod.skydns.Addr, "-x", old); status != "NXDOMAIN" || len(answers) != 0 {
 			t.Errorf("stale PTR for the old ClusterIP: %s %q, want NXDOMAIN", status, answers)
 		}
+		if _, answers := harness.Dig(t, pod.skydns.Addr, "-x", "10.244.0.12"); len(answers) != 0 {
+			t.Errorf("stale PTR for an endpoint of the deleted headless service: %q", answers)
+		}
+		// Here: the restarted process belongs to this subtest, which kills it at its end.
+		if err := pod.kube2sky.Stop(20 * time.Second); err != nil {
+			t.Errorf("SIGTERM: want exit 0 once every goroutine has stopped: %v\n%s", err, pod.kube2sky.Log())
+		}
 	})
+}
+
+// endpointName is the one target of the SRV records at srv other than
+// named, polled until both targets are there.
+func endpointName(t *testing.T, pod *dnsPod, srv, named string) string {
+	t.Helper()
+	var other string
+	harness.Eventually(t, 10*time.Second, "two SRV targets at "+srv, func() error {
+		_, answers, err := harness.TryDig(t, pod.skydns.Addr, srv, "SRV")
+		if err != nil {
+			return err
+		}
+		var targets []string
+		for _, rr := range rdata(answers) {
+			if f := strings.Fields(rr); len(f) == 5 && f[4] != named {
+				targets = append(targets, f[4])
+			}
+		}
+		if len(targets) != 1 || !strings.HasSuffix(targets[0], "."+strings.SplitN(named, ".", 2)[1]) {
+			return fmt.Errorf("targets other than %s: %q", named, targets)
+		}
+		other = targets[0]
+		return nil
+	})
+	return other
 }
 
 // digWithResolvConf runs dig with conf bind-mounted over /etc/resolv.conf in
@@ -505,3 +561,35 @@ func containsLine(body, line string) bool {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// The Store's revisions are what make a resync safe (kube2sky/README.md):
+// against a real etcd, Apply reports a revision at which all of a change is
+// visible, even one that takes several transactions, and a list reports
+// the revision it is a snapshot of, which orders it against later commits.
+func TestKube2skyEtcdStoreRevisions(t *testing.T) {
+	etcd := harness.StartEtcd(t)
+	client := etcd.Client()
+	store := kube2sky.NewEtcdStore(client)
+	ctx := context.Background()
+	puts := kube2sky.Records{}
+	for i := range 200 { // More than one transaction's 128 operations.
+		puts[fmt.Sprintf("/skydns/a/%03d", i)] = fmt.Sprint(i)
+	}
+	applied := must(store.Apply(ctx, puts, nil))(t)
+	if resp := must(client.Get(ctx, "/skydns/a/", clientv3.WithPrefix(), clientv3.WithRev(applied), clientv3.WithCountOnly()))(t); resp.Count != 200 {
+		t.Fatalf("at the revision Apply returned, %d of 200 keys are visible", resp.Count)
+	}
+
+	listed, listRev, err := store.List(ctx, "/skydns/a/", "/skydns/b/")
+	if err != nil || listRev != applied || len(listed) != 200 || listed["/skydns/a/199"] != "199" {
+		t.Fatalf("list: %d keys at revision %d (%v), want 200 at %d", len(listed), listRev, err, applied)
+	}
+	later := must(store.Apply(ctx, kube2sky.Records{"/skydns/b/x": "1"}, []string{"/skydns/a/000"}))(t)
+	if later <= listRev {
+		t.Fatalf("a commit after the list is at revision %d, not after the list's %d", later, listRev)
+	}
+	listed, listRev, err = store.List(ctx, "/skydns/a/", "/skydns/b/")
+	if err != nil || listRev != later || listed["/skydns/b/x"] != "1" || listed["/skydns/a/000"] != "" || len(listed) != 200 {
+		t.Fatalf("list after the commit: %d keys at revision %d (%v), want the commit's %d", len(listed), listRev, err, later)
+	}
+}
