@@ -3,7 +3,6 @@ package kube2sky
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"slices"
@@ -98,7 +97,7 @@ func start(t *testing.T, etcdData Records, objects ...runtime.Object) *fixture {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	ctrl, err := NewController(cfg, factory, store, NewMetrics(reg), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctrl, err := NewController(cfg, factory, store, NewMetrics(reg), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 
 func TestMetricsPassPromlint(t *testing.T) {
 	reg := metricslint.NewRegistry()
-	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
+	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[Owner]())
 	defer queue.ShutDown()
 	NewMetrics(reg).watchQueue(queue)
 	metricslint.Check(t, reg)

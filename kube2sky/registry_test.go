@@ -2,7 +2,6 @@ package kube2sky
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"testing"
 	"time"
@@ -11,7 +10,7 @@ import (
 )
 
 func newTestRegistry(store Store) *Registry {
-	return NewRegistry(store, namer, time.Second, NewMetrics(prometheus.NewRegistry()), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return NewRegistry(store, namer, time.Second, NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
 }
 
 // A sync that commits while a resync's list is in flight is newer than the
