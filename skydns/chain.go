@@ -13,14 +13,19 @@ import (
 // back. The chain is put together in one place, newChain, in the order the
 // files describe:
 //
+//	packed.go   in-zone A/AAAA replies kept in wire form, exact for the records
 //	checks.go   one question, no looped stub query, no ANY
 //	chaos.go    CHAOS-class names (version.bind and friends)
-//	packed.go   in-zone A/AAAA replies kept in wire form, exact for the records
 //	shape.go    dedup, minimum TTL, round robin, fit to the client's buffer
 //	stubs.go    zones delegated to their own nameservers (-stubzones)
 //	reverse.go  PTR names held in the records
 //	zone.go     the cluster domain: the resolver, and its errors as rcodes
 //	forward.go  everything else, to the upstream nameservers
+//
+// The packed answers come first, ahead of the checks, because they are the
+// path of almost every query and their key admits only requests that every
+// check and the CHAOS step would pass on unchanged: one question, class IN,
+// A or AAAA, no EDNS0 options. A hit is then one step deep.
 type step interface {
 	serve(ctx context.Context, req request) reply
 }
@@ -30,9 +35,8 @@ type step interface {
 // query.
 type request struct {
 	msg       *dns.Msg
-	q         dns.Question // msg.Question[0]; zero when there is not exactly one.
-	name      string       // q.Name in lowercase.
-	mixedCase bool         // q.Name had upper-case letters.
+	name      string // The question's name in lowercase.
+	mixedCase bool   // The name had upper-case letters.
 	tcp       bool
 	start     time.Time // When it arrived; also the clock of the SOA serial.
 }
@@ -43,8 +47,7 @@ type request struct {
 func newRequest(m *dns.Msg, tcp bool, start time.Time) request {
 	req := request{msg: m, tcp: tcp, start: start}
 	if len(m.Question) == 1 {
-		req.q = m.Question[0]
-		req.name = req.q.Name
+		req.name = m.Question[0].Name
 		if hasUpperASCII(req.name) {
 			req.mixedCase, req.name = true, lowerASCII(req.name)
 		}
@@ -52,7 +55,16 @@ func newRequest(m *dns.Msg, tcp bool, start time.Time) request {
 	return req
 }
 
-func (r request) proto() string {
+// q is the question, or the zero one when there is not exactly one (kept
+// out of the struct: every step copies a request).
+func (r *request) q() dns.Question {
+	if len(r.msg.Question) != 1 {
+		return dns.Question{}
+	}
+	return r.msg.Question[0]
+}
+
+func (r *request) proto() string {
 	if r.tcp {
 		return "tcp"
 	}
@@ -60,7 +72,7 @@ func (r request) proto() string {
 }
 
 // serial is the SOA serial for this request: the hour it arrived in.
-func (r request) serial() uint32 { return serialAt(r.start) }
+func (r *request) serial() uint32 { return serialAt(r.start) }
 
 // serialAt is the SOA serial at t: t truncated to the hour, as in SkyDNS
 // (the data changes continuously and nothing transfers zones).
@@ -87,7 +99,7 @@ type reply struct {
 }
 
 // summary is the rcode and answer count, for the metrics and the log.
-func (r reply) summary() (rcode, answers int) {
+func (r *reply) summary() (rcode, answers int) {
 	if r.wire != nil {
 		return int(r.wire[3] & 0x0f), int(binary.BigEndian.Uint16(r.wire[6:]))
 	}
@@ -112,10 +124,11 @@ func newChain(opts Options, deps Deps) (step, caches) {
 		next = &stubStep{zones: newStubZones(opts.Zone.Domain, deps.Index), up: up, next: next}
 	}
 	next = &shapeStep{opts: opts.Reply, next: next}
+	next = &chaosStep{domain: opts.Zone.Domain, next: next}
+	next = &checkStep{dropStubLoops: opts.StubZones, next: next}
 	packed := newPackedAnswers(opts.AnswerCache)
 	if packed != nil {
 		next = &packedStep{cache: packed, metrics: deps.Metrics, next: next}
 	}
-	next = &chaosStep{domain: opts.Zone.Domain, next: next}
-	return &checkStep{dropStubLoops: opts.StubZones, next: next}, caches{packed: packed, responses: fwd.cache}
+	return next, caches{packed: packed, responses: fwd.cache}
 }

@@ -19,7 +19,7 @@ type chaosStep struct {
 const legacyVersion = "2.5.2c"
 
 func (s *chaosStep) serve(ctx context.Context, req request) reply {
-	if req.q.Qclass != dns.ClassCHAOS {
+	if req.q().Qclass != dns.ClassCHAOS {
 		return s.next.serve(ctx, req)
 	}
 	m := authoritativeReply(req.msg)
@@ -29,14 +29,14 @@ func (s *chaosStep) serve(ctx context.Context, req request) reply {
 		return reply{msg: m}
 	}
 	for _, t := range texts {
-		m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: req.q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassCHAOS}, Txt: []string{t}})
+		m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: req.q().Name, Rrtype: dns.TypeTXT, Class: dns.ClassCHAOS}, Txt: []string{t}})
 	}
 	return reply{msg: m}
 }
 
 // texts are the strings of the TXT answer, nil for a name with none.
 func (s *chaosStep) texts(req request) []string {
-	if req.q.Qtype != dns.TypeTXT {
+	if req.q().Qtype != dns.TypeTXT {
 		return nil
 	}
 	switch req.name {

@@ -23,7 +23,7 @@ func (s *checkStep) serve(ctx context.Context, req request) reply {
 		return reply{msg: m}
 	case s.dropStubLoops && hasStubLoopOption(req.msg):
 		return reply{}
-	case req.q.Qtype == dns.TypeANY:
+	case req.q().Qtype == dns.TypeANY:
 		m := new(dns.Msg)
 		m.SetRcode(req.msg, dns.RcodeRefused)
 		m.RecursionDesired = false

@@ -103,7 +103,7 @@ func (u *upstream) relay(ctx context.Context, req request, send func(context.Con
 	defer cancel()
 	m, err := send(ctx)
 	if err != nil {
-		u.log.Debug("forward failed", "name", req.q.Name, "proto", req.proto(), "err", err)
+		u.log.Debug("forward failed", "name", req.q().Name, "proto", req.proto(), "err", err)
 		m = servfail(req.msg, true)
 	}
 	return m

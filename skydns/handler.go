@@ -54,16 +54,17 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, m *dns.Msg) {
 	_, tcp := w.RemoteAddr().(*net.TCPAddr)
 	req := newRequest(m, tcp, h.clock())
 	if len(m.Question) == 1 {
-		h.metrics.request(req.proto(), req.q.Qtype)
+		h.metrics.request(req.proto(), req.q().Qtype)
 	}
 	// miekg/dns gives a handler no context; the chain's upstream steps set
 	// their own deadlines below this one.
-	h.send(w, req, h.chain.serve(context.Background(), req))
+	r := h.chain.serve(context.Background(), req)
+	h.send(w, &req, &r)
 }
 
 // send writes the reply, or counts a drop when the chain chose not to
 // answer.
-func (h *Handler) send(w dns.ResponseWriter, req request, r reply) {
+func (h *Handler) send(w dns.ResponseWriter, req *request, r *reply) {
 	var err error
 	switch {
 	case r.wire != nil && r.shared:
@@ -96,11 +97,11 @@ func (h *Handler) writeWithID(w dns.ResponseWriter, id uint16, wire []byte) erro
 }
 
 // account records a sent reply in the metrics and, at debug level, the log.
-func (h *Handler) account(req request, r reply) {
+func (h *Handler) account(req *request, r *reply) {
 	rcode, answers := r.summary()
 	h.metrics.response(req.proto(), rcode, time.Since(req.start).Seconds())
 	if h.log.Enabled(context.Background(), slog.LevelDebug) {
-		h.logQuery(req, rcode, answers)
+		h.logQuery(*req, rcode, answers)
 	}
 }
 
@@ -109,7 +110,7 @@ func (h *Handler) account(req request, r reply) {
 //
 //go:noinline
 func (h *Handler) logQuery(req request, rcode, answers int) {
-	h.log.Debug("query", "name", req.q.Name, "type", dns.TypeToString[req.q.Qtype], "proto", req.proto(),
+	h.log.Debug("query", "name", req.q().Name, "type", dns.TypeToString[req.q().Qtype], "proto", req.proto(),
 		"rcode", dns.RcodeToString[rcode], "answers", answers, "seconds", time.Since(req.start).Seconds())
 }
 

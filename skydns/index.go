@@ -370,18 +370,3 @@ func (n *node) matchBelow(pattern []string, out *[]*msg.Service) {
 		}
 	}
 }
-
-// lowerASCII lowercases keys so lookups are case-insensitive. Kubernetes
-// names are lowercase already; this only guards hand-written records.
-func lowerASCII(s string) string {
-	if !hasUpperASCII(s) {
-		return s
-	}
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] += 'a' - 'A'
-		}
-	}
-	return string(b)
-}

@@ -104,11 +104,12 @@ func newPackedAnswers(limit int) *packedAnswers {
 }
 
 // answerKeyOf says whether req may be answered from the cache, and under
-// which key. Mixed-case names are left out: the reply must repeat the
+// which key. It admits only what the checks and the CHAOS step pass on
+// unchanged (see chain.go). Mixed-case names are left out: the reply must repeat the
 // asker's spelling (0x20 resolvers check it), and a lowercase key could not.
 func answerKeyOf(req request) (answerKey, bool) {
-	q := req.q
-	if req.msg.Opcode != dns.OpcodeQuery || q.Qclass != dns.ClassINET ||
+	q := req.q()
+	if len(req.msg.Question) != 1 || req.msg.Opcode != dns.OpcodeQuery || q.Qclass != dns.ClassINET ||
 		(q.Qtype != dns.TypeA && q.Qtype != dns.TypeAAAA) || req.mixedCase {
 		return answerKey{}, false
 	}
@@ -159,13 +160,4 @@ func (c *packedAnswers) Len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return len(c.entries)
-}
-
-func hasUpperASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' {
-			return true
-		}
-	}
-	return false
 }

@@ -19,7 +19,7 @@ func (s *reverseStep) serve(ctx context.Context, req request) reply {
 	if !isReverse(req) {
 		return s.next.serve(ctx, req)
 	}
-	ptr, ok := s.res.ptrRecord(req.q)
+	ptr, ok := s.res.ptrRecord(req.q())
 	if !ok {
 		return s.next.serve(ctx, req)
 	}
@@ -32,6 +32,6 @@ func (s *reverseStep) serve(ctx context.Context, req request) reply {
 // (SkyDNS took every qtype under ip6.arpa, through an operator-precedence
 // slip; an AAAA query for such a name is now forwarded like any other.)
 func isReverse(req request) bool {
-	return req.q.Qtype == dns.TypePTR &&
+	return req.q().Qtype == dns.TypePTR &&
 		(strings.HasSuffix(req.name, ".in-addr.arpa.") || strings.HasSuffix(req.name, ".ip6.arpa."))
 }

@@ -23,7 +23,7 @@ func newZoneStep(opts ZoneOptions, res *Resolver, next step) *zoneStep {
 }
 
 func (s *zoneStep) serve(ctx context.Context, req request) reply {
-	q, name := req.q, req.name
+	q, name := req.q(), req.name
 	if s.opts.Local != "" && name == s.localAlias {
 		q.Name, name = s.opts.Local, s.opts.Local // Answered under the asked owner below.
 	}
@@ -44,8 +44,8 @@ func (s *zoneStep) serve(ctx context.Context, req request) reply {
 		m.Ns = []dns.RR{s.res.soa(s.opts.MinTTL, req.serial())}
 	}
 	m.Answer, m.Extra = a.answer, a.extra
-	if q.Name != req.q.Name {
-		renameOwners(m.Answer, q.Name, req.q.Name)
+	if q.Name != req.q().Name {
+		renameOwners(m.Answer, q.Name, req.q().Name)
 	}
 	return reply{msg: m, fromZone: true, version: a.version}
 }
