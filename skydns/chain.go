@@ -27,36 +27,45 @@ import (
 // check and the CHAOS step would pass on unchanged: one question, class IN,
 // A or AAAA, no EDNS0 options. A hit is then one step deep.
 type step interface {
-	serve(ctx context.Context, req request) reply
+	serve(ctx context.Context, req *request)
 }
 
-// request is one query on its way down the chain. It is passed by value:
-// through an interface call a pointer would escape to the heap, once per
-// query.
+// request is one query on its way down the chain, and its reply on the way
+// back: a step answers by setting reply. It comes from a pool and is
+// passed by pointer, so a step's frame holds neither a copy of it nor of a
+// reply (each query runs on a fresh goroutine whose stack should not have
+// to grow).
 type request struct {
 	msg       *dns.Msg
 	name      string // The question's name in lowercase.
 	mixedCase bool   // The name had upper-case letters.
 	tcp       bool
 	start     time.Time // When it arrived; also the clock of the SOA serial.
+
+	reply reply
 }
 
 // newRequest is m as the chain sees it. DNS names compare without regard
 // to ASCII case (RFC 4343), and almost every name arrives in lowercase:
 // one scan decides, and only a mixed-case name is copied.
 func newRequest(m *dns.Msg, tcp bool, start time.Time) request {
-	req := request{msg: m, tcp: tcp, start: start}
+	var req request
+	req.reset(m, tcp, start)
+	return req
+}
+
+// reset makes req the request for m, in place.
+func (req *request) reset(m *dns.Msg, tcp bool, start time.Time) {
+	*req = request{msg: m, tcp: tcp, start: start}
 	if len(m.Question) == 1 {
 		req.name = m.Question[0].Name
 		if hasUpperASCII(req.name) {
 			req.mixedCase, req.name = true, lowerASCII(req.name)
 		}
 	}
-	return req
 }
 
-// q is the question, or the zero one when there is not exactly one (kept
-// out of the struct: every step copies a request).
+// q is the question, or the zero one when there is not exactly one.
 func (r *request) q() dns.Question {
 	if len(r.msg.Question) != 1 {
 		return dns.Question{}
@@ -78,8 +87,8 @@ func (r *request) serial() uint32 { return serialAt(r.start) }
 // (the data changes continuously and nothing transfers zones).
 func serialAt(t time.Time) uint32 { return uint32(t.Truncate(time.Hour).Unix()) }
 
-// reply is what a step hands back up. With neither msg nor wire the
-// request is dropped unanswered.
+// reply is what the steps answered. With neither msg nor wire the request
+// is dropped unanswered.
 type reply struct {
 	msg *dns.Msg
 	// wire is the reply already packed. shared: it was packed for another

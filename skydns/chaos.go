@@ -18,24 +18,32 @@ type chaosStep struct {
 // that pins it keeps working.
 const legacyVersion = "2.5.2c"
 
-func (s *chaosStep) serve(ctx context.Context, req request) reply {
+func (s *chaosStep) serve(ctx context.Context, req *request) {
 	if req.q().Qclass != dns.ClassCHAOS {
-		return s.next.serve(ctx, req)
+		s.next.serve(ctx, req)
+		return
 	}
+	req.reply.msg = s.answer(req)
+}
+
+// answer is out of line for the reason given at checkStep.turnAway.
+//
+//go:noinline
+func (s *chaosStep) answer(req *request) *dns.Msg {
 	m := authoritativeReply(req.msg)
 	texts := s.texts(req)
 	if texts == nil {
 		m.SetRcode(req.msg, dns.RcodeServerFailure)
-		return reply{msg: m}
+		return m
 	}
 	for _, t := range texts {
 		m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: req.q().Name, Rrtype: dns.TypeTXT, Class: dns.ClassCHAOS}, Txt: []string{t}})
 	}
-	return reply{msg: m}
+	return m
 }
 
 // texts are the strings of the TXT answer, nil for a name with none.
-func (s *chaosStep) texts(req request) []string {
+func (s *chaosStep) texts(req *request) []string {
 	if req.q().Qtype != dns.TypeTXT {
 		return nil
 	}

@@ -22,18 +22,20 @@ func newForwardStep(opts ForwardOptions, up *upstream, clock func() time.Time) *
 	return &forwardStep{up: up, cache: newResponseCache(opts.CacheSize, opts.CacheTTL, clock)}
 }
 
-func (s *forwardStep) serve(ctx context.Context, req request) reply {
+func (s *forwardStep) serve(ctx context.Context, req *request) {
 	if !s.up.enabled() {
-		return reply{msg: servfail(req.msg, !s.up.opts.NoRec)}
+		req.reply = reply{msg: servfail(req.msg, !s.up.opts.NoRec)}
+		return
 	}
 	if m := s.cache.get(req.msg, req.tcp); m != nil {
-		return reply{msg: m}
+		req.reply = reply{msg: m}
+		return
 	}
 	m := s.up.relay(ctx, req, func(ctx context.Context) (*dns.Msg, error) { return s.up.forward(ctx, req.msg, req.proto()) })
 	if m.Rcode != dns.RcodeServerFailure {
 		s.cache.put(req.msg, req.tcp, m)
 	}
-	return reply{msg: m}
+	req.reply = reply{msg: m}
 }
 
 // servfail is an empty SERVFAIL reply; ra says whether recursion is offered.
@@ -98,7 +100,7 @@ func (u *upstream) lookup() targetLookup {
 
 // relay runs one upstream exchange with a deadline covering every attempt,
 // and turns a failure into SERVFAIL.
-func (u *upstream) relay(ctx context.Context, req request, send func(context.Context) (*dns.Msg, error)) *dns.Msg {
+func (u *upstream) relay(ctx context.Context, req *request, send func(context.Context) (*dns.Msg, error)) *dns.Msg {
 	ctx, cancel := context.WithTimeout(ctx, u.budget())
 	defer cancel()
 	m, err := send(ctx)

@@ -15,12 +15,13 @@ import (
 // transport and the time, runs the chain (chain.go), writes what the chain
 // returns and accounts for it. It makes no decision about the answer.
 type Handler struct {
-	chain   step
-	caches  caches
-	metrics *Metrics
-	log     *slog.Logger
-	clock   func() time.Time
-	buffers sync.Pool // *[]byte scratch to give a shared packed reply its id.
+	chain    step
+	caches   caches
+	metrics  *Metrics
+	log      *slog.Logger
+	clock    func() time.Time
+	buffers  sync.Pool // *[]byte scratch to give a shared packed reply its id.
+	requests sync.Pool // *request, one per query in flight.
 }
 
 // Deps are the handler's ties to the world outside the process, given to
@@ -43,7 +44,8 @@ func NewHandler(opts Options, deps Deps) *Handler {
 	}
 	h := &Handler{
 		metrics: deps.Metrics, log: deps.Log, clock: deps.Clock,
-		buffers: sync.Pool{New: func() any { b := make([]byte, 0, dns.MinMsgSize); return &b }},
+		buffers:  sync.Pool{New: func() any { b := make([]byte, 0, dns.MinMsgSize); return &b }},
+		requests: sync.Pool{New: func() any { return new(request) }},
 	}
 	h.chain, h.caches = newChain(opts, deps)
 	return h
@@ -52,14 +54,18 @@ func NewHandler(opts Options, deps Deps) *Handler {
 // ServeDNS implements dns.Handler.
 func (h *Handler) ServeDNS(w dns.ResponseWriter, m *dns.Msg) {
 	_, tcp := w.RemoteAddr().(*net.TCPAddr)
-	req := newRequest(m, tcp, h.clock())
+	// From a pool: a pointer passed through the chain's interface calls
+	// would otherwise be allocated anew for each query.
+	req := h.requests.Get().(*request)
+	req.reset(m, tcp, h.clock())
 	if len(m.Question) == 1 {
 		h.metrics.request(req.proto(), req.q().Qtype)
 	}
 	// miekg/dns gives a handler no context; the chain's upstream steps set
 	// their own deadlines below this one.
-	r := h.chain.serve(context.Background(), req)
-	h.send(w, &req, &r)
+	h.chain.serve(context.Background(), req)
+	h.send(w, req, &req.reply)
+	h.requests.Put(req) // Nothing in the chain keeps it past its reply; reset clears it for the next.
 }
 
 // send writes the reply, or counts a drop when the chain chose not to
@@ -101,7 +107,7 @@ func (h *Handler) account(req *request, r *reply) {
 	rcode, answers := r.summary()
 	h.metrics.response(req.proto(), rcode, time.Since(req.start).Seconds())
 	if h.log.Enabled(context.Background(), slog.LevelDebug) {
-		h.logQuery(*req, rcode, answers)
+		h.logQuery(req, rcode, answers)
 	}
 }
 
@@ -109,7 +115,7 @@ func (h *Handler) account(req *request, r *reply) {
 // path, small.
 //
 //go:noinline
-func (h *Handler) logQuery(req request, rcode, answers int) {
+func (h *Handler) logQuery(req *request, rcode, answers int) {
 	h.log.Debug("query", "name", req.q().Name, "type", dns.TypeToString[req.q().Qtype], "proto", req.proto(),
 		"rcode", dns.RcodeToString[rcode], "answers", answers, "seconds", time.Since(req.start).Seconds())
 }

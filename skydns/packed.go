@@ -19,34 +19,44 @@ type packedStep struct {
 	next    step
 }
 
-func (s *packedStep) serve(ctx context.Context, req request) reply {
+func (s *packedStep) serve(ctx context.Context, req *request) {
 	key, ok := answerKeyOf(req)
 	if !ok {
-		return s.next.serve(ctx, req)
+		s.next.serve(ctx, req)
+		return
 	}
 	serial := req.serial()
 	if wire := s.cache.get(key, serial); wire != nil {
 		s.metrics.packedHits.Inc()
-		return reply{wire: wire, shared: true}
+		req.reply = reply{wire: wire, shared: true}
+		return
 	}
 	s.metrics.packedMisses.Inc()
-	r := s.next.serve(ctx, req)
+	s.next.serve(ctx, req)
+	s.keep(key, serial, &req.reply)
+}
+
+// keep packs r and keeps it when it is exact. Out of line for the reason
+// given at checkStep.turnAway.
+//
+//go:noinline
+func (s *packedStep) keep(key answerKey, serial uint32, r *reply) {
 	// A change that landed while the reply was built has made the version
 	// stale already: such a reply goes out but is not kept.
 	if r.msg == nil || !r.version.Current() || !exactForKey(r) {
-		return r
+		return
 	}
 	wire, err := r.msg.Pack()
 	if err != nil {
-		return r
+		return
 	}
 	s.cache.put(key, r.version, serial, wire)
-	return reply{wire: wire} // Packed from this request's reply: it has its id.
+	*r = reply{wire: wire} // Packed from this request's reply: it has its id.
 }
 
 // exactForKey reports whether r, built from the records alone, is the
 // reply to every request with its key, over either transport.
-func exactForKey(r reply) bool {
+func exactForKey(r *reply) bool {
 	m := r.msg
 	if m.Rcode != dns.RcodeSuccess && m.Rcode != dns.RcodeNameError {
 		return false
@@ -107,7 +117,7 @@ func newPackedAnswers(limit int) *packedAnswers {
 // which key. It admits only what the checks and the CHAOS step pass on
 // unchanged (see chain.go). Mixed-case names are left out: the reply must repeat the
 // asker's spelling (0x20 resolvers check it), and a lowercase key could not.
-func answerKeyOf(req request) (answerKey, bool) {
+func answerKeyOf(req *request) (answerKey, bool) {
 	q := req.q()
 	if len(req.msg.Question) != 1 || req.msg.Opcode != dns.OpcodeQuery || q.Qclass != dns.ClassINET ||
 		(q.Qtype != dns.TypeA && q.Qtype != dns.TypeAAAA) || req.mixedCase {

@@ -15,23 +15,36 @@ type reverseStep struct {
 	next step
 }
 
-func (s *reverseStep) serve(ctx context.Context, req request) reply {
+func (s *reverseStep) serve(ctx context.Context, req *request) {
 	if !isReverse(req) {
-		return s.next.serve(ctx, req)
+		s.next.serve(ctx, req)
+		return
 	}
+	if m := s.answer(req); m != nil {
+		req.reply = reply{msg: m}
+		return
+	}
+	s.next.serve(ctx, req)
+}
+
+// answer is the PTR reply from the records, nil without one. Out of line
+// for the reason given at checkStep.turnAway.
+//
+//go:noinline
+func (s *reverseStep) answer(req *request) *dns.Msg {
 	ptr, ok := s.res.ptrRecord(req.q())
 	if !ok {
-		return s.next.serve(ctx, req)
+		return nil
 	}
 	m := authoritativeReply(req.msg)
 	m.Answer = []dns.RR{ptr}
-	return reply{msg: m}
+	return m
 }
 
 // isReverse is true for PTR queries of in-addr.arpa and ip6.arpa names.
 // (SkyDNS took every qtype under ip6.arpa, through an operator-precedence
 // slip; an AAAA query for such a name is now forwarded like any other.)
-func isReverse(req request) bool {
+func isReverse(req *request) bool {
 	return req.q().Qtype == dns.TypePTR &&
 		(strings.HasSuffix(req.name, ".in-addr.arpa.") || strings.HasSuffix(req.name, ".ip6.arpa."))
 }

@@ -17,11 +17,18 @@ type shapeStep struct {
 	next step
 }
 
-func (s *shapeStep) serve(ctx context.Context, req request) reply {
-	r := s.next.serve(ctx, req)
-	if !r.fromZone {
-		return r
+func (s *shapeStep) serve(ctx context.Context, req *request) {
+	s.next.serve(ctx, req)
+	if req.reply.fromZone {
+		s.shape(req, &req.reply)
 	}
+}
+
+// shape post-processes a reply the zone built. Out of line for the reason
+// given at checkStep.turnAway.
+//
+//go:noinline
+func (s *shapeStep) shape(req *request, r *reply) {
 	m := r.msg
 	if len(m.Answer) > 1 {
 		m.Answer = dedupRRs(m.Answer)
@@ -35,7 +42,6 @@ func (s *shapeStep) serve(ctx context.Context, req request) reply {
 		r.shuffled = len(m.Answer) > 1
 	}
 	r.msg = fit(req, m)
-	return r
 }
 
 // dedupRRs removes identical records, keeping order, and keeps one CNAME
@@ -99,7 +105,7 @@ func roundRobin(rrs []dns.RR) {
 // fit makes the reply fit the client's buffer: over UDP extra records go
 // first, then answers with TC set so the client retries over TCP. Over TCP
 // an answer that cannot fit in 64 KiB is a SERVFAIL, not a silent cut.
-func fit(req request, m *dns.Msg) *dns.Msg {
+func fit(req *request, m *dns.Msg) *dns.Msg {
 	size := dns.MinMsgSize
 	if opt := req.msg.IsEdns0(); opt != nil {
 		size = max(int(opt.UDPSize()), dns.MinMsgSize)

@@ -20,19 +20,20 @@ type stubStep struct {
 	next  step
 }
 
-func (s *stubStep) serve(ctx context.Context, req request) reply {
+func (s *stubStep) serve(ctx context.Context, req *request) {
 	servers := s.zones.match(req.name)
 	if servers == nil {
-		return s.next.serve(ctx, req)
+		s.next.serve(ctx, req)
+		return
 	}
-	return reply{msg: s.up.relay(ctx, req, func(ctx context.Context) (*dns.Msg, error) {
+	req.reply = reply{msg: s.up.relay(ctx, req, func(ctx context.Context) (*dns.Msg, error) {
 		return s.forward(ctx, req, servers)
 	})}
 }
 
 // forward sends the query to the zone's servers with the loop-guard option
 // set.
-func (s *stubStep) forward(ctx context.Context, req request, servers []string) (*dns.Msg, error) {
+func (s *stubStep) forward(ctx context.Context, req *request, servers []string) (*dns.Msg, error) {
 	out := req.msg.Copy()
 	opt := out.IsEdns0()
 	if opt == nil {

@@ -22,13 +22,14 @@ func newZoneStep(opts ZoneOptions, res *Resolver, next step) *zoneStep {
 	return &zoneStep{res: res, opts: opts, localAlias: "local.dns." + opts.Domain, next: next}
 }
 
-func (s *zoneStep) serve(ctx context.Context, req request) reply {
+func (s *zoneStep) serve(ctx context.Context, req *request) {
 	q, name := req.q(), req.name
 	if s.opts.Local != "" && name == s.localAlias {
 		q.Name, name = s.opts.Local, s.opts.Local // Answered under the asked owner below.
 	}
 	if !s.res.inZone(name) {
-		return s.next.serve(ctx, req)
+		s.next.serve(ctx, req)
+		return
 	}
 	a := s.res.resolve(ctx, q, req.serial())
 	m := authoritativeReply(req.msg)
@@ -36,10 +37,12 @@ func (s *zoneStep) serve(ctx context.Context, req request) reply {
 	case errors.Is(a.err, errNameNotFound):
 		m.Rcode = dns.RcodeNameError
 		m.Ns = []dns.RR{s.res.soa(s.opts.MinTTL, req.serial())}
-		return reply{msg: m, fromZone: true, version: a.version}
+		req.reply = reply{msg: m, fromZone: true, version: a.version}
+		return
 	case a.err != nil:
 		// Not loaded yet, or broken: say so, never a confident NXDOMAIN.
-		return reply{msg: servfail(req.msg, true)}
+		req.reply = reply{msg: servfail(req.msg, true)}
+		return
 	case len(a.answer) == 0:
 		m.Ns = []dns.RR{s.res.soa(s.opts.MinTTL, req.serial())}
 	}
@@ -47,7 +50,7 @@ func (s *zoneStep) serve(ctx context.Context, req request) reply {
 	if q.Name != req.q().Name {
 		renameOwners(m.Answer, q.Name, req.q().Name)
 	}
-	return reply{msg: m, fromZone: true, version: a.version}
+	req.reply = reply{msg: m, fromZone: true, version: a.version}
 }
 
 func renameOwners(rrs []dns.RR, from, to string) {
