@@ -24,7 +24,7 @@ func TestCheckStep(t *testing.T) {
 		req     *dns.Msg
 		dropped bool
 		rcode   int
-		rd      bool
+		rd      bool // Echoed only in replies to QUERY.
 	}{
 		{"no question", newTestConfig(), &dns.Msg{MsgHdr: dns.MsgHdr{Id: 3, RecursionDesired: true}}, false, dns.RcodeFormatError, true},
 		{"two questions", newTestConfig(), func() *dns.Msg {
@@ -33,6 +33,15 @@ func TestCheckStep(t *testing.T) {
 			return m
 		}(), false, dns.RcodeFormatError, true},
 		{"ANY is refused, recursion not echoed", newTestConfig(), question("testservice.default.svc.skydns.test.", dns.TypeANY, 5), false, dns.RcodeRefused, false},
+		{"NOTIFY is not a query", newTestConfig(), withOpcode(question("testservice.default.svc.skydns.test.", dns.TypeSOA, 6), dns.OpcodeNotify), false, dns.RcodeNotImplemented, false},
+		{"nor is UPDATE", newTestConfig(), withOpcode(question("skydns.test.", dns.TypeSOA, 7), dns.OpcodeUpdate), false, dns.RcodeNotImplemented, false},
+		{"out-of-zone NOTIFY is not forwarded", newTestConfig(), withOpcode(question("www.example.org.", dns.TypeA, 8), dns.OpcodeNotify), false, dns.RcodeNotImplemented, false},
+		{"AXFR is refused", newTestConfig(), question("skydns.test.", dns.TypeAXFR, 9), false, dns.RcodeRefused, false},
+		{"IXFR is refused", newTestConfig(), question("skydns.test.", dns.TypeIXFR, 10), false, dns.RcodeRefused, false},
+		{"class HS is refused", newTestConfig(), withClass(question("testservice.default.svc.skydns.test.", dns.TypeA, 11), dns.ClassHESIOD), false, dns.RcodeRefused, false},
+		{"class ANY is refused", newTestConfig(), withClass(question("testservice.default.svc.skydns.test.", dns.TypeA, 12), dns.ClassANY), false, dns.RcodeRefused, false},
+		{"class IN passes", newTestConfig(), question("testservice.default.svc.skydns.test.", dns.TypeA, 13), false, dns.RcodeSuccess, true},
+		{"class CHAOS passes", newTestConfig(), withClass(question("version.bind.", dns.TypeTXT, 14), dns.ClassCHAOS), false, dns.RcodeSuccess, true},
 		{"a looped stub query is dropped", stubCfg, looped(), true, 0, false},
 		{"the same query without -stubzones is answered", newTestConfig(), looped(), false, dns.RcodeSuccess, true},
 	}
@@ -94,4 +103,14 @@ func TestChainOrder(t *testing.T) {
 	if m := ask(t, h, zone, "udp"); m.IsEdns0() == nil || m.IsEdns0().UDPSize() != 1232 {
 		t.Fatalf("zone reply not shaped: %v", m)
 	}
+}
+
+func withOpcode(m *dns.Msg, opcode int) *dns.Msg {
+	m.Opcode = opcode
+	return m
+}
+
+func withClass(m *dns.Msg, class uint16) *dns.Msg {
+	m.Question[0].Qclass = class
+	return m
 }

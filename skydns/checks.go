@@ -6,21 +6,42 @@ import (
 	"github.com/miekg/dns"
 )
 
-// checkStep turns away, first, what no later step should see: a message
-// without exactly one question (FORMERR), a query that looped back from a
-// skydns stub forward (dropped unanswered, with -stubzones), and qtype ANY
-// (REFUSED, as SkyDNS did).
+// checkStep turns away what no later step should see, with the rcode that
+// says why:
+//   - not exactly one question: FORMERR;
+//   - an opcode other than QUERY (NOTIFY, UPDATE, ...): NOTIMP, so a
+//     NOTIFY is never answered, nor forwarded, as if it were a query;
+//   - a class other than IN and CHAOS: REFUSED (there is no data for it);
+//   - zone transfers (AXFR, IXFR): REFUSED, never forwarded;
+//   - qtype ANY: REFUSED, as SkyDNS did;
+//   - with -stubzones, a query that looped back from a skydns stub
+//     forward: dropped unanswered.
 type checkStep struct {
 	dropStubLoops bool
 	next          step
 }
 
 func (s *checkStep) serve(ctx context.Context, req *request) {
-	if len(req.msg.Question) == 1 && req.q().Qtype != dns.TypeANY && (!s.dropStubLoops || !hasStubLoopOption(req.msg)) {
+	if s.passes(req) {
 		s.next.serve(ctx, req)
 		return
 	}
 	s.turnAway(req)
+}
+
+func (s *checkStep) passes(req *request) bool {
+	if len(req.msg.Question) != 1 || req.msg.Opcode != dns.OpcodeQuery {
+		return false
+	}
+	q := req.q()
+	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassCHAOS {
+		return false
+	}
+	switch q.Qtype {
+	case dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR:
+		return false
+	}
+	return !s.dropStubLoops || !hasStubLoopOption(req.msg)
 }
 
 // turnAway answers what serve does not pass on. Out of line, like the
@@ -30,17 +51,25 @@ func (s *checkStep) serve(ctx context.Context, req *request) {
 //
 //go:noinline
 func (s *checkStep) turnAway(req *request) {
+	q := req.q()
 	switch {
 	case len(req.msg.Question) != 1:
-		m := new(dns.Msg)
-		m.SetRcode(req.msg, dns.RcodeFormatError)
-		req.reply = reply{msg: m}
-	case req.q().Qtype == dns.TypeANY:
-		m := new(dns.Msg)
-		m.SetRcode(req.msg, dns.RcodeRefused)
+		req.reply = reply{msg: rcodeReply(req.msg, dns.RcodeFormatError)}
+	case req.msg.Opcode != dns.OpcodeQuery:
+		req.reply = reply{msg: rcodeReply(req.msg, dns.RcodeNotImplemented)}
+	case q.Qclass != dns.ClassINET && q.Qclass != dns.ClassCHAOS,
+		q.Qtype == dns.TypeANY, q.Qtype == dns.TypeAXFR, q.Qtype == dns.TypeIXFR:
+		m := rcodeReply(req.msg, dns.RcodeRefused)
 		m.RecursionDesired = false
 		req.reply = reply{msg: m}
 	default:
 		req.reply = reply{} // A looped stub query: dropped.
 	}
+}
+
+// rcodeReply is an empty reply to req with rcode.
+func rcodeReply(req *dns.Msg, rcode int) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetRcode(req, rcode)
+	return m
 }

@@ -340,6 +340,50 @@ func TestMalformedPackets(t *testing.T) {
 	}
 }
 
+// Requests that are not questions for the zone's data get the rcode that
+// says so, from the binary: NOTIFY is not answered (nor forwarded) as a
+// query, zone transfers and classes other than IN and CHAOS are refused;
+// a normal query is still answered at once.
+func TestOddRequestsThroughTheBinary(t *testing.T) {
+	etcd := harness.StartEtcd(t)
+	etcd.Put(etcd.Client(), svcKey, svcVal)
+	s := startSkydns(t, etcd.URL, "-nameservers="+startFakeUpstream(t), "-rtimeout=300ms")
+	tests := []struct {
+		name    string
+		network string
+		req     func() *dns.Msg
+		rcode   int
+	}{
+		{"NOTIFY in the zone", "udp", func() *dns.Msg { return new(dns.Msg).SetNotify("cluster.local.") }, dns.RcodeNotImplemented},
+		{"NOTIFY for a forwarded name", "udp", func() *dns.Msg {
+			m := new(dns.Msg).SetQuestion("www.example.com.", dns.TypeA)
+			m.Opcode = dns.OpcodeNotify
+			return m
+		}, dns.RcodeNotImplemented},
+		{"AXFR", "tcp", func() *dns.Msg { return new(dns.Msg).SetAxfr("cluster.local.") }, dns.RcodeRefused},
+		{"IXFR of a forwarded zone", "tcp", func() *dns.Msg { return new(dns.Msg).SetQuestion("example.com.", dns.TypeIXFR) }, dns.RcodeRefused},
+		{"class HS", "udp", func() *dns.Msg {
+			m := new(dns.Msg).SetQuestion(svcName, dns.TypeA)
+			m.Question[0].Qclass = dns.ClassHESIOD
+			return m
+		}, dns.RcodeRefused},
+	}
+	for _, tc := range tests {
+		c := &dns.Client{Net: tc.network, Timeout: 2 * time.Second}
+		m, _, err := c.Exchange(tc.req(), s.Addr)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if m.Rcode != tc.rcode || len(m.Answer) != 0 {
+			t.Errorf("%s: rcode %s with %d answers, want %s and none", tc.name, dns.RcodeToString[m.Rcode], len(m.Answer), dns.RcodeToString[tc.rcode])
+		}
+	}
+	m, err := harness.Exchange(s.Addr, "udp", svcName, dns.TypeA)
+	if err := harness.WantAnswers(m, err, "1.2.3.4"); err != nil {
+		t.Fatalf("a query after the odd requests: %v", err)
+	}
+}
+
 // A fake upstream on loopback stands in for the cluster's resolvers.
 func startFakeUpstream(t testing.TB) string {
 	t.Helper()
