@@ -11,9 +11,24 @@ import (
 	"github.com/skypod/skypod/skydns/msg"
 )
 
-// fakeUpstream starts a DNS server on loopback answering every A query
+// startUpstream starts a DNS server on loopback answering every A query
 // with ip, counting queries. It stops with the test.
 func startUpstream(t *testing.T, ip string) (string, *atomic.Int32) {
+	t.Helper()
+	return startUpstreamFunc(t, func(r *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if hasStubLoopOption(r) {
+			m.Answer = append(m.Answer, &dns.TXT{Hdr: rrHeader(r.Question[0].Name, dns.TypeTXT, 5), Txt: []string{"stub-marked"}})
+		}
+		m.Answer = append(m.Answer, newA(r.Question[0].Name, 5, net.ParseIP(ip)))
+		return m
+	})
+}
+
+// startUpstreamFunc starts a DNS server on loopback answering with
+// answer, counting queries. It stops with the test.
+func startUpstreamFunc(t *testing.T, answer func(*dns.Msg) *dns.Msg) (string, *atomic.Int32) {
 	t.Helper()
 	var count atomic.Int32
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -22,13 +37,7 @@ func startUpstream(t *testing.T, ip string) (string, *atomic.Int32) {
 	}
 	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		count.Add(1)
-		m := new(dns.Msg)
-		m.SetReply(r)
-		if hasStubLoopOption(r) {
-			m.Answer = append(m.Answer, &dns.TXT{Hdr: rrHeader(r.Question[0].Name, dns.TypeTXT, 5), Txt: []string{"stub-marked"}})
-		}
-		m.Answer = append(m.Answer, newA(r.Question[0].Name, 5, net.ParseIP(ip)))
-		_ = w.WriteMsg(m)
+		_ = w.WriteMsg(answer(r))
 	})}
 	started := make(chan struct{})
 	srv.NotifyStartedFunc = func() { close(started) }
@@ -168,5 +177,50 @@ func TestStubZones(t *testing.T) {
 	query(t, h, "abc.acme.local.", dns.TypeA)
 	if upCount.Load() != 1 {
 		t.Fatalf("after removal the zone should go to the normal nameservers")
+	}
+}
+
+// The response cache keys on everything the upstream's reply depends on:
+// a reply to RD=0 (no recursion: empty) never answers an RD=1 query, one
+// with an OPT record never answers a query without EDNS0, and a query with
+// EDNS0 options (a cookie) is never cached.
+func TestForwardCacheKeepsRepliesApart(t *testing.T) {
+	up, count := startUpstreamFunc(t, func(r *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if r.RecursionDesired {
+			m.Answer = []dns.RR{newA(r.Question[0].Name, 5, net.ParseIP("192.0.2.44"))}
+		}
+		if opt := r.IsEdns0(); opt != nil {
+			m.SetEdns0(opt.UDPSize(), false)
+		}
+		return m
+	})
+	cfg := newTestConfig()
+	cfg.Nameservers, cfg.RCache = []string{up}, 10
+	h := newTestHandler(t, cfg, loadIndex(t, testRecords))
+	const name = "www.example.org."
+	noRD := question(name, dns.TypeA, 1)
+	noRD.RecursionDesired = false
+	if m := ask(t, h, noRD, "udp"); len(m.Answer) != 0 {
+		t.Fatalf("RD=0: %v", m.Answer)
+	}
+	if m := ask(t, h, question(name, dns.TypeA, 2), "udp"); len(m.Answer) != 1 {
+		t.Fatalf("RD=1 after RD=0 got the cached empty reply: %v", m)
+	}
+	if m := ask(t, h, question(name, dns.TypeA, 3).SetEdns0(1232, false), "udp"); m.IsEdns0() == nil {
+		t.Fatalf("EDNS0 query: reply without OPT: %v", m)
+	}
+	if m := ask(t, h, question(name, dns.TypeA, 4), "udp"); m.IsEdns0() != nil || len(m.Answer) != 1 {
+		t.Fatalf("a query without EDNS0 got another client's OPT record: %v", m)
+	}
+	if got := count.Load(); got != 3 {
+		t.Fatalf("upstream saw %d queries, want 3 (the last one cached)", got)
+	}
+	for id := range uint16(2) {
+		ask(t, h, withCookie(question(name, dns.TypeA, 10+id)), "udp")
+	}
+	if got := count.Load(); got != 5 {
+		t.Fatalf("upstream saw %d queries, want 5: a query with a cookie is never cached", got)
 	}
 }

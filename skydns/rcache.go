@@ -23,12 +23,21 @@ type responseCache struct {
 	entries map[cacheKey]cacheEntry
 }
 
+// cacheKey is everything in a request that the upstream's reply may
+// depend on: the question, the header bits a server echoes or acts on
+// (opcode, RD, CD), whether the request had EDNS0, its DO bit and buffer
+// size, and the transport. A request with EDNS0 options (cookies, ...) is
+// never cached: its reply may carry something of that client's alone.
 type cacheKey struct {
-	name   string
-	qtype  uint16
-	qclass uint16
-	do     bool
-	tcp    bool
+	name    string
+	qtype   uint16
+	qclass  uint16
+	opcode  int
+	rd, cd  bool
+	edns    bool
+	do      bool
+	udpSize uint16
+	tcp     bool
 }
 
 type cacheEntry struct {
@@ -46,13 +55,20 @@ func newResponseCache(capacity int, ttl time.Duration, now func() time.Time) *re
 	return &responseCache{capacity: capacity, ttl: ttl, now: now, entries: make(map[cacheKey]cacheEntry)}
 }
 
-func keyOf(req *dns.Msg, tcp bool) cacheKey {
+// keyOf is req's key, or false when req is not to be cached.
+func keyOf(req *dns.Msg, tcp bool) (cacheKey, bool) {
 	q := req.Question[0]
-	do := false
-	if opt := req.IsEdns0(); opt != nil {
-		do = opt.Do()
+	k := cacheKey{
+		name: strings.ToLower(q.Name), qtype: q.Qtype, qclass: q.Qclass,
+		opcode: req.Opcode, rd: req.RecursionDesired, cd: req.CheckingDisabled, tcp: tcp,
 	}
-	return cacheKey{strings.ToLower(q.Name), q.Qtype, q.Qclass, do, tcp}
+	if opt := req.IsEdns0(); opt != nil {
+		if len(opt.Option) > 0 {
+			return cacheKey{}, false
+		}
+		k.edns, k.do, k.udpSize = true, opt.Do(), opt.UDPSize()
+	}
+	return k, true
 }
 
 // get returns a copy of a live entry, with the request's id.
@@ -60,7 +76,10 @@ func (c *responseCache) get(req *dns.Msg, tcp bool) *dns.Msg {
 	if c == nil {
 		return nil
 	}
-	k := keyOf(req, tcp)
+	k, cacheable := keyOf(req, tcp)
+	if !cacheable {
+		return nil
+	}
 	c.mu.Lock()
 	e, ok := c.entries[k]
 	if ok && !c.now().Before(e.expires) {
@@ -81,12 +100,16 @@ func (c *responseCache) put(req *dns.Msg, tcp bool, m *dns.Msg) {
 	if c == nil || m.Truncated || (m.Rcode != dns.RcodeSuccess && m.Rcode != dns.RcodeNameError) {
 		return
 	}
+	k, cacheable := keyOf(req, tcp)
+	if !cacheable {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.entries) >= c.capacity {
+	if _, ok := c.entries[k]; !ok && len(c.entries) >= c.capacity {
 		c.evictOne()
 	}
-	c.entries[keyOf(req, tcp)] = cacheEntry{msg: m.Copy(), expires: c.now().Add(c.ttl)}
+	c.entries[k] = cacheEntry{msg: m.Copy(), expires: c.now().Add(c.ttl)}
 }
 
 // evictOne drops the entry expiring first among a few picked by map order.
