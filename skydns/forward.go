@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -48,6 +49,36 @@ func servfail(req *dns.Msg, ra bool) *dns.Msg {
 
 // errAllFailed is returned when no nameserver answered.
 var errAllFailed = errors.New("no nameserver answered")
+
+// errOtherQuestion is an upstream reply to a question skydns did not ask.
+var errOtherQuestion = errors.New("reply to another question")
+
+// upstreamUDPSize is the largest EDNS0 buffer skydns advertises upstream,
+// whatever its client asked for: the DNS flag day value, so that replies
+// do not fragment.
+const upstreamUDPSize = 1232
+
+// outgoing is req as it goes upstream: with an id of its own, so a reply
+// must match a query skydns sent rather than an id a client chose, and an
+// EDNS0 buffer of at most upstreamUDPSize.
+func outgoing(req *dns.Msg) *dns.Msg {
+	out := req.Copy()
+	out.Id = dns.Id()
+	if opt := out.IsEdns0(); opt != nil && opt.UDPSize() > upstreamUDPSize {
+		opt.SetUDPSize(upstreamUDPSize)
+	}
+	return out
+}
+
+// sameQuestion reports whether reply answers the question of query (the
+// name in any letter case).
+func sameQuestion(reply, query *dns.Msg) bool {
+	if len(reply.Question) != 1 || len(query.Question) != 1 {
+		return false
+	}
+	r, q := reply.Question[0], query.Question[0]
+	return r.Qtype == q.Qtype && r.Qclass == q.Qclass && strings.EqualFold(r.Name, q.Name)
+}
 
 // Exchanger sends one query to one server over network ("udp" or "tcp").
 type Exchanger interface {
@@ -151,16 +182,20 @@ func (u *upstream) Lookup(ctx context.Context, name string, qtype uint16) (*dns.
 }
 
 // failover tries the servers in turn from start, len+1 attempts in all (so
-// a single server gets a second chance), and returns the first answer with
-// the request's id.
+// a single server gets a second chance), and returns the first answer to
+// the question asked, with the request's id.
 func (u *upstream) failover(ctx context.Context, network string, req *dns.Msg, servers []string, start int) (*dns.Msg, error) {
+	out := outgoing(req)
 	var lastErr error
 	for i := 0; i <= len(servers); i++ {
 		if ctx.Err() != nil {
 			break
 		}
 		addr := servers[(start+i)%len(servers)]
-		m, err := u.exchange.Exchange(ctx, req, network, addr)
+		m, err := u.exchange.Exchange(ctx, out, network, addr)
+		if err == nil && !sameQuestion(m, out) {
+			err = errOtherQuestion
+		}
 		if err == nil {
 			m.Id = req.Id
 			m.Compress = true

@@ -224,3 +224,41 @@ func TestForwardCacheKeepsRepliesApart(t *testing.T) {
 		t.Fatalf("upstream saw %d queries, want 5: a query with a cookie is never cached", got)
 	}
 }
+
+// What goes upstream carries an id of skydns's own and at most a 1232-byte
+// EDNS0 buffer; a reply to another question is not passed on.
+func TestForwardedQueriesAreSkydnsOwn(t *testing.T) {
+	var seen atomic.Pointer[dns.Msg]
+	honest, _ := startUpstreamFunc(t, func(r *dns.Msg) *dns.Msg {
+		seen.Store(r.Copy())
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Answer = []dns.RR{newA(r.Question[0].Name, 5, net.ParseIP("192.0.2.45"))}
+		return m
+	})
+	liar, lies := startUpstreamFunc(t, func(r *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Question = []dns.Question{{Name: "evil.example.", Qtype: dns.TypeA, Qclass: dns.ClassINET}}
+		m.Answer = []dns.RR{newA("evil.example.", 5, net.ParseIP("203.0.113.66"))}
+		return m
+	})
+	cfg := newTestConfig()
+	cfg.Nameservers, cfg.NSRotate = []string{honest}, false
+	h := newTestHandler(t, cfg, loadIndex(t, testRecords))
+	req := question("www.example.org.", dns.TypeA, 4242).SetEdns0(65535, false)
+	m := ask(t, h, req, "udp")
+	if len(m.Answer) != 1 || m.Id != 4242 {
+		t.Fatalf("reply %v", m)
+	}
+	up := seen.Load()
+	if up.Id == 4242 || up.IsEdns0() == nil || up.IsEdns0().UDPSize() != 1232 {
+		t.Fatalf("upstream saw id %d and EDNS0 %v: want an id of skydns's own and a 1232-byte buffer", up.Id, up.IsEdns0())
+	}
+
+	cfg.Nameservers = []string{liar}
+	h = newTestHandler(t, cfg, loadIndex(t, testRecords))
+	if m := ask(t, h, question("www.example.org.", dns.TypeA, 7), "udp"); m.Rcode != dns.RcodeServerFailure || len(m.Answer) != 0 || lies.Load() == 0 {
+		t.Fatalf("a reply to another question was passed on: %v", m)
+	}
+}
