@@ -45,22 +45,15 @@ type request struct {
 	reply reply
 }
 
-// newRequest is m as the chain sees it. DNS names compare without regard
+// reset makes r the request for m, in place. DNS names compare without regard
 // to ASCII case (RFC 4343), and almost every name arrives in lowercase:
 // one scan decides, and only a mixed-case name is copied.
-func newRequest(m *dns.Msg, tcp bool, start time.Time) request {
-	var req request
-	req.reset(m, tcp, start)
-	return req
-}
-
-// reset makes req the request for m, in place.
-func (req *request) reset(m *dns.Msg, tcp bool, start time.Time) {
-	*req = request{msg: m, tcp: tcp, start: start}
+func (r *request) reset(m *dns.Msg, tcp bool, start time.Time) {
+	*r = request{msg: m, tcp: tcp, start: start}
 	if len(m.Question) == 1 {
-		req.name = m.Question[0].Name
-		if hasUpperASCII(req.name) {
-			req.mixedCase, req.name = true, lowerASCII(req.name)
+		r.name = m.Question[0].Name
+		if hasUpperASCII(r.name) {
+			r.mixedCase, r.name = true, lowerASCII(r.name)
 		}
 	}
 }

@@ -13,8 +13,8 @@ import (
 func TestCheckStep(t *testing.T) {
 	stubCfg := newTestConfig()
 	stubCfg.StubZones = true
-	looped := func() *dns.Msg {
-		m := question("testservice.default.svc.skydns.test.", dns.TypeA, 9).SetEdns0(1232, false)
+	looped := func(qtype uint16) *dns.Msg {
+		m := question("testservice.default.svc.skydns.test.", qtype, 9).SetEdns0(1232, false)
 		m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_LOCAL{Code: stubLoopOption, Data: []byte{1}})
 		return m
 	}
@@ -42,8 +42,9 @@ func TestCheckStep(t *testing.T) {
 		{"class ANY is refused", newTestConfig(), withClass(question("testservice.default.svc.skydns.test.", dns.TypeA, 12), dns.ClassANY), false, dns.RcodeRefused, false},
 		{"class IN passes", newTestConfig(), question("testservice.default.svc.skydns.test.", dns.TypeA, 13), false, dns.RcodeSuccess, true},
 		{"class CHAOS passes", newTestConfig(), withClass(question("version.bind.", dns.TypeTXT, 14), dns.ClassCHAOS), false, dns.RcodeSuccess, true},
-		{"a looped stub query is dropped", stubCfg, looped(), true, 0, false},
-		{"the same query without -stubzones is answered", newTestConfig(), looped(), false, dns.RcodeSuccess, true},
+		{"a looped stub query is dropped", stubCfg, looped(dns.TypeA), true, 0, false},
+		{"a looped ANY query is dropped, not refused", stubCfg, looped(dns.TypeANY), true, 0, false},
+		{"the same query without -stubzones is answered", newTestConfig(), looped(dns.TypeA), false, dns.RcodeSuccess, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,6 +88,10 @@ func TestChainOrder(t *testing.T) {
 	m := query(t, h, "x.sub.skydns.test.", dns.TypeA)
 	if stubCount.Load() != 1 || len(m.Answer) == 0 || !strings.Contains(m.Answer[len(m.Answer)-1].String(), "198.51.100.9") {
 		t.Fatalf("a name in a stub zone inside the domain went to the records: %v", m.Answer)
+	}
+	// A CHAOS-class query for a name in the stub zone is the CHAOS step's.
+	if m := ask(t, h, chaos(question("x.sub.skydns.test.", dns.TypeTXT, 5)), "udp"); m.Rcode != dns.RcodeServerFailure || stubCount.Load() != 1 {
+		t.Fatalf("CHAOS query in a stub zone: %v, stub queried %d times", m, stubCount.Load())
 	}
 	req := chaos(question("version.bind.", dns.TypeTXT, 2))
 	if m := ask(t, h, req, "udp"); len(m.Answer) != 1 || m.Answer[0].(*dns.TXT).Txt[0] != legacyVersion {

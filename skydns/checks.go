@@ -9,13 +9,13 @@ import (
 // checkStep turns away what no later step should see, with the rcode that
 // says why:
 //   - not exactly one question: FORMERR;
+//   - with -stubzones, a query that looped back from a skydns stub
+//     forward: dropped unanswered;
 //   - an opcode other than QUERY (NOTIFY, UPDATE, ...): NOTIMP, so a
 //     NOTIFY is never answered, nor forwarded, as if it were a query;
 //   - a class other than IN and CHAOS: REFUSED (there is no data for it);
 //   - zone transfers (AXFR, IXFR): REFUSED, never forwarded;
-//   - qtype ANY: REFUSED, as SkyDNS did;
-//   - with -stubzones, a query that looped back from a skydns stub
-//     forward: dropped unanswered.
+//   - qtype ANY: REFUSED, as SkyDNS did.
 type checkStep struct {
 	dropStubLoops bool
 	next          step
@@ -30,7 +30,7 @@ func (s *checkStep) serve(ctx context.Context, req *request) {
 }
 
 func (s *checkStep) passes(req *request) bool {
-	if len(req.msg.Question) != 1 || req.msg.Opcode != dns.OpcodeQuery {
+	if len(req.msg.Question) != 1 || req.msg.Opcode != dns.OpcodeQuery || s.looped(req) {
 		return false
 	}
 	q := req.q()
@@ -41,8 +41,11 @@ func (s *checkStep) passes(req *request) bool {
 	case dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR:
 		return false
 	}
-	return !s.dropStubLoops || !hasStubLoopOption(req.msg)
+	return true
 }
+
+// looped reports a query to be dropped as one of our own stub forwards.
+func (s *checkStep) looped(req *request) bool { return s.dropStubLoops && hasStubLoopOption(req.msg) }
 
 // turnAway answers what serve does not pass on. Out of line, like the
 // cold branch of every step, so the frame that stays on the stack while
@@ -51,19 +54,17 @@ func (s *checkStep) passes(req *request) bool {
 //
 //go:noinline
 func (s *checkStep) turnAway(req *request) {
-	q := req.q()
 	switch {
 	case len(req.msg.Question) != 1:
 		req.reply = reply{msg: rcodeReply(req.msg, dns.RcodeFormatError)}
+	case s.looped(req):
+		req.reply = reply{} // Dropped.
 	case req.msg.Opcode != dns.OpcodeQuery:
 		req.reply = reply{msg: rcodeReply(req.msg, dns.RcodeNotImplemented)}
-	case q.Qclass != dns.ClassINET && q.Qclass != dns.ClassCHAOS,
-		q.Qtype == dns.TypeANY, q.Qtype == dns.TypeAXFR, q.Qtype == dns.TypeIXFR:
+	default: // A foreign class, ANY, AXFR or IXFR.
 		m := rcodeReply(req.msg, dns.RcodeRefused)
 		m.RecursionDesired = false
 		req.reply = reply{msg: m}
-	default:
-		req.reply = reply{} // A looped stub query: dropped.
 	}
 }
 

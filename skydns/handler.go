@@ -16,6 +16,7 @@ import (
 // returns and accounts for it. It makes no decision about the answer.
 type Handler struct {
 	chain    step
+	base     context.Context // Ends when the server shuts down.
 	caches   caches
 	metrics  *Metrics
 	log      *slog.Logger
@@ -32,6 +33,10 @@ type Deps struct {
 	Log      *slog.Logger
 	Clock    func() time.Time // nil: time.Now.
 	Exchange Exchanger        // nil: real UDP and TCP clients.
+	// Context ends with the server: upstream work of queries in flight
+	// stops then, so shutdown does not wait out their deadlines. nil:
+	// context.Background().
+	Context context.Context
 }
 
 // NewHandler builds the chain from opts and deps.
@@ -42,8 +47,11 @@ func NewHandler(opts Options, deps Deps) *Handler {
 	if deps.Exchange == nil {
 		deps.Exchange = newNetExchanger(opts.Forward.Timeout)
 	}
+	if deps.Context == nil {
+		deps.Context = context.Background()
+	}
 	h := &Handler{
-		metrics: deps.Metrics, log: deps.Log, clock: deps.Clock,
+		metrics: deps.Metrics, log: deps.Log, clock: deps.Clock, base: deps.Context,
 		buffers:  sync.Pool{New: func() any { b := make([]byte, 0, dns.MinMsgSize); return &b }},
 		requests: sync.Pool{New: func() any { return new(request) }},
 	}
@@ -61,9 +69,9 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, m *dns.Msg) {
 	if len(m.Question) == 1 {
 		h.metrics.request(req.proto(), req.q().Qtype)
 	}
-	// miekg/dns gives a handler no context; the chain's upstream steps set
-	// their own deadlines below this one.
-	h.chain.serve(context.Background(), req)
+	// miekg/dns gives a handler no context: the server's own stands in, and
+	// the chain's upstream steps set their deadlines below it.
+	h.chain.serve(h.base, req)
 	h.send(w, req, &req.reply)
 	h.requests.Put(req) // Nothing in the chain keeps it past its reply; reset clears it for the next.
 }

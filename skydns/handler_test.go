@@ -76,8 +76,14 @@ var testRecords = map[string]string{
 	"long.skydns.test.":                                         `{"text":"` + strings.Repeat("x", 300) + `"}`,
 }
 
-// fakeUpstream is an upstream that knows a few names itself and sends the
-// rest on to real servers (the tests' own, on loopback).
+// placeholderUpstream is the nameserver of the test configuration; the
+// fakeUpstream answers for it, so nothing is sent there.
+const placeholderUpstream = "127.0.0.1:1"
+
+// fakeUpstream is an upstream that knows a few names: asked at the
+// placeholder address it answers them, and NXDOMAIN for the rest; queries
+// to any other address go to the real servers there (the tests' own, on
+// loopback).
 type fakeUpstream struct {
 	known map[string][]dns.RR
 	rest  Exchanger
@@ -86,7 +92,7 @@ type fakeUpstream struct {
 func (f fakeUpstream) Exchange(ctx context.Context, req *dns.Msg, network, addr string) (*dns.Msg, error) {
 	q := req.Question[0]
 	rrs, ok := f.known[strings.ToLower(q.Name)]
-	if !ok {
+	if !ok && addr != placeholderUpstream {
 		return f.rest.Exchange(ctx, req, network, addr)
 	}
 	m := new(dns.Msg)
@@ -114,7 +120,7 @@ func mustRR(t testing.TB, s string) dns.RR {
 func newTestConfig() *Config {
 	cfg := NewConfig(func(string) string { return "" })
 	cfg.Domain = "skydns.test."
-	cfg.Nameservers = []string{"127.0.0.1:1"} // Never dialled: upstream is faked.
+	cfg.Nameservers = []string{placeholderUpstream} // Never dialled: see fakeUpstream.
 	cfg.RoundRobin = false
 	cfg.Local = "local.skydns.test."
 	if err := cfg.Finish(); err != nil {

@@ -6,7 +6,7 @@ import (
 	"github.com/skypod/skypod/internal/metricslint"
 )
 
-// Registers what Serve registers (server.go) and forwards once, so the
+// Registers what Serve registers (run.go) and forwards once, so the
 // forward counter has a label set to be gathered.
 func TestMetricsPassPromlint(t *testing.T) {
 	reg := metricslint.NewRegistry()

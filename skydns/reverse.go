@@ -8,7 +8,8 @@ import (
 )
 
 // reverseStep answers PTR queries for in-addr.arpa and ip6.arpa names from
-// the record stored at the name (kube2sky writes one per service IP);
+// the record stored at the name (kube2sky writes one per service IP and
+// per headless endpoint);
 // a name with none goes on, and in the end upstream.
 type reverseStep struct {
 	res  *Resolver

@@ -61,16 +61,16 @@ func runServers(ctx context.Context, opts Options, client *clientv3.Client, log 
 	index := NewIndex(opts.Etcd.PathPrefix)
 	metrics := NewMetrics(reg, index)
 	watcher := NewWatcher(client, opts.Etcd.PathPrefix, index, metrics, log, opts.Etcd.Timeout)
-	handler := NewHandler(opts, Deps{Index: index, Metrics: metrics, Log: log})
+	g, gctx := errgroup.WithContext(ctx)
+	handler := NewHandler(opts, Deps{Index: index, Metrics: metrics, Log: log, Context: gctx})
 	reg.MustRegister(packedEntriesGauge(handler.PackedEntries))
 
-	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { watcher.Run(gctx); return nil })
 	for _, s := range []*dns.Server{
 		{PacketConn: udp, Handler: handler, Net: "udp"},
 		{Listener: tcp, Handler: handler, Net: "tcp"},
 	} {
-		serveDNS(g, gctx, s)
+		serveDNS(gctx, g, s)
 	}
 	if metricsLn != nil {
 		g.Go(func() error { return httpserve.Serve(gctx, log, metricsLn, opsMux(opts.Serve, reg, watcher)) })
@@ -87,7 +87,7 @@ func runServers(ctx context.Context, opts Options, client *clientv3.Client, log 
 // serveDNS runs s in g until ctx ends, then shuts it down. The shutdown
 // waits for the server to have started: one shut down before that would
 // go on serving.
-func serveDNS(g *errgroup.Group, ctx context.Context, s *dns.Server) {
+func serveDNS(ctx context.Context, g *errgroup.Group, s *dns.Server) {
 	started, exited := make(chan struct{}), make(chan struct{})
 	s.NotifyStartedFunc = func() { close(started) }
 	g.Go(func() error {
