@@ -231,8 +231,12 @@ func (c *Controller) sync(ctx context.Context, owner Owner) error {
 		return nil
 	}
 	plan := c.registry.Plan(owner, desired)
-	if err := c.registry.Apply(ctx, owner, plan); err != nil {
+	released, err := c.registry.Apply(ctx, owner, plan)
+	if err != nil {
 		return err
+	}
+	for _, o := range released {
+		c.enqueue(o) // It waited for a key owner just gave up, a PTR both call for.
 	}
 	if !plan.Empty() {
 		c.log.Debug("synced", "owner", owner, "puts", len(plan.Puts), "deletes", len(plan.Deletes))

@@ -171,6 +171,25 @@ func (f *fixture) quiet() {
 	})
 }
 
+// resyncWritesNothing runs a full resync with nothing changed: once every
+// owner it queued has been synced, the store must have seen no
+// transaction. It returns the store's records.
+func (f *fixture) resyncWritesNothing() Records {
+	f.t.Helper()
+	_, applies, writes := f.store.snapshot()
+	syncs := f.metric("kube2sky_owner_syncs_total")
+	owners, err := f.ctrl.resync(context.Background())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.waitMetric("kube2sky_owner_syncs_total", syncs+float64(owners))
+	data, a, w := f.store.snapshot()
+	if a != applies || w != writes {
+		f.t.Fatalf("no-change resync wrote: %d transactions, %d writes", a-applies, w-writes)
+	}
+	return data
+}
+
 func keysUnder(r Records, prefix string) []string {
 	var out []string
 	for k := range r {
@@ -223,18 +242,7 @@ func TestStartRemovesStaleAndWritesMissing(t *testing.T) {
 		t.Errorf("PTR or dns-version missing: %v", slices.Sorted(maps.Keys(data)))
 	}
 
-	// A resync with nothing changed writes nothing: once every owner it
-	// queued has been synced, the store has seen no transaction.
-	_, applies, writes := f.store.snapshot()
-	syncs := f.metric("kube2sky_owner_syncs_total")
-	owners, err := f.ctrl.resync(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.waitMetric("kube2sky_owner_syncs_total", syncs+float64(owners))
-	if _, a, w := f.store.snapshot(); a != applies || w != writes {
-		t.Fatalf("no-change resync wrote: %d transactions, %d writes", a-applies, w-writes)
-	}
+	f.resyncWritesNothing()
 }
 
 func TestUpdateIsOneTransactionPutsFirst(t *testing.T) {
@@ -321,4 +329,46 @@ func TestHeadlessFollowsEndpointsIncludingDeletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.eventually("endpoints deletion handled", func(r Records) bool { return len(keysUnder(r, dir)) == 0 })
+}
+
+// One endpoint IP two headless services select has one PTR. One service
+// holds it: a resync with nothing changed does not hand it back and forth
+// (no write at all), and when the holder is deleted the other claims it at
+// once, not at the next full resync.
+func TestHeadlessServicesSharingAnEndpointIP(t *testing.T) {
+	const ptr = "/skydns/arpa/in-addr/10/1/0/5"
+	headless := func(name string) (*v1.Service, *v1.Endpoints) {
+		return clusterService("default", name, "None"), &v1.Endpoints{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", ResourceVersion: "1"},
+			Subsets: []v1.EndpointSubset{{
+				Addresses: []v1.EndpointAddress{{IP: "10.1.0.5"}},
+				Ports:     []v1.EndpointPort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}},
+			}},
+		}
+	}
+	svcA, epsA := headless("a")
+	svcB, epsB := headless("b")
+	f := start(t, nil, svcA, epsA, svcB, epsB)
+	pointsInto := func(r Records, name string) bool {
+		return strings.Contains(r[ptr], "."+name+".default.svc.cluster.local.\"")
+	}
+	data := f.eventually("PTR", func(r Records) bool { return pointsInto(r, "a") || pointsInto(r, "b") })
+	f.quiet()
+	holder, other := "a", "b"
+	if pointsInto(data, "b") {
+		holder, other = "b", "a"
+	}
+
+	if data := f.resyncWritesNothing(); !pointsInto(data, holder) {
+		t.Fatalf("PTR after a no-change resync %s, want %s's", data[ptr], holder)
+	}
+
+	if err := f.client.CoreV1().Services("default").Delete(context.Background(), holder, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.eventually("the other service's PTR", func(r Records) bool { return pointsInto(r, other) })
+	f.quiet()
+	if data, _, _ := f.store.snapshot(); !pointsInto(data, other) || len(keysUnder(data, "/skydns/local/cluster/svc/default/"+holder+"/")) != 0 {
+		t.Errorf("after deleting %s: PTR %q; its records %v", holder, data[ptr], keysUnder(data, "/skydns/local/cluster/svc/"))
+	}
 }

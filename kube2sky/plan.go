@@ -15,11 +15,9 @@ type Plan struct {
 // Empty reports whether the plan changes nothing.
 func (p Plan) Empty() bool { return len(p.Puts) == 0 && len(p.Deletes) == 0 }
 
-// planChanges diffs desired against current: the keys the owner has in
-// etcd, plus any desired key already there under another owner (a PTR
-// whose IP moved between services). Keys current holds and desired does
-// not are deleted; keys desired holds with another value, or not in
-// current, are put.
+// planChanges diffs desired against current, the keys the owner holds in
+// etcd. Keys current holds and desired does not are deleted; keys desired
+// holds with another value, or not in current, are put.
 func planChanges(desired, current Records) Plan {
 	p := Plan{Puts: Records{}}
 	for k, v := range desired {

@@ -158,13 +158,8 @@ func (n Namer) headless(out Records, svc *v1.Service, eps *v1.Endpoints, name st
 	if err != nil {
 		return err
 	}
-	publishNotReady := svc.Spec.PublishNotReadyAddresses || svc.Annotations[tolerateUnreadyAnnotation] == "true"
 	for _, subset := range eps.Subsets {
-		addrs := subset.Addresses
-		if publishNotReady {
-			addrs = append(addrs[:len(addrs):len(addrs)], subset.NotReadyAddresses...)
-		}
-		for _, addr := range addrs {
+		for _, addr := range publishedAddresses(svc, subset) {
 			if net.ParseIP(addr.IP) == nil {
 				continue
 			}
@@ -181,6 +176,17 @@ func (n Namer) headless(out Records, svc *v1.Service, eps *v1.Endpoints, name st
 		}
 	}
 	return nil
+}
+
+// publishedAddresses are the addresses of a headless service's subset that
+// get records, A/AAAA, SRV and PTR alike: the ready ones, and the not-ready
+// ones too when the service publishes them.
+func publishedAddresses(svc *v1.Service, subset v1.EndpointSubset) []v1.EndpointAddress {
+	addrs := subset.Addresses
+	if svc.Spec.PublishNotReadyAddresses || svc.Annotations[tolerateUnreadyAnnotation] == "true" {
+		addrs = append(addrs[:len(addrs):len(addrs)], subset.NotReadyAddresses...)
+	}
+	return addrs
 }
 
 // endpointLabel is the label of an endpoint's own name, <label>.<service>:
@@ -223,9 +229,11 @@ func endpointHostname(addr v1.EndpointAddress, annotated map[string]hostnameEntr
 }
 
 // ReverseRecords are the PTR records of a service: each ClusterIP to the
-// service name, and each ready headless endpoint to its own name, the one
-// its A/AAAA and SRV records use (<hostname> or <hash>.<service>), as the
-// DNS specification 1.1.0 asks of every ready endpoint.
+// service name, and each headless endpoint address with an A/AAAA record
+// (the ready ones, and the not-ready ones the service publishes) to its own
+// name, the one its A/AAAA and SRV records use (<hostname> or
+// <hash>.<service>), as the DNS specification 1.1.0 asks of every ready
+// endpoint.
 func (n Namer) ReverseRecords(svc *v1.Service, eps *v1.Endpoints) (Records, error) {
 	out := Records{}
 	name := n.ServiceName(svc.Namespace, svc.Name)
@@ -241,7 +249,7 @@ func (n Namer) ReverseRecords(svc *v1.Service, eps *v1.Endpoints) (Records, erro
 			return nil, err
 		}
 		for _, subset := range eps.Subsets {
-			for _, addr := range subset.Addresses {
+			for _, addr := range publishedAddresses(svc, subset) {
 				label, _ := endpointLabel(addr, hostnames)
 				n.addReverse(out, addr.IP, label+"."+name)
 			}

@@ -213,8 +213,9 @@ func TestSpecRecords(t *testing.T) {
 		t.Errorf("publishNotReadyAddresses: %v", under(r, base))
 	}
 	rev, _ = namer.ReverseRecords(hl, eps)
-	if got := rev["/skydns/arpa/in-addr/10/3/0/100"]; !strings.Contains(got, `"host":"my-pet.testservice.default.svc.cluster.local."`) || len(rev) != 3 {
-		t.Errorf("S13 PTR for each ready endpoint (the one with a hostname by it), none for the not-ready one: %v", rev)
+	if got := rev["/skydns/arpa/in-addr/10/3/0/100"]; !strings.Contains(got, `"host":"my-pet.testservice.default.svc.cluster.local."`) || len(rev) != 4 ||
+		rev["/skydns/arpa/in-addr/10/3/0/200"] == "" {
+		t.Errorf("S13 PTR for each published endpoint (the one with a hostname by it), the not-ready one too: %v", rev)
 	}
 
 	eps.Annotations = map[string]string{hostnamesAnnotation: `{"10.3.0.101":{"HostName":"legacy-pet"}}`}
@@ -280,6 +281,54 @@ func TestHeadlessPTRWithoutHostname(t *testing.T) {
 			want := `{"host":"` + target + `","priority":10,"weight":10,"ttl":30}`
 			if got := rev[tc.reverseKey]; got != want || len(rev) != 1 {
 				t.Errorf("PTR: %v, want %s = %s", rev, tc.reverseKey, want)
+			}
+		})
+	}
+}
+
+// A headless endpoint's PTR follows its A/AAAA record: the ready addresses,
+// and the not-ready ones only when the service publishes them
+// (publishNotReadyAddresses, or the tolerate-unready annotation).
+func TestHeadlessPTRsFollowAddressRecords(t *testing.T) {
+	eps := endpoints(v1.EndpointSubset{
+		Addresses:         []v1.EndpointAddress{{IP: "10.3.0.100"}},
+		NotReadyAddresses: []v1.EndpointAddress{{IP: "10.3.0.200"}},
+		Ports:             []v1.EndpointPort{epPort("https", 443)},
+	})
+	tests := []struct {
+		name    string
+		publish func(*v1.Service)
+		want    []string // IPs with an A record, and a PTR.
+	}{
+		{"ready only", func(*v1.Service) {}, []string{"10.3.0.100"}},
+		{"publishNotReadyAddresses", func(s *v1.Service) { s.Spec.PublishNotReadyAddresses = true }, []string{"10.3.0.100", "10.3.0.200"}},
+		{"tolerate-unready annotation", func(s *v1.Service) {
+			s.Annotations = map[string]string{tolerateUnreadyAnnotation: "true"}
+		}, []string{"10.3.0.100", "10.3.0.200"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hl := service("None", port("https", 443))
+			tc.publish(hl)
+			var withA []string
+			for k, v := range mustRecords(t, hl, eps) {
+				if rest, _ := strings.CutPrefix(k, base); !strings.Contains(rest, "/") {
+					withA = append(withA, strings.Split(strings.Split(v, `"host":"`)[1], `"`)[0])
+				}
+			}
+			rev, err := namer.ReverseRecords(hl, eps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var withPTR []string
+			for _, ip := range []string{"10.3.0.100", "10.3.0.200"} {
+				if rev["/skydns/arpa/in-addr/"+strings.ReplaceAll(ip, ".", "/")] != "" {
+					withPTR = append(withPTR, ip)
+				}
+			}
+			slices.Sort(withA)
+			if !slices.Equal(withA, tc.want) || !slices.Equal(withPTR, tc.want) || len(rev) != len(tc.want) {
+				t.Errorf("A records for %v, PTRs for %v (%v); want both for %v", withA, withPTR, rev, tc.want)
 			}
 		})
 	}

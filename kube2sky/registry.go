@@ -18,7 +18,17 @@ import (
 // landed at per key, and reset keeps kube2sky's own writes made after the
 // list's revision instead of the listed values. So a sync that commits
 // while the list is in flight survives the reset that follows it, without
-// holding the lock across the list.
+// holding the lock across the list. A list below the highest revision
+// kube2sky has seen comes from an etcd restored from an older snapshot or
+// wiped: revisions went back in time and no longer order kube2sky's writes
+// against the list, so reset trusts that list whole, and the owners queued
+// after it re-put whatever the restore lost. A probe that sees the revision
+// go back asks for that resync at once.
+//
+// A key two owners call for (the PTR of an IP two headless services
+// select) is held by the first to commit it: the other's plan leaves it
+// out and it waits; when the holder's plan deletes the key, Apply returns
+// the waiting owners for the controller to sync again, and one claims it.
 type Registry struct {
 	store   Store
 	namer   Namer
@@ -31,7 +41,7 @@ type Registry struct {
 
 	up        atomic.Bool
 	everUp    atomic.Bool
-	recovered atomic.Bool // etcd answered again after failing; a full resync is due.
+	recovered atomic.Bool // A full resync is due: etcd answered again after failing, or went back in time.
 }
 
 // NewRegistry keeps the records of namer's domain in store; timeout bounds
@@ -40,30 +50,43 @@ func NewRegistry(store Store, namer Namer, timeout time.Duration, metrics *Metri
 	return &Registry{store: store, namer: namer, timeout: timeout, log: log, metrics: metrics, state: newOwned(namer)}
 }
 
-// Plan is what turns owner's records in etcd into desired.
+// Plan is what turns owner's records in etcd into desired, less the keys
+// another owner holds: owner is noted as waiting for those.
 func (r *Registry) Plan(owner Owner, desired Records) Plan {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return planChanges(desired, r.state.current(owner, desired))
+	return planChanges(r.state.claimable(owner, desired), r.state.current(owner))
 }
 
-// Apply commits p, owner's plan, as one transaction (puts first).
-func (r *Registry) Apply(ctx context.Context, owner Owner, p Plan) error {
+// Apply commits p, owner's plan, as one transaction (puts first), and
+// returns the owners that were waiting for a key it deleted: each should be
+// synced again, to claim it.
+func (r *Registry) Apply(ctx context.Context, owner Owner, p Plan) ([]Owner, error) {
 	if p.Empty() {
-		return nil
+		return nil, nil
 	}
 	actx, cancel := context.WithTimeout(ctx, r.timeout)
 	rev, err := r.store.Apply(actx, p.Puts, p.Deletes)
 	cancel()
 	if err := r.result(err); err != nil {
-		return fmt.Errorf("sync %s: %w", owner, err)
+		return nil, fmt.Errorf("sync %s: %w", owner, err)
 	}
 	r.mu.Lock()
-	r.state.applied(owner, p, rev)
+	released := r.state.applied(owner, p, rev)
 	r.mu.Unlock()
 	r.metrics.written.Add(float64(len(p.Puts)))
 	r.metrics.deleted.Add(float64(len(p.Deletes)))
-	return nil
+	return released, nil
+}
+
+// highest is the highest etcd revision kube2sky has seen. Read before a
+// list, it is a floor the list's revision stays at or above unless etcd
+// went back in time: every write recorded by then had committed before the
+// list was asked for.
+func (r *Registry) highest() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state.highest
 }
 
 // Refresh rebuilds the registry from one list of the owned subtrees and
@@ -73,6 +96,7 @@ func (r *Registry) Refresh(ctx context.Context) ([]Owner, int, error) {
 	for k := range r.namer.DNSVersion() {
 		prefixes = append(prefixes, k) // Keys beside it that merely share its prefix are not owned, so reset drops them.
 	}
+	floor := r.highest()
 	lctx, cancel := context.WithTimeout(ctx, r.timeout)
 	listed, rev, err := r.store.List(lctx, prefixes...)
 	cancel()
@@ -81,18 +105,27 @@ func (r *Registry) Refresh(ctx context.Context) ([]Owner, int, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.state.reset(listed, rev)
+	if r.state.reset(listed, rev, floor) {
+		r.log.Warn("etcd's revision went back (restored or wiped): trusting its records over kube2sky's memory of its writes",
+			"list_revision", rev, "highest_seen", floor)
+	}
 	return r.state.owners(), len(listed), nil
 }
 
-// Probe lists the one dns-version key: cheap, and proof etcd answers.
+// Probe lists the one dns-version key: cheap, and proof etcd answers. A
+// revision below the highest seen means etcd went back in time: a full
+// resync is due, as after an outage.
 func (r *Registry) Probe(ctx context.Context, timeout time.Duration) {
+	floor := r.highest()
 	pctx, cancel := context.WithTimeout(ctx, min(r.timeout, timeout))
 	defer cancel()
 	for k := range r.namer.DNSVersion() {
-		_, _, err := r.store.List(pctx, k)
+		_, rev, err := r.store.List(pctx, k)
 		if r.result(err) != nil {
 			return
+		}
+		if rev < floor && !r.recovered.Swap(true) {
+			r.log.Warn("etcd's revision went back (restored or wiped); resyncing", "revision", rev, "highest_seen", floor)
 		}
 	}
 }
@@ -100,7 +133,8 @@ func (r *Registry) Probe(ctx context.Context, timeout time.Duration) {
 // Up reports whether etcd answered kube2sky's last request.
 func (r *Registry) Up() bool { return r.up.Load() }
 
-// TakeRecovered reports, once, that etcd answered again after failing.
+// TakeRecovered reports, once, that a full resync is due: etcd answered
+// again after failing, or its revision went back.
 func (r *Registry) TakeRecovered() bool { return r.recovered.Swap(false) }
 
 // result notes the outcome of one etcd request and returns its error.

@@ -3,6 +3,8 @@ package kube2sky
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -33,7 +35,7 @@ func TestResyncKeepsWritesNewerThanItsList(t *testing.T) {
 	desired := Records{newKey: newVal}
 	store.afterList = func() {
 		store.afterList = nil
-		if err := r.Apply(ctx, web, r.Plan(web, desired)); err != nil {
+		if _, err := r.Apply(ctx, web, r.Plan(web, desired)); err != nil {
 			t.Error(err)
 		}
 	}
@@ -64,8 +66,69 @@ func TestResyncKeepsWritesNewerThanItsList(t *testing.T) {
 	}
 }
 
-// A reverse record that moves to another service with its IP is the new
-// owner's: the old owner no longer deletes it.
+// etcd restored from an older snapshot (or wiped) has gone back in time:
+// its list's revision is below kube2sky's own writes, which revisions no
+// longer order against it. The list is the truth: a record the restore lost
+// is put again, one it brought back is deleted, and a probe asks for the
+// resync at once.
+func TestResyncAfterEtcdWentBackTrustsTheList(t *testing.T) {
+	const (
+		keptKey = "/skydns/local/cluster/svc/default/web/f488b1a2"
+		lostKey = "/skydns/local/cluster/svc/default/web/d8321f45"
+		backKey = "/skydns/local/cluster/svc/default/web/5f106532"
+		keptVal = `{"host":"10.0.0.1","priority":10,"weight":10,"ttl":30}`
+		lostVal = `{"host":"10.0.0.2","priority":10,"weight":10,"ttl":30}`
+		backVal = `{"host":"10.0.0.10","priority":10,"weight":10,"ttl":30}`
+	)
+	web := serviceOwner("default", "web")
+	store := &memStore{data: Records{keptKey: keptVal, backKey: backVal}, revision: 5}
+	snapshot := maps.Clone(store.data)
+	r := newTestRegistry(store)
+	ctx := context.Background()
+	if _, _, err := r.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	desired := Records{keptKey: keptVal, lostKey: lostVal}
+	if _, err := r.Apply(ctx, web, r.Plan(web, desired)); err != nil { // Puts lostKey, deletes backKey, at 6.
+		t.Fatal(err)
+	}
+
+	store.mu.Lock()
+	store.data, store.revision = maps.Clone(snapshot), 3 // Restored from a snapshot taken at 3.
+	store.mu.Unlock()
+	r.Probe(ctx, time.Second)
+	if !r.TakeRecovered() {
+		t.Error("a probe that saw the revision go back did not ask for a resync")
+	}
+	if _, _, err := r.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := r.Plan(web, desired)
+	if p.Puts[lostKey] != lostVal || len(p.Puts) != 1 || !slices.Equal(p.Deletes, []string{backKey}) {
+		t.Fatalf("after the restore the plan does not repair etcd: %+v", p)
+	}
+	if _, err := r.Apply(ctx, web, p); err != nil {
+		t.Fatal(err)
+	}
+	if data, _, _ := store.snapshot(); !maps.Equal(data, desired) {
+		t.Errorf("etcd after the repair: %v", data)
+	}
+
+	// Revisions order writes again after the restore: a list taken at the
+	// new timeline's revisions is an ordinary one.
+	if _, _, err := r.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.Probe(ctx, time.Second)
+	if p := r.Plan(web, desired); !p.Empty() || r.TakeRecovered() {
+		t.Errorf("after the repair: plan %+v, or a resync asked for again", p)
+	}
+}
+
+// A reverse record two services call for (an IP both select, or a
+// ClusterIP that moved) is held by one at a time: the other is refused it,
+// without writing, until the holder gives it up; then Apply names the
+// waiting owner, which claims it, and the old owner no longer deletes it.
 func TestReverseRecordChangesHands(t *testing.T) {
 	const ptr = "/skydns/arpa/in-addr/10/0/0/1"
 	a, b := serviceOwner("default", "a"), serviceOwner("default", "b")
@@ -77,7 +140,20 @@ func TestReverseRecordChangesHands(t *testing.T) {
 	if _, _, err := r.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Apply(ctx, b, r.Plan(b, Records{ptr: toB})); err != nil {
+	if p := r.Plan(b, Records{ptr: toB}); !p.Empty() {
+		t.Fatalf("b overwrites a PTR a still holds: %+v", p)
+	}
+	if p := r.Plan(a, Records{ptr: toA}); !p.Empty() {
+		t.Fatalf("a rewrites the PTR it holds: %+v", p)
+	}
+	released, err := r.Apply(ctx, a, r.Plan(a, Records{})) // a no longer calls for it.
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(released, []Owner{b}) {
+		t.Fatalf("a gave the PTR up; owners released: %v, want b", released)
+	}
+	if _, err := r.Apply(ctx, b, r.Plan(b, Records{ptr: toB})); err != nil {
 		t.Fatal(err)
 	}
 	if p := r.Plan(a, Records{}); !p.Empty() {
@@ -85,5 +161,35 @@ func TestReverseRecordChangesHands(t *testing.T) {
 	}
 	if data, _, _ := store.snapshot(); data[ptr] != toB {
 		t.Errorf("PTR: %s", data[ptr])
+	}
+}
+
+// Two owners that both planned a PTR nobody held commit in some order; the
+// registry follows etcd (the later revision holds it) whatever order their
+// commits are recorded in, and the other waits for it.
+func TestRacingClaimsFollowTheLaterCommit(t *testing.T) {
+	const ptr = "/skydns/arpa/in-addr/10/0/0/1"
+	a, b := serviceOwner("default", "a"), serviceOwner("default", "b")
+	_, toA := value("a.default.svc.cluster.local.", 0)
+	_, toB := value("b.default.svc.cluster.local.", 0)
+	for _, recordedFirst := range []Owner{a, b} {
+		t.Run("recorded first "+recordedFirst.String(), func(t *testing.T) {
+			o := newOwned(namer)
+			pa := Plan{Puts: Records{ptr: toA}}
+			pb := Plan{Puts: Records{ptr: toB}}
+			if recordedFirst == a {
+				o.applied(a, pa, 7)
+				o.applied(b, pb, 8)
+			} else {
+				o.applied(b, pb, 8)
+				o.applied(a, pa, 7)
+			}
+			if o.values[ptr] != toB || !o.byOwner[b][ptr] || o.byOwner[a][ptr] {
+				t.Errorf("registry: %v by owner %v, want b's (committed last)", o.values, o.byOwner)
+			}
+			if released := o.applied(b, Plan{Deletes: []string{ptr}}, 9); !slices.Equal(released, []Owner{a}) {
+				t.Errorf("b gave the PTR up; released %v, want a", released)
+			}
+		})
 	}
 }

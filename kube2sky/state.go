@@ -6,48 +6,71 @@ package kube2sky
 //
 // written remembers the etcd revision of kube2sky's own last put or delete
 // of each key, so that a reset from a list taken at an older revision keeps
-// what was written after the list (see reset).
+// what was written after the list (see reset); highest is the highest
+// revision kube2sky has seen, written or listed, so that a list from an etcd
+// that went back in time is recognised.
+//
+// waiting remembers, by key, the owners refused a key another owner holds
+// (see claimable), so that they are synced again when the holder gives it up.
 type owned struct {
 	namer   Namer
 	values  Records
 	byOwner map[Owner]map[string]bool
 	written map[string]int64
+	highest int64
+	waiting map[string]map[Owner]bool
 }
 
 func newOwned(n Namer) *owned {
-	return &owned{namer: n, values: Records{}, byOwner: map[Owner]map[string]bool{}, written: map[string]int64{}}
+	return &owned{namer: n, values: Records{}, byOwner: map[Owner]map[string]bool{},
+		written: map[string]int64{}, waiting: map[string]map[Owner]bool{}}
 }
 
 // reset replaces everything with a list of the owned subtrees taken at
 // revision rev, except the keys kube2sky wrote after rev: for those its own
 // write is newer than the list, so the value it put, or the absence it
 // made, stands. Writes at or before rev are in the list, and forgotten.
-func (o *owned) reset(listed Records, rev int64) {
+//
+// floor is the highest revision kube2sky had seen when it asked for the
+// list. A list below it comes from an etcd that went back in time (restored
+// from an older snapshot, or wiped): revisions no longer order kube2sky's
+// writes against the list, and the writes it remembers may be lost, so the
+// list is trusted whole and reset reports restored. Owners waiting for a
+// key are forgotten too: every owner is planned again after a reset.
+func (o *owned) reset(listed Records, rev, floor int64) (restored bool) {
+	restored = rev < floor
 	fresh := newOwned(o.namer)
+	fresh.highest = rev
 	for k, v := range listed {
-		if o.written[k] <= rev {
+		if restored || o.written[k] <= rev {
 			fresh.set(k, v)
 		}
 	}
-	for k, wrev := range o.written {
-		if wrev <= rev {
-			continue
-		}
-		fresh.written[k] = wrev
-		if v, ok := o.values[k]; ok {
-			fresh.set(k, v)
+	if !restored {
+		fresh.highest = max(rev, o.highest)
+		for k, wrev := range o.written {
+			if wrev <= rev {
+				continue
+			}
+			fresh.written[k] = wrev
+			if v, ok := o.values[k]; ok {
+				fresh.set(k, v)
+			}
 		}
 	}
 	*o = *fresh
+	return restored
 }
 
+// set records key's value and its owner. A key changes hands here only
+// when two owners' commits race for it (both planned while neither held
+// it): the later commit's owner holds it, and the other waits for it.
 func (o *owned) set(key, value string) {
 	owner, ok := o.namer.ownerOfKey(key, value)
 	if old, had := o.values[key]; had {
-		// A reverse record can change hands when an IP moves between
-		// services; the old owner must not delete it later.
 		if prev, _ := o.namer.ownerOfKey(key, old); prev != owner {
 			o.remove(prev, key)
+			o.wait(prev, key)
 		}
 	}
 	if !ok {
@@ -58,6 +81,10 @@ func (o *owned) set(key, value string) {
 		o.byOwner[owner] = map[string]bool{}
 	}
 	o.byOwner[owner][key] = true
+	delete(o.waiting[key], owner)
+	if len(o.waiting[key]) == 0 {
+		delete(o.waiting, key)
+	}
 }
 
 func (o *owned) remove(owner Owner, key string) {
@@ -68,31 +95,67 @@ func (o *owned) remove(owner Owner, key string) {
 	}
 }
 
-// current is what the plan compares owner's desired records with: every
-// key owner has, and each desired key that is already in etcd.
-func (o *owned) current(owner Owner, desired Records) Records {
-	out := Records{}
-	for k := range o.byOwner[owner] {
-		out[k] = o.values[k]
+func (o *owned) wait(owner Owner, key string) {
+	if o.waiting[key] == nil {
+		o.waiting[key] = map[Owner]bool{}
 	}
-	for k := range desired {
-		if v, ok := o.values[k]; ok {
-			out[k] = v
+	o.waiting[key][owner] = true
+}
+
+// claimable is desired without the keys another owner holds. Two headless
+// services that select one endpoint IP both call for its PTR; the first to
+// hold it keeps it until its own plan gives it up, so neither overwrites
+// the other on every sync. owner waits for each key it is refused.
+func (o *owned) claimable(owner Owner, desired Records) Records {
+	out := Records{}
+	for k, v := range desired {
+		if old, held := o.values[k]; held {
+			if holder, _ := o.namer.ownerOfKey(k, old); holder != owner {
+				o.wait(owner, k)
+				continue
+			}
 		}
+		out[k] = v
 	}
 	return out
 }
 
-// applied records a plan committed at revision rev.
-func (o *owned) applied(owner Owner, p Plan, rev int64) {
+// current is every key owner holds, what the plan compares its claimable
+// records with.
+func (o *owned) current(owner Owner) Records {
+	out := Records{}
+	for k := range o.byOwner[owner] {
+		out[k] = o.values[k]
+	}
+	return out
+}
+
+// applied records a plan committed at revision rev, and returns the owners
+// that waited for a key it deleted. A key another commit wrote at a later
+// revision (two owners racing for a PTR) keeps that commit's result.
+func (o *owned) applied(owner Owner, p Plan, rev int64) []Owner {
+	o.highest = max(o.highest, rev)
 	for k, v := range p.Puts {
+		if o.written[k] > rev {
+			o.wait(owner, k)
+			continue
+		}
 		o.set(k, v)
 		o.written[k] = rev
 	}
+	var released []Owner
 	for _, k := range p.Deletes {
+		if o.written[k] > rev {
+			continue
+		}
 		o.remove(owner, k)
 		o.written[k] = rev
+		for w := range o.waiting[k] {
+			released = append(released, w)
+		}
+		delete(o.waiting, k)
 	}
+	return released
 }
 
 func (o *owned) owners() []Owner {

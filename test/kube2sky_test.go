@@ -315,6 +315,41 @@ func TestKube2skyAgainstARealAPIServer(t *testing.T) {
 		must(admin.CoreV1().Endpoints(ns).Update(ctx, eps, metav1.UpdateOptions{}))(t)
 		pod.expect(t, "NXDOMAIN", nil, "unready."+suffix, "A")
 	})
+	t.Run("S13 PTR of an endpoint IP two headless services select", func(t *testing.T) {
+		// One holds the PTR; deleting it hands the PTR to the other at once.
+		for _, name := range []string{"shared-a", "shared-b"} {
+			must(admin.CoreV1().Services(ns).Create(ctx, &v1.Service{
+				ObjectMeta: metav1.ObjectMeta{Name: name},
+				Spec:       v1.ServiceSpec{ClusterIP: v1.ClusterIPNone},
+			}, metav1.CreateOptions{}))(t)
+			must(admin.CoreV1().Endpoints(ns).Create(ctx, &v1.Endpoints{
+				ObjectMeta: metav1.ObjectMeta{Name: name},
+				Subsets: []v1.EndpointSubset{{Addresses: []v1.EndpointAddress{{IP: "10.244.8.1", Hostname: "pet"}},
+					Ports: []v1.EndpointPort{{Port: 80, Protocol: v1.ProtocolTCP}}}},
+			}, metav1.CreateOptions{}))(t)
+			pod.expect(t, "NOERROR", []string{"A 10.244.8.1"}, "pet."+name+"."+suffix, "A")
+		}
+		var holder string
+		harness.Eventually(t, 10*time.Second, "a PTR for 10.244.8.1", func() error {
+			_, answers, err := harness.TryDig(t, pod.skydns.Addr, "-x", "10.244.8.1")
+			if err != nil {
+				return err
+			}
+			for _, name := range []string{"shared-a", "shared-b"} {
+				if slices.Equal(rdata(answers), []string{"PTR pet." + name + "." + suffix}) {
+					holder = name
+					return nil
+				}
+			}
+			return fmt.Errorf("PTR %q, want pet.shared-a or pet.shared-b", rdata(answers))
+		})
+		other := map[string]string{"shared-a": "shared-b", "shared-b": "shared-a"}[holder]
+		if err := admin.CoreV1().Services(ns).Delete(ctx, holder, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		pod.expect(t, "NXDOMAIN", nil, "pet."+holder+"."+suffix, "A")
+		pod.expect(t, "NOERROR", []string{"PTR pet." + other + "." + suffix}, "-x", "10.244.8.1")
+	})
 	t.Run("S1 dns-version", func(t *testing.T) {
 		pod.expect(t, "NOERROR", []string{`TXT "1.1.0"`}, "dns-version.cluster.local", "TXT")
 	})
