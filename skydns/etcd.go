@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,11 +160,16 @@ func (w *Watcher) apply(events []*clientv3.Event) {
 	}
 }
 
-// parse decodes one value. A malformed one is skipped and logged and
-// counted once per write, so a relist does not repeat the complaint.
+// parse decodes one value. A malformed one, or one under a key that is not
+// a name (a segment with a dot, empty or over 63 bytes), is skipped and
+// logged and counted once per write, so a relist does not repeat the
+// complaint.
 func (w *Watcher) parse(kv *mvccpb.KeyValue) (msg.Service, bool) {
 	key := string(kv.Key)
 	s, err := msg.Unmarshal(key, kv.Value)
+	if err == nil && !w.nameKey(key) {
+		err = fmt.Errorf("key segments must be DNS labels (1-%d bytes, no dots)", msg.MaxLabelLen)
+	}
 	if err == nil {
 		return s, true
 	}
@@ -176,6 +182,12 @@ func (w *Watcher) parse(kv *mvccpb.KeyValue) (msg.Service, bool) {
 		w.log.Warn("skipping malformed record", "key", key, "err", err)
 	}
 	return msg.Service{}, false
+}
+
+// nameKey reports whether key maps to a DNS name under the prefix.
+func (w *Watcher) nameKey(key string) bool {
+	_, ok := msg.KeySegments(lowerASCII(key), strings.Trim(w.prefix, "/"))
+	return ok
 }
 
 func (w *Watcher) setUp() {

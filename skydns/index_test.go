@@ -132,3 +132,22 @@ func TestIndexNameMapFollowsTree(t *testing.T) {
 		t.Fatalf("name map holds %d nodes, want 6 (local cluster svc ns b y)", n)
 	}
 }
+
+// A key whose segment is not a label (here "web.default") maps to no name:
+// the index ignores it, so it neither answers for web.default.svc.test. nor
+// hides that name when deleted.
+func TestIndexIgnoresKeysThatAreNotNames(t *testing.T) {
+	ix := NewIndex("skydns")
+	ix.Replace([]msg.Service{{Key: "/skydns/test/svc/web.default", Host: "10.66.66.66"}, {Key: "/skydns/test/svc/default/web/x", Host: "10.0.0.1"}})
+	put(ix, "/skydns/test/svc/web.default", "10.66.66.67")
+	if got := hosts(must(ix.Records("web.default.svc.test.", false))); !slices.Equal(got, []string{"10.0.0.1"}) {
+		t.Fatalf("answers %v, want the real name's record alone", got)
+	}
+	ix.Delete("/skydns/test/svc/web.default")
+	if got := hosts(must(ix.Records("web.default.svc.test.", false))); !slices.Equal(got, []string{"10.0.0.1"}) {
+		t.Fatalf("after deleting the dotted key: %v", got)
+	}
+	if ix.Len() != 1 {
+		t.Fatalf("Len = %d, want 1", ix.Len())
+	}
+}

@@ -294,6 +294,41 @@ func TestMalformedValueNextToGoodOnes(t *testing.T) {
 	}
 }
 
+// A key that is not a name (a segment with a dot) is skipped and counted:
+// it neither answers for the name whose labels it runs together, nor, when
+// deleted, hides that name, which other keys hold.
+func TestKeyThatIsNotANameIsSkipped(t *testing.T) {
+	etcd := harness.StartEtcd(t)
+	c := etcd.Client()
+	etcd.Put(c, "/skydns/local/cluster/svc/default/web/x", `{"host":"10.7.1.1"}`)
+	s := startSkydns(t, etcd.URL)
+	etcd.Put(c, "/skydns/local/cluster/svc/web.default", `{"host":"10.66.66.66"}`)
+	harness.Eventually(t, 10*time.Second, "the dotted key counted as malformed", func() error {
+		if v := s.metric(t, "skydns_etcd_malformed_values_total"); v != "1" {
+			return fmt.Errorf("skydns_etcd_malformed_values_total = %q", v)
+		}
+		return nil
+	})
+	m, err := harness.Exchange(s.Addr, "udp", "web.default.svc.cluster.local.", dns.TypeA)
+	if err := harness.WantAnswers(m, err, "10.7.1.1"); err != nil {
+		t.Fatalf("with the dotted key written: %v", err)
+	}
+	if _, err := c.Delete(t.Context(), "/skydns/local/cluster/svc/web.default"); err != nil {
+		t.Fatal(err)
+	}
+	// The delete is applied in order with a later put: once that put is
+	// answered, the delete has been seen too.
+	etcd.Put(c, "/skydns/local/cluster/svc/default/after/x", `{"host":"10.7.1.2"}`)
+	harness.Eventually(t, 10*time.Second, "a write after the delete answered", func() error {
+		m, err := harness.Exchange(s.Addr, "udp", "after.default.svc.cluster.local.", dns.TypeA)
+		return harness.WantAnswers(m, err, "10.7.1.2")
+	})
+	m, err = harness.Exchange(s.Addr, "udp", "web.default.svc.cluster.local.", dns.TypeA)
+	if err := harness.WantAnswers(m, err, "10.7.1.1"); err != nil {
+		t.Fatalf("after the dotted key was deleted: %v", err)
+	}
+}
+
 // Garbage on the wire gets FORMERR or nothing, and the server keeps going.
 func TestMalformedPackets(t *testing.T) {
 	etcd := harness.StartEtcd(t)

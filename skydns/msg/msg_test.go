@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -118,6 +119,9 @@ func TestKeySegments(t *testing.T) {
 		{"/other/local", nil, false},
 		{"/skydns/local//x", nil, false},
 		{"/skydns/local/", nil, false},
+		{"/skydns/local/cluster/svc/web.default", nil, false}, // A dot: no name maps here.
+		{"/skydns/local/" + strings.Repeat("x", 64), nil, false},
+		{"/skydns/local/" + strings.Repeat("x", 63), []string{"local", strings.Repeat("x", 63)}, true},
 	}
 	for _, tc := range tests {
 		got, ok := KeySegments(tc.key, "skydns")

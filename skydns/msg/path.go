@@ -40,7 +40,10 @@ func Labels(name string) []string {
 
 // KeySegments splits a key below prefix into its segments in key order
 // ("/skydns/local/cluster/x" gives [local cluster x]). ok is false for a key
-// outside the prefix or with an empty segment, which no name maps to.
+// outside the prefix or with a segment that is not a DNS label (empty,
+// longer than 63 bytes, or with a dot): no name maps to such a key, and a
+// segment "web.default" would otherwise answer, and on delete hide, the
+// name web.default.<rest> that other keys hold.
 func KeySegments(key, prefix string) (segments []string, ok bool) {
 	rest, found := strings.CutPrefix(key, "/"+prefix+"/")
 	if !found || rest == "" {
@@ -48,11 +51,18 @@ func KeySegments(key, prefix string) (segments []string, ok bool) {
 	}
 	segments = strings.Split(rest, "/")
 	for _, s := range segments {
-		if s == "" {
+		if !isLabel(s) {
 			return nil, false
 		}
 	}
 	return segments, true
+}
+
+// MaxLabelLen is the longest DNS label (RFC 1035 2.3.4).
+const MaxLabelLen = 63
+
+func isLabel(s string) bool {
+	return s != "" && len(s) <= MaxLabelLen && !strings.Contains(s, ".")
 }
 
 // IsWildcard reports whether a label matches any label in a lookup.
