@@ -350,6 +350,36 @@ func TestKube2skyAgainstARealAPIServer(t *testing.T) {
 		pod.expect(t, "NXDOMAIN", nil, "pet."+holder+"."+suffix, "A")
 		pod.expect(t, "NOERROR", []string{"PTR pet." + other + "." + suffix}, "-x", "10.244.8.1")
 	})
+	t.Run("S13 PTR of a published not-ready endpoint", func(t *testing.T) {
+		// Its PTR follows its A record: published, or neither.
+		for _, publish := range []bool{true, false} {
+			name, ip := fmt.Sprintf("warming-%t", publish), map[bool]string{true: "10.244.8.2", false: "10.244.8.3"}[publish]
+			must(admin.CoreV1().Services(ns).Create(ctx, &v1.Service{
+				ObjectMeta: metav1.ObjectMeta{Name: name},
+				Spec:       v1.ServiceSpec{ClusterIP: v1.ClusterIPNone, PublishNotReadyAddresses: publish},
+			}, metav1.CreateOptions{}))(t)
+			must(admin.CoreV1().Endpoints(ns).Create(ctx, &v1.Endpoints{
+				ObjectMeta: metav1.ObjectMeta{Name: name},
+				Subsets: []v1.EndpointSubset{{
+					Addresses:         []v1.EndpointAddress{{IP: "10.244.8.9", Hostname: "ready"}},
+					NotReadyAddresses: []v1.EndpointAddress{{IP: ip, Hostname: "pet"}},
+					Ports:             []v1.EndpointPort{{Port: 80, Protocol: v1.ProtocolTCP}}}},
+			}, metav1.CreateOptions{}))(t)
+			// The ready address answering first shows kube2sky has synced it.
+			pod.expect(t, "NOERROR", []string{"A 10.244.8.9"}, "ready."+name+"."+suffix, "A")
+			if publish {
+				pod.expect(t, "NOERROR", []string{"A " + ip}, "pet."+name+"."+suffix, "A")
+				pod.expect(t, "NOERROR", []string{"PTR pet." + name + "." + suffix}, "-x", ip)
+			} else {
+				// The ready address's records and the PTRs are one
+				// transaction: what answers now is final.
+				pod.expect(t, "NXDOMAIN", nil, "pet."+name+"."+suffix, "A")
+				if _, answers, err := harness.TryDig(t, pod.skydns.Addr, "-x", ip); err != nil || len(answers) != 0 {
+					t.Errorf("dig -x %s: %q %v, want no PTR for an unpublished not-ready address", ip, answers, err)
+				}
+			}
+		}
+	})
 	t.Run("S1 dns-version", func(t *testing.T) {
 		pod.expect(t, "NOERROR", []string{`TXT "1.1.0"`}, "dns-version.cluster.local", "TXT")
 	})
