@@ -329,6 +329,26 @@ func TestKeyThatIsNotANameIsSkipped(t *testing.T) {
 	}
 }
 
+// A value no reply could carry (a host that is no name, a port past 16
+// bits) is skipped and counted; the records beside it are still served.
+// Before, the bad host left the whole SRV query without a reply, and port
+// 70000 went out as 4464.
+func TestUnservableValuesAreSkipped(t *testing.T) {
+	etcd := harness.StartEtcd(t)
+	c := etcd.Client()
+	s := startSkydns(t, etcd.URL)
+	etcd.Put(c, "/skydns/local/cluster/svc/default/web/_tcp/_http/bad", `{"host":"a..b","port":80}`)
+	etcd.Put(c, "/skydns/local/cluster/svc/default/web/_tcp/_http/big", `{"host":"10.7.2.2","port":70000}`)
+	etcd.Put(c, "/skydns/local/cluster/svc/default/web/_tcp/_http/good", `{"host":"10.7.2.1","port":80}`)
+	harness.Eventually(t, 10*time.Second, "the good SRV record answered", func() error {
+		m, err := harness.Exchange(s.Addr, "udp", "_http._tcp.web.default.svc.cluster.local.", dns.TypeSRV)
+		return harness.WantAnswers(m, err, "10 100 80 good._http._tcp.web.default.svc.cluster.local.")
+	})
+	if v := s.metric(t, "skydns_etcd_malformed_values_total"); v != "2" {
+		t.Fatalf("skydns_etcd_malformed_values_total = %q, want 2", v)
+	}
+}
+
 // Garbage on the wire gets FORMERR or nothing, and the server keeps going.
 func TestMalformedPackets(t *testing.T) {
 	etcd := harness.StartEtcd(t)

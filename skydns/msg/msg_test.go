@@ -83,6 +83,33 @@ func TestUnmarshalRoundTrip(t *testing.T) {
 	}
 }
 
+// Values no reply could carry are errors; everything a cluster writes is not.
+func TestUnmarshalChecksWhatARecordCanServe(t *testing.T) {
+	tests := []struct {
+		value string
+		ok    bool
+	}{
+		{`{"host":"10.0.0.1","port":80,"priority":10,"weight":10,"ttl":30}`, true},
+		{`{"host":"2001:db8::1"}`, true},
+		{`{"host":"testservice.default.svc.cluster.local."}`, true},
+		{`{"host":"server1","port":65535,"priority":65535,"weight":65535}`, true},
+		{`{"text":"only text"}`, true},
+		{`{"host":"a..b","port":80}`, false},
+		{`{"host":".","port":80}`, false},
+		{`{"host":"` + strings.Repeat("x", 64) + `.example."}`, false},
+		{`{"host":"` + strings.Repeat("abcdefg.", 32) + `"}`, false}, // 256 bytes.
+		{`{"host":"10.0.0.1","port":70000}`, false},
+		{`{"host":"10.0.0.1","port":-1}`, false},
+		{`{"host":"10.0.0.1","priority":65536}`, false},
+		{`{"host":"10.0.0.1","weight":-5}`, false},
+	}
+	for _, tc := range tests {
+		if _, err := Unmarshal("/skydns/test/x", []byte(tc.value)); (err == nil) != tc.ok {
+			t.Errorf("Unmarshal(%s): error %v, want ok=%v", tc.value, err, tc.ok)
+		}
+	}
+}
+
 func TestPathAndDomain(t *testing.T) {
 	tests := []struct {
 		name, prefix, path string

@@ -61,6 +61,7 @@ func KeySegments(key, prefix string) (segments []string, ok bool) {
 // MaxLabelLen is the longest DNS label (RFC 1035 2.3.4).
 const MaxLabelLen = 63
 
+// isLabel reports whether s is one DNS label: 1 to 63 bytes, no dot.
 func isLabel(s string) bool {
 	return s != "" && len(s) <= MaxLabelLen && !strings.Contains(s, ".")
 }

@@ -44,7 +44,8 @@ func Marshal(s Service) ([]byte, error) {
 }
 
 // Unmarshal parses one etcd value. Unknown fields are ignored, as the
-// original did, so a newer writer never breaks an older reader.
+// original did, so a newer writer never breaks an older reader. A value
+// that could not be served as it says (see check) is an error.
 func Unmarshal(key string, value []byte) (Service, error) {
 	var s Service
 	if err := json.Unmarshal(value, &s); err != nil {
@@ -52,7 +53,48 @@ func Unmarshal(key string, value []byte) (Service, error) {
 	}
 	s.Key = key
 	s.hostIP = net.ParseIP(s.Host)
+	if err := s.check(); err != nil {
+		return Service{}, fmt.Errorf("record %q: %w", key, err)
+	}
 	return s, nil
+}
+
+// check finds what no DNS reply could carry: a host that is neither an IP
+// nor a domain name (such a target made the whole reply fail to pack), and
+// a port, priority or weight outside the 16 bits of SRV and MX fields
+// (port 70000 went out as 4464).
+func (s *Service) check() error {
+	if s.Host != "" && s.hostIP == nil && !isDomainName(s.Host) {
+		return fmt.Errorf("host %q is neither an IP address nor a domain name", s.Host)
+	}
+	for _, f := range []struct {
+		name  string
+		value int
+	}{{"port", s.Port}, {"priority", s.Priority}, {"weight", s.Weight}} {
+		if f.value < 0 || f.value > 65535 {
+			return fmt.Errorf("%s %d is outside 0-65535", f.name, f.value)
+		}
+	}
+	return nil
+}
+
+// maxNameLen is the longest domain name in text form without the root dot
+// (255 bytes on the wire).
+const maxNameLen = 253
+
+// isDomainName reports whether name is made of labels of 1 to 63 bytes,
+// 253 bytes in all, with or without the root dot.
+func isDomainName(name string) bool {
+	name = strings.TrimSuffix(name, ".")
+	if name == "" || len(name) > maxNameLen {
+		return false
+	}
+	for _, label := range strings.Split(name, ".") {
+		if !isLabel(label) {
+			return false
+		}
+	}
+	return true
 }
 
 // HashLabel is the record label kube2sky derives from a value: the FNV-32a
