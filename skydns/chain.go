@@ -125,7 +125,7 @@ func newChain(opts Options, deps Deps) (step, caches) {
 	if opts.StubZones {
 		next = &stubStep{zones: newStubZones(opts.Zone.Domain, deps.Index), up: up, next: next}
 	}
-	next = &shapeStep{opts: opts.Reply, next: next}
+	next = &shapeStep{opts: opts.Reply, metrics: deps.Metrics, next: next}
 	next = &chaosStep{domain: opts.Zone.Domain, next: next}
 	next = &checkStep{dropStubLoops: opts.StubZones, next: next}
 	packed := newPackedAnswers(opts.AnswerCache)

@@ -35,6 +35,11 @@ const (
 	// a service's single address (measured), so some 9 MiB when full;
 	// enough for the A and AAAA names of 16,000 services.
 	defaultAnswerCache = 32768
+
+	// defaultMaxUDPSize is the DNS flag day's buffer size (2020): a UDP
+	// reply no larger does not fragment on any common path, and a 44-byte
+	// query cannot draw 48 KB of it.
+	defaultMaxUDPSize = 1232
 )
 
 // Config is what the flags and the environment set, in the shape of the
@@ -74,6 +79,7 @@ type Config struct {
 	MetricsAddr string          `json:"-"`
 	MetricsPath string          `json:"-"`
 	AnswerCache int             `json:"-"`
+	MaxUDPSize  int             `json:"-"`
 	EtcdTimeout time.Duration   `json:"-"`
 	Log         logging.Options `json:"-"`
 }
@@ -100,6 +106,7 @@ func NewConfig(getenv func(string) string) *Config {
 		MetricsPath: envOr(getenv, "PROMETHEUS_PATH", "/metrics"),
 		EtcdTimeout: 5 * time.Second,
 		AnswerCache: defaultAnswerCache,
+		MaxUDPSize:  defaultMaxUDPSize,
 		Log:         logging.DefaultOptions(),
 	}
 	if ns := getenv("SKYDNS_NAMESERVERS"); ns != "" {
@@ -161,6 +168,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "address of /metrics and /ready (PROMETHEUS_PORT sets the port); empty disables")
 	fs.StringVar(&c.MetricsPath, "metrics-path", c.MetricsPath, "path of the Prometheus metrics (PROMETHEUS_PATH)")
 	fs.IntVar(&c.AnswerCache, "answer-cache", c.AnswerCache, "capacity of the packed in-zone answers, exact for the current records (0 = off)")
+	fs.IntVar(&c.MaxUDPSize, "max-udp-size", c.MaxUDPSize, "largest UDP reply, whatever buffer the client advertises (512-65535); also the EDNS0 buffer advertised upstream")
 	fs.DurationVar(&c.EtcdTimeout, "etcd-timeout", c.EtcdTimeout, "timeout of each etcd request (list, health check)")
 	c.Log.AddFlags(fs)
 }
@@ -203,6 +211,9 @@ func (c *Config) Finish() error {
 	}
 	if c.ReadTimeout <= 0 {
 		c.ReadTimeout = defaultRTimeout
+	}
+	if c.MaxUDPSize < dns.MinMsgSize || c.MaxUDPSize > dns.MaxMsgSize {
+		return fmt.Errorf("--max-udp-size: %d must be 512-65535", c.MaxUDPSize)
 	}
 	if c.AnswerCache < 0 {
 		return fmt.Errorf("--answer-cache: %d must not be negative", c.AnswerCache)

@@ -77,6 +77,8 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"-rtimeout=soon"}, "invalid argument"},
 		{[]string{"-no-such-flag"}, "unknown"},
 		{[]string{"--answer-cache=-1"}, "must not be negative"},
+		{[]string{"--max-udp-size=100"}, "--max-udp-size"},
+		{[]string{"--max-udp-size=70000"}, "--max-udp-size"},
 	}
 	for _, tc := range tests {
 		_, err := parse(t, nil, tc.args...)

@@ -53,19 +53,15 @@ var errAllFailed = errors.New("no nameserver answered")
 // errOtherQuestion is an upstream reply to a question skydns did not ask.
 var errOtherQuestion = errors.New("reply to another question")
 
-// upstreamUDPSize is the largest EDNS0 buffer skydns advertises upstream,
-// whatever its client asked for: the DNS flag day value, so that replies
-// do not fragment.
-const upstreamUDPSize = 1232
-
 // outgoing is req as it goes upstream: with an id of its own, so a reply
 // must match a query skydns sent rather than an id a client chose, and an
-// EDNS0 buffer of at most upstreamUDPSize.
-func outgoing(req *dns.Msg) *dns.Msg {
+// EDNS0 buffer of at most udpSize (--max-udp-size): an upstream reply then
+// fits what skydns sends its clients.
+func outgoing(req *dns.Msg, udpSize uint16) *dns.Msg {
 	out := req.Copy()
 	out.Id = dns.Id()
-	if opt := out.IsEdns0(); opt != nil && opt.UDPSize() > upstreamUDPSize {
-		opt.SetUDPSize(upstreamUDPSize)
+	if opt := out.IsEdns0(); opt != nil && opt.UDPSize() > udpSize {
+		opt.SetUDPSize(udpSize)
 	}
 	return out
 }
@@ -185,7 +181,7 @@ func (u *upstream) Lookup(ctx context.Context, name string, qtype uint16) (*dns.
 // a single server gets a second chance), and returns the first answer to
 // the question asked, with the request's id.
 func (u *upstream) failover(ctx context.Context, network string, req *dns.Msg, servers []string, start int) (*dns.Msg, error) {
-	out := outgoing(req)
+	out := outgoing(req, u.opts.UDPSize)
 	var lastErr error
 	for i := 0; i <= len(servers); i++ {
 		if ctx.Err() != nil {

@@ -424,23 +424,35 @@ func TestTruncation(t *testing.T) {
 	for i := 0; i < 60; i++ {
 		records[fmt.Sprintf("%d.big.skydns.test.", i)] = fmt.Sprintf(`{"host":"10.1.0.%d","port":80}`, i)
 	}
-	h := newTestHandler(t, newTestConfig(), loadIndex(t, records))
+	ix := loadIndex(t, records)
 	tests := []struct {
 		name     string
+		maxUDP   int // --max-udp-size; 0: the default.
 		proto    string
 		qtype    uint16
 		edns     uint16
 		tc       bool
 		answers  int
 		maxBytes int
+		capped   float64 // skydns_dns_udp_capped_total after the reply.
 	}{
-		{"udp A over 512", "udp", dns.TypeA, 0, true, -1, 512},
-		{"udp A with edns 4096", "udp", dns.TypeA, 4096, false, 60, 4096},
-		{"tcp A", "tcp", dns.TypeA, 0, false, 60, dns.MaxMsgSize},
-		{"udp SRV drops extra before answers", "udp", dns.TypeSRV, 2600, false, 60, 2600},
+		{"udp A over 512", 0, "udp", dns.TypeA, 0, true, -1, 512, 0},
+		{"udp A with edns 4096", 0, "udp", dns.TypeA, 4096, false, 60, 4096, 0},
+		{"tcp A", 0, "tcp", dns.TypeA, 0, false, 60, dns.MaxMsgSize, 0},
+		{"udp SRV drops extra before answers", 4096, "udp", dns.TypeSRV, 2600, false, 60, 2600, 0},
+		// The ceiling holds whatever the client advertises.
+		{"udp SRV with edns 2600 at the default ceiling", 0, "udp", dns.TypeSRV, 2600, true, -1, 1232, 1},
+		{"udp SRV with edns 65535 at the default ceiling", 0, "udp", dns.TypeSRV, 65535, true, -1, 1232, 1},
+		{"udp SRV with edns 65535 at a 600-byte ceiling", 600, "udp", dns.TypeSRV, 65535, true, -1, 600, 1},
+		{"tcp SRV is not capped", 0, "tcp", dns.TypeSRV, 65535, false, 60, dns.MaxMsgSize, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			cfg := newTestConfig()
+			if tc.maxUDP > 0 {
+				cfg.MaxUDPSize = tc.maxUDP
+			}
+			h := newTestHandler(t, cfg, ix)
 			req := new(dns.Msg)
 			req.SetQuestion("big.skydns.test.", tc.qtype)
 			if tc.edns > 0 {
@@ -459,6 +471,9 @@ func TestTruncation(t *testing.T) {
 			}
 			if len(wire) > tc.maxBytes {
 				t.Fatalf("reply is %d bytes, limit %d", len(wire), tc.maxBytes)
+			}
+			if got := testutilCounter(h.metrics.udpCapped); got != tc.capped {
+				t.Fatalf("skydns_dns_udp_capped_total = %v, want %v", got, tc.capped)
 			}
 		})
 	}

@@ -16,6 +16,7 @@ type Metrics struct {
 	duration  *prometheus.HistogramVec
 	forwards  *prometheus.CounterVec
 	dropped   prometheus.Counter
+	udpCapped prometheus.Counter
 
 	packedHits   prometheus.Counter
 	packedMisses prometheus.Counter
@@ -57,6 +58,9 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "skydns", Name: "dns_dropped_total", Help: "Requests dropped unanswered (stub-zone loops).",
 		}),
+		udpCapped: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "skydns", Name: "dns_udp_capped_total", Help: "UDP replies truncated at --max-udp-size that the client's buffer would have taken whole.",
+		}),
 		watchUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "skydns", Name: "etcd_watch_up", Help: "1 while skydns is listing or watching etcd successfully, 0 while etcd is unreachable.",
 		}),
@@ -74,7 +78,7 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 		Namespace: "skydns", Name: "answer_cache_lookups_total", Help: "Address queries looked up in the packed answers, by result (hit or miss).",
 	}, []string{"result"})
 	m.packedHits, m.packedMisses = packed.WithLabelValues("hit"), packed.WithLabelValues("miss")
-	reg.MustRegister(packed, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.watchUp, m.relists, m.malformed, m.lastChange)
+	reg.MustRegister(packed, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.udpCapped, m.watchUp, m.relists, m.malformed, m.lastChange)
 	if index != nil {
 		reg.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{

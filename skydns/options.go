@@ -46,6 +46,7 @@ type ZoneOptions struct {
 type ReplyOptions struct {
 	RoundRobin bool   // Shuffle address answers per query.
 	MaxTTL     uint32 // Where the search for an answer set's minimum TTL starts.
+	MaxUDPSize uint16 // The largest UDP reply, whatever the client advertises.
 }
 
 // ForwardOptions say where names outside the zone go.
@@ -57,6 +58,7 @@ type ForwardOptions struct {
 	Timeout     time.Duration // Of one exchange with one server.
 	CacheSize   int           // Forwarded replies kept (-rcache); 0: none.
 	CacheTTL    time.Duration // How long one is kept (-rcache-ttl).
+	UDPSize     uint16        // The largest EDNS0 buffer advertised upstream.
 }
 
 // ServeOptions are where skydns listens.
@@ -147,10 +149,11 @@ func (c *Config) options() Options {
 			Domain: c.Domain, Local: c.Local, Hostmaster: c.Hostmaster, TTL: c.TTL, MinTTL: c.MinTTL,
 			Priority: c.Priority, UpstreamTTL: uint32(c.RCacheTTL),
 		},
-		Reply: ReplyOptions{RoundRobin: c.RoundRobin, MaxTTL: c.TTL},
+		Reply: ReplyOptions{RoundRobin: c.RoundRobin, MaxTTL: c.TTL, MaxUDPSize: uint16(c.MaxUDPSize)},
 		Forward: ForwardOptions{
 			Nameservers: slices.Clone(c.Nameservers), NoRec: c.NoRec, Rotate: c.NSRotate, Ndots: c.Ndots,
 			Timeout: c.ReadTimeout, CacheSize: c.RCache, CacheTTL: time.Duration(c.RCacheTTL) * time.Second,
+			UDPSize: uint16(c.MaxUDPSize),
 		},
 		Serve:       ServeOptions{DNSAddr: c.DNSAddr, Systemd: c.Systemd, MetricsAddr: c.MetricsAddr, MetricsPath: c.MetricsPath},
 		Etcd:        c.EtcdOptions(),

@@ -13,8 +13,9 @@ import (
 // for the answer set, round robin, and a fit to the client's buffer.
 // Every other reply passes through as it is.
 type shapeStep struct {
-	opts ReplyOptions
-	next step
+	opts    ReplyOptions
+	metrics *Metrics
+	next    step
 }
 
 func (s *shapeStep) serve(ctx context.Context, req *request) {
@@ -41,7 +42,19 @@ func (s *shapeStep) shape(req *request, r *reply) {
 		roundRobin(m.Answer)
 		r.shuffled = len(m.Answer) > 1
 	}
-	r.msg = fit(req, m)
+	r.msg = fit(req, m, s.opts.MaxUDPSize)
+	if r.msg.Truncated && clientBuffer(req.msg) > int(s.opts.MaxUDPSize) {
+		s.metrics.udpCapped.Inc() // The client would have taken more.
+	}
+}
+
+// clientBuffer is the UDP reply size the client advertises: 512 without
+// EDNS0.
+func clientBuffer(req *dns.Msg) int {
+	if opt := req.IsEdns0(); opt != nil {
+		return max(int(opt.UDPSize()), dns.MinMsgSize)
+	}
+	return dns.MinMsgSize
 }
 
 // dedupRRs removes identical records, keeping order, and keeps one CNAME
@@ -102,13 +115,13 @@ func roundRobin(rrs []dns.RR) {
 	rand.Shuffle(len(rrs), func(i, j int) { rrs[i], rrs[j] = rrs[j], rrs[i] })
 }
 
-// fit makes the reply fit the client's buffer: over UDP extra records go
-// first, then answers with TC set so the client retries over TCP. Over TCP
-// an answer that cannot fit in 64 KiB is a SERVFAIL, not a silent cut.
-func fit(req *request, m *dns.Msg) *dns.Msg {
-	size := dns.MinMsgSize
+// fit makes the reply fit the client's buffer, and over UDP maxUDP: extra
+// records go first, then answers with TC set so the client retries over
+// TCP. Over TCP an answer that cannot fit in 64 KiB is a SERVFAIL, not a
+// silent cut.
+func fit(req *request, m *dns.Msg, maxUDP uint16) *dns.Msg {
+	size := min(clientBuffer(req.msg), int(maxUDP))
 	if opt := req.msg.IsEdns0(); opt != nil {
-		size = max(int(opt.UDPSize()), dns.MinMsgSize)
 		m.SetEdns0(advertisedUDPSize(opt), false)
 	}
 	if req.tcp {

@@ -370,18 +370,13 @@ func TestMalformedPackets(t *testing.T) {
 	}
 	defer conn.Close()
 	for i, p := range packets {
-		if _, err := conn.Write(p); err != nil {
-			t.Fatal(err)
-		}
-		_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-		buf := make([]byte, 512)
-		n, err := conn.Read(buf)
+		reply, err := roundTrip(t, conn, p, 300*time.Millisecond)
 		if err != nil {
 			continue // Dropped: allowed.
 		}
 		m := new(dns.Msg)
-		if err := m.Unpack(buf[:n]); err != nil {
-			t.Errorf("packet %d: a reply that does not parse (%v): % x", i, err, buf[:n])
+		if err := m.Unpack(reply); err != nil {
+			t.Errorf("packet %d: a reply that does not parse (%v): % x", i, err, reply)
 		} else if m.Rcode != dns.RcodeFormatError && m.Rcode != dns.RcodeNotImplemented {
 			t.Errorf("packet %d: rcode %s, want FORMERR or no reply", i, dns.RcodeToString[m.Rcode])
 		}
@@ -557,9 +552,53 @@ func TestTruncationOverUDPAndFullOverTCP(t *testing.T) {
 	if _, answers := harness.Dig(t, s.Addr, name, "A", "+noedns"); len(answers) != 100 {
 		t.Fatalf("dig after TC fallback: %d answers", len(answers))
 	}
-	if _, answers := harness.Dig(t, s.Addr, name, "A", "+bufsize=4096", "+ignore"); len(answers) != 100 {
+	// Whatever the client advertises, a UDP reply stops at --max-udp-size
+	// (1232 by default), counted.
+	wire := exchangeRaw(t, s.Addr, new(dns.Msg).SetQuestion(name, dns.TypeA).SetEdns0(65535, false))
+	m = new(dns.Msg)
+	if err := m.Unpack(wire); err != nil || !m.Truncated || len(wire) > 1232 || len(m.Answer) == 0 {
+		t.Fatalf("udp with a 65535-byte EDNS buffer: TC=%v, %d bytes, %d answers, err=%v", m.Truncated, len(wire), len(m.Answer), err)
+	}
+	if v := s.metric(t, "skydns_dns_udp_capped_total"); v != "1" {
+		t.Fatalf("skydns_dns_udp_capped_total = %q, want 1", v)
+	}
+	// With the ceiling raised, a client's 4096-byte buffer takes it all.
+	raised := startSkydns(t, etcd.URL, "--max-udp-size=4096")
+	if _, answers := harness.Dig(t, raised.Addr, name, "A", "+bufsize=4096", "+ignore"); len(answers) != 100 {
 		t.Fatalf("dig with a 4096-byte EDNS buffer: %d answers", len(answers))
 	}
+}
+
+// exchangeRaw sends req over UDP and returns the reply's bytes as they came.
+func exchangeRaw(t *testing.T, addr string, req *dns.Msg) []byte {
+	t.Helper()
+	packed, err := req.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := (&net.Dialer{}).DialContext(t.Context(), "udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	reply, err := roundTrip(t, conn, packed, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reply
+}
+
+// roundTrip writes one datagram and reads the reply, waiting at most wait;
+// the error is the read's (no reply in time).
+func roundTrip(t *testing.T, conn net.Conn, packet []byte, wait time.Duration) ([]byte, error) {
+	t.Helper()
+	if _, err := conn.Write(packet); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 65535)
+	n, err := conn.Read(buf)
+	return buf[:n], err
 }
 
 func TestCleanShutdownOnSIGTERM(t *testing.T) {
