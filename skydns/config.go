@@ -40,6 +40,10 @@ const (
 	// reply no larger does not fragment on any common path, and a 44-byte
 	// query cannot draw 48 KB of it.
 	defaultMaxUDPSize = 1232
+
+	// defaultTCPMaxConns TCP connections at once: far more than the
+	// truncated-reply retries of a cluster, each for one query, need.
+	defaultTCPMaxConns = 1024
 )
 
 // Config is what the flags and the environment set, in the shape of the
@@ -80,6 +84,7 @@ type Config struct {
 	MetricsPath string          `json:"-"`
 	AnswerCache int             `json:"-"`
 	MaxUDPSize  int             `json:"-"`
+	TCPMaxConns int             `json:"-"`
 	EtcdTimeout time.Duration   `json:"-"`
 	Log         logging.Options `json:"-"`
 }
@@ -107,6 +112,7 @@ func NewConfig(getenv func(string) string) *Config {
 		EtcdTimeout: 5 * time.Second,
 		AnswerCache: defaultAnswerCache,
 		MaxUDPSize:  defaultMaxUDPSize,
+		TCPMaxConns: defaultTCPMaxConns,
 		Log:         logging.DefaultOptions(),
 	}
 	if ns := getenv("SKYDNS_NAMESERVERS"); ns != "" {
@@ -168,6 +174,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "address of /metrics and /ready (PROMETHEUS_PORT sets the port); empty disables")
 	fs.StringVar(&c.MetricsPath, "metrics-path", c.MetricsPath, "path of the Prometheus metrics (PROMETHEUS_PATH)")
 	fs.IntVar(&c.AnswerCache, "answer-cache", c.AnswerCache, "capacity of the packed in-zone answers, exact for the current records (0 = off)")
+	fs.IntVar(&c.TCPMaxConns, "tcp-max-conns", c.TCPMaxConns, "TCP connections served at once; one more is closed when accepted")
 	fs.IntVar(&c.MaxUDPSize, "max-udp-size", c.MaxUDPSize, "largest UDP reply, whatever buffer the client advertises (512-65535); also the EDNS0 buffer advertised upstream")
 	fs.DurationVar(&c.EtcdTimeout, "etcd-timeout", c.EtcdTimeout, "timeout of each etcd request (list, health check)")
 	c.Log.AddFlags(fs)
@@ -214,6 +221,9 @@ func (c *Config) Finish() error {
 	}
 	if c.MaxUDPSize < dns.MinMsgSize || c.MaxUDPSize > dns.MaxMsgSize {
 		return fmt.Errorf("--max-udp-size: %d must be 512-65535", c.MaxUDPSize)
+	}
+	if c.TCPMaxConns < 1 {
+		return fmt.Errorf("--tcp-max-conns: %d must be at least 1", c.TCPMaxConns)
 	}
 	if c.AnswerCache < 0 {
 		return fmt.Errorf("--answer-cache: %d must not be negative", c.AnswerCache)

@@ -18,6 +18,9 @@ type Metrics struct {
 	dropped   prometheus.Counter
 	udpCapped prometheus.Counter
 
+	tcpConns   prometheus.Gauge
+	tcpRefused prometheus.Counter
+
 	packedHits   prometheus.Counter
 	packedMisses prometheus.Counter
 
@@ -61,6 +64,12 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 		udpCapped: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "skydns", Name: "dns_udp_capped_total", Help: "UDP replies truncated at --max-udp-size that the client's buffer would have taken whole.",
 		}),
+		tcpConns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "skydns", Name: "tcp_connections", Help: "TCP connections open.",
+		}),
+		tcpRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "skydns", Name: "tcp_connections_refused_total", Help: "TCP connections closed at accept because --tcp-max-conns were open.",
+		}),
 		watchUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "skydns", Name: "etcd_watch_up", Help: "1 while skydns is listing or watching etcd successfully, 0 while etcd is unreachable.",
 		}),
@@ -78,7 +87,7 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 		Namespace: "skydns", Name: "answer_cache_lookups_total", Help: "Address queries looked up in the packed answers, by result (hit or miss).",
 	}, []string{"result"})
 	m.packedHits, m.packedMisses = packed.WithLabelValues("hit"), packed.WithLabelValues("miss")
-	reg.MustRegister(packed, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.udpCapped, m.watchUp, m.relists, m.malformed, m.lastChange)
+	reg.MustRegister(packed, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.udpCapped, m.tcpConns, m.tcpRefused, m.watchUp, m.relists, m.malformed, m.lastChange)
 	if index != nil {
 		reg.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -67,6 +67,7 @@ type ServeOptions struct {
 	Systemd     bool   // Take the sockets from systemd instead.
 	MetricsAddr string // "" turns the HTTP endpoint off.
 	MetricsPath string
+	TCPMaxConns int // Connections served at once.
 }
 
 // EtcdOptions are how skydns reaches its records.
@@ -155,7 +156,10 @@ func (c *Config) options() Options {
 			Timeout: c.ReadTimeout, CacheSize: c.RCache, CacheTTL: time.Duration(c.RCacheTTL) * time.Second,
 			UDPSize: uint16(c.MaxUDPSize),
 		},
-		Serve:       ServeOptions{DNSAddr: c.DNSAddr, Systemd: c.Systemd, MetricsAddr: c.MetricsAddr, MetricsPath: c.MetricsPath},
+		Serve: ServeOptions{
+			DNSAddr: c.DNSAddr, Systemd: c.Systemd, MetricsAddr: c.MetricsAddr, MetricsPath: c.MetricsPath,
+			TCPMaxConns: c.TCPMaxConns,
+		},
 		Etcd:        c.EtcdOptions(),
 		AnswerCache: c.AnswerCache,
 		StubZones:   c.StubZones,

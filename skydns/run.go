@@ -68,7 +68,7 @@ func runServers(ctx context.Context, opts Options, client *clientv3.Client, log 
 	g.Go(func() error { watcher.Run(gctx); return nil })
 	for _, s := range []*dns.Server{
 		{PacketConn: udp, Handler: handler, Net: "udp"},
-		{Listener: tcp, Handler: handler, Net: "tcp"},
+		{Listener: newTCPListener(gctx, tcp, opts.Serve.TCPMaxConns, metrics), Handler: handler, Net: "tcp"},
 	} {
 		serveDNS(gctx, g, s)
 	}

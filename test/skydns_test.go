@@ -601,6 +601,45 @@ func roundTrip(t *testing.T, conn net.Conn, packet []byte, wait time.Duration) (
 	return buf[:n], err
 }
 
+// TCP connections are bounded: past --tcp-max-conns one more is closed at
+// once and counted, UDP goes on, and a connection's close frees its slot.
+func TestTCPConnectionLimitThroughTheBinary(t *testing.T) {
+	etcd := harness.StartEtcd(t)
+	etcd.Put(etcd.Client(), svcKey, svcVal)
+	s := startSkydns(t, etcd.URL, "--tcp-max-conns=2")
+	var held []net.Conn
+	for range 2 {
+		c, err := (&net.Dialer{}).DialContext(t.Context(), "tcp", s.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	harness.Eventually(t, 10*time.Second, "two idle connections held", func() error {
+		if v := s.metric(t, "skydns_tcp_connections"); v != "2" {
+			return fmt.Errorf("skydns_tcp_connections = %q", v)
+		}
+		return nil
+	})
+	if m, err := harness.Exchange(s.Addr, "tcp", svcName, dns.TypeA); err == nil {
+		t.Fatalf("a third TCP connection was served: %v", m)
+	}
+	if v := s.metric(t, "skydns_tcp_connections_refused_total"); v != "1" {
+		t.Fatalf("skydns_tcp_connections_refused_total = %q, want 1", v)
+	}
+	m, err := harness.Exchange(s.Addr, "udp", svcName, dns.TypeA)
+	if err := harness.WantAnswers(m, err, "1.2.3.4"); err != nil {
+		t.Fatalf("UDP at the TCP limit: %v", err)
+	}
+	for _, c := range held {
+		c.Close()
+	}
+	harness.Eventually(t, 10*time.Second, "TCP served again once the held connections closed", func() error {
+		m, err := harness.Exchange(s.Addr, "tcp", svcName, dns.TypeA)
+		return harness.WantAnswers(m, err, "1.2.3.4")
+	})
+}
+
 func TestCleanShutdownOnSIGTERM(t *testing.T) {
 	etcd := harness.StartEtcd(t)
 	s := startSkydns(t, etcd.URL)
