@@ -44,6 +44,12 @@ const (
 	// defaultTCPMaxConns TCP connections at once: far more than the
 	// truncated-reply retries of a cluster, each for one query, need.
 	defaultTCPMaxConns = 1024
+
+	// defaultMaxForwards upstream queries in flight at once: each holds a
+	// goroutine, a socket and a buffer for up to two read timeouts, so a
+	// flood of names toward an upstream that never answers is bounded at a
+	// few megabytes.
+	defaultMaxForwards = 1000
 )
 
 // Config is what the flags and the environment set, in the shape of the
@@ -85,6 +91,7 @@ type Config struct {
 	AnswerCache int             `json:"-"`
 	MaxUDPSize  int             `json:"-"`
 	TCPMaxConns int             `json:"-"`
+	MaxForwards int             `json:"-"`
 	EtcdTimeout time.Duration   `json:"-"`
 	Log         logging.Options `json:"-"`
 }
@@ -113,6 +120,7 @@ func NewConfig(getenv func(string) string) *Config {
 		AnswerCache: defaultAnswerCache,
 		MaxUDPSize:  defaultMaxUDPSize,
 		TCPMaxConns: defaultTCPMaxConns,
+		MaxForwards: defaultMaxForwards,
 		Log:         logging.DefaultOptions(),
 	}
 	if ns := getenv("SKYDNS_NAMESERVERS"); ns != "" {
@@ -174,6 +182,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "address of /metrics and /ready (PROMETHEUS_PORT sets the port); empty disables")
 	fs.StringVar(&c.MetricsPath, "metrics-path", c.MetricsPath, "path of the Prometheus metrics (PROMETHEUS_PATH)")
 	fs.IntVar(&c.AnswerCache, "answer-cache", c.AnswerCache, "capacity of the packed in-zone answers, exact for the current records (0 = off)")
+	fs.IntVar(&c.MaxForwards, "max-forwards", c.MaxForwards, "upstream queries in flight at once (forwarded, stub and chased); past it a query is SERVFAIL at once")
 	fs.IntVar(&c.TCPMaxConns, "tcp-max-conns", c.TCPMaxConns, "TCP connections served at once; one more is closed when accepted")
 	fs.IntVar(&c.MaxUDPSize, "max-udp-size", c.MaxUDPSize, "largest UDP reply, whatever buffer the client advertises (512-65535); also the EDNS0 buffer advertised upstream")
 	fs.DurationVar(&c.EtcdTimeout, "etcd-timeout", c.EtcdTimeout, "timeout of each etcd request (list, health check)")
@@ -221,6 +230,9 @@ func (c *Config) Finish() error {
 	}
 	if c.MaxUDPSize < dns.MinMsgSize || c.MaxUDPSize > dns.MaxMsgSize {
 		return fmt.Errorf("--max-udp-size: %d must be 512-65535", c.MaxUDPSize)
+	}
+	if c.MaxForwards < 1 {
+		return fmt.Errorf("--max-forwards: %d must be at least 1", c.MaxForwards)
 	}
 	if c.TCPMaxConns < 1 {
 		return fmt.Errorf("--tcp-max-conns: %d must be at least 1", c.TCPMaxConns)

@@ -50,6 +50,10 @@ func servfail(req *dns.Msg, ra bool) *dns.Msg {
 // errAllFailed is returned when no nameserver answered.
 var errAllFailed = errors.New("no nameserver answered")
 
+// errBusy is returned, at once, when --max-forwards upstream queries are
+// already in flight.
+var errBusy = errors.New("too many upstream queries in flight")
+
 // errOtherQuestion is an upstream reply to a question skydns did not ask.
 var errOtherQuestion = errors.New("reply to another question")
 
@@ -108,10 +112,11 @@ type upstream struct {
 	exchange Exchanger
 	metrics  *Metrics
 	log      *slog.Logger
+	inFlight chan struct{} // A slot per upstream query in flight.
 }
 
 func newUpstream(opts ForwardOptions, exchange Exchanger, metrics *Metrics, log *slog.Logger) *upstream {
-	return &upstream{opts: opts, exchange: exchange, metrics: metrics, log: log}
+	return &upstream{opts: opts, exchange: exchange, metrics: metrics, log: log, inFlight: make(chan struct{}, max(opts.MaxInFlight, 1))}
 }
 
 // enabled reports whether names may be sent to the nameservers.
@@ -181,6 +186,12 @@ func (u *upstream) Lookup(ctx context.Context, name string, qtype uint16) (*dns.
 // a single server gets a second chance), and returns the first answer to
 // the question asked, with the request's id.
 func (u *upstream) failover(ctx context.Context, network string, req *dns.Msg, servers []string, start int) (*dns.Msg, error) {
+	select {
+	case u.inFlight <- struct{}{}:
+		defer func() { <-u.inFlight }()
+	default:
+		return nil, errBusy
+	}
 	out := outgoing(req, u.opts.UDPSize)
 	var lastErr error
 	for i := 0; i <= len(servers); i++ {

@@ -1,6 +1,7 @@
 package skydns
 
 import (
+	"fmt"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -260,5 +261,47 @@ func TestForwardedQueriesAreSkydnsOwn(t *testing.T) {
 	h = newTestHandler(t, cfg, loadIndex(t, testRecords))
 	if m := ask(t, h, question("www.example.org.", dns.TypeA, 7), "udp"); m.Rcode != dns.RcodeServerFailure || len(m.Answer) != 0 || lies.Load() == 0 {
 		t.Fatalf("a reply to another question was passed on: %v", m)
+	}
+}
+
+// Upstream queries in flight are bounded (--max-forwards): past the bound
+// a query is SERVFAIL at once, counted, and nothing more is sent; a
+// finished exchange frees its slot.
+func TestForwardsInFlightAreBounded(t *testing.T) {
+	release, arrived := make(chan struct{}), make(chan struct{}, 8)
+	up, count := startUpstreamFunc(t, func(r *dns.Msg) *dns.Msg {
+		arrived <- struct{}{}
+		<-release // Held like an upstream that does not answer, until the test lets go.
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Answer = []dns.RR{newA(r.Question[0].Name, 5, net.ParseIP("192.0.2.46"))}
+		return m
+	})
+	cfg := newTestConfig()
+	cfg.Nameservers, cfg.MaxForwards, cfg.ReadTimeout = []string{up}, 2, time.Minute
+	h := newTestHandler(t, cfg, loadIndex(t, testRecords))
+	held := make(chan []byte, 2)
+	for i := range 2 {
+		go func() { // No t.Fatal off the test's goroutine: the bytes go back to it.
+			w := &packingWriter{}
+			h.ServeDNS(w, question(fmt.Sprintf("held%d.example.org.", i), dns.TypeA, uint16(i)))
+			held <- w.buf
+		}()
+	}
+	<-arrived
+	<-arrived
+	m := ask(t, h, question("third.example.org.", dns.TypeA, 3), "udp")
+	busy := testutilCounter(h.metrics.forwards.WithLabelValues("recursive", "busy"))
+	if m.Rcode != dns.RcodeServerFailure || busy != 1 || count.Load() != 2 {
+		t.Fatalf("past the bound: %s, busy %v, upstream saw %d", dns.RcodeToString[m.Rcode], busy, count.Load())
+	}
+	close(release)
+	for range 2 {
+		if m := unpack(t, <-held); len(m.Answer) != 1 {
+			t.Fatalf("a held query: %v", m)
+		}
+	}
+	if m := ask(t, h, question("fourth.example.org.", dns.TypeA, 4), "udp"); len(m.Answer) != 1 {
+		t.Fatalf("after the slots were freed: %v", m)
 	}
 }

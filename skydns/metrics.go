@@ -150,6 +150,8 @@ func (m *Metrics) forwardResult(kind string, err error) {
 	case err == nil:
 	case errors.Is(err, errAllFailed):
 		result = "failed"
+	case errors.Is(err, errBusy):
+		result = "busy" // Not sent: --max-forwards in flight.
 	default:
 		result = "refused" // Not sent: too few labels.
 	}

@@ -59,6 +59,7 @@ type ForwardOptions struct {
 	CacheSize   int           // Forwarded replies kept (-rcache); 0: none.
 	CacheTTL    time.Duration // How long one is kept (-rcache-ttl).
 	UDPSize     uint16        // The largest EDNS0 buffer advertised upstream.
+	MaxInFlight int           // Upstream queries at once.
 }
 
 // ServeOptions are where skydns listens.
@@ -154,7 +155,7 @@ func (c *Config) options() Options {
 		Forward: ForwardOptions{
 			Nameservers: slices.Clone(c.Nameservers), NoRec: c.NoRec, Rotate: c.NSRotate, Ndots: c.Ndots,
 			Timeout: c.ReadTimeout, CacheSize: c.RCache, CacheTTL: time.Duration(c.RCacheTTL) * time.Second,
-			UDPSize: uint16(c.MaxUDPSize),
+			UDPSize: uint16(c.MaxUDPSize), MaxInFlight: c.MaxForwards,
 		},
 		Serve: ServeOptions{
 			DNSAddr: c.DNSAddr, Systemd: c.Systemd, MetricsAddr: c.MetricsAddr, MetricsPath: c.MetricsPath,

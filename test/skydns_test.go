@@ -640,6 +640,53 @@ func TestTCPConnectionLimitThroughTheBinary(t *testing.T) {
 	})
 }
 
+// Upstream queries in flight are bounded: toward an upstream that never
+// answers, --max-forwards queries wait, one more is SERVFAIL at once and
+// counted, and names in the zone are answered meanwhile.
+func TestForwardsInFlightBoundedThroughTheBinary(t *testing.T) {
+	blackHole, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blackHole.Close()
+	var arrived atomic.Int32
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			if _, _, err := blackHole.ReadFrom(buf); err != nil {
+				return
+			}
+			arrived.Add(1) // Read, never answered.
+		}
+	}()
+	etcd := harness.StartEtcd(t)
+	etcd.Put(etcd.Client(), svcKey, svcVal)
+	s := startSkydns(t, etcd.URL, "-nameservers="+blackHole.LocalAddr().String(), "-rtimeout=20s", "--max-forwards=2")
+	for i := range 2 {
+		go func() { _, _ = harness.Exchange(s.Addr, "udp", fmt.Sprintf("held%d.example.org.", i), dns.TypeA) }()
+	}
+	harness.Eventually(t, 10*time.Second, "two queries held upstream", func() error {
+		if n := arrived.Load(); n != 2 {
+			return fmt.Errorf("upstream got %d queries", n)
+		}
+		return nil
+	})
+	m, err := harness.Exchange(s.Addr, "udp", "third.example.org.", dns.TypeA)
+	if err := harness.WantRcode(m, err, dns.RcodeServerFailure); err != nil {
+		t.Fatalf("a query past --max-forwards: %v", err)
+	}
+	if v := s.metric(t, `skydns_forward_requests_total{kind="recursive",result="busy"}`); v != "1" {
+		t.Fatalf("busy forwards %q, want 1", v)
+	}
+	m, err = harness.Exchange(s.Addr, "udp", svcName, dns.TypeA)
+	if err := harness.WantAnswers(m, err, "1.2.3.4"); err != nil {
+		t.Fatalf("an in-zone query while the upstream slots are full: %v", err)
+	}
+	if n := arrived.Load(); n != 2 {
+		t.Fatalf("upstream got %d queries, want the 2 held", n)
+	}
+}
+
 func TestCleanShutdownOnSIGTERM(t *testing.T) {
 	etcd := harness.StartEtcd(t)
 	s := startSkydns(t, etcd.URL)
