@@ -15,6 +15,7 @@ package kube2sky
 type owned struct {
 	namer   Namer
 	values  Records
+	holder  map[string]Owner // Of each key in values: found once, when set.
 	byOwner map[Owner]map[string]bool
 	written map[string]int64
 	highest int64
@@ -22,7 +23,7 @@ type owned struct {
 }
 
 func newOwned(n Namer) *owned {
-	return &owned{namer: n, values: Records{}, byOwner: map[Owner]map[string]bool{},
+	return &owned{namer: n, values: Records{}, holder: map[string]Owner{}, byOwner: map[Owner]map[string]bool{},
 		written: map[string]int64{}, waiting: map[string]map[Owner]bool{}}
 }
 
@@ -67,16 +68,15 @@ func (o *owned) reset(listed Records, rev, floor int64) (restored bool) {
 // it): the later commit's owner holds it, and the other waits for it.
 func (o *owned) set(key, value string) {
 	owner, ok := o.namer.ownerOfKey(key, value)
-	if old, had := o.values[key]; had {
-		if prev, _ := o.namer.ownerOfKey(key, old); prev != owner {
-			o.remove(prev, key)
-			o.wait(prev, key)
-		}
+	if prev, had := o.holder[key]; had && prev != owner {
+		o.remove(prev, key)
+		o.wait(prev, key)
 	}
 	if !ok {
 		return
 	}
 	o.values[key] = value
+	o.holder[key] = owner
 	if o.byOwner[owner] == nil {
 		o.byOwner[owner] = map[string]bool{}
 	}
@@ -89,6 +89,7 @@ func (o *owned) set(key, value string) {
 
 func (o *owned) remove(owner Owner, key string) {
 	delete(o.values, key)
+	delete(o.holder, key)
 	delete(o.byOwner[owner], key)
 	if len(o.byOwner[owner]) == 0 {
 		delete(o.byOwner, owner)
@@ -109,11 +110,9 @@ func (o *owned) wait(owner Owner, key string) {
 func (o *owned) claimable(owner Owner, desired Records) Records {
 	out := Records{}
 	for k, v := range desired {
-		if old, held := o.values[k]; held {
-			if holder, _ := o.namer.ownerOfKey(k, old); holder != owner {
-				o.wait(owner, k)
-				continue
-			}
+		if holder, held := o.holder[k]; held && holder != owner {
+			o.wait(owner, k)
+			continue
 		}
 		out[k] = v
 	}
