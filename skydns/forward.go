@@ -28,13 +28,20 @@ func (s *forwardStep) serve(ctx context.Context, req *request) {
 		req.reply = reply{msg: servfail(req.msg, !s.up.opts.NoRec)}
 		return
 	}
-	if m := s.cache.get(req.msg, req.tcp); m != nil {
-		req.reply = reply{msg: m}
-		return
+	var key cacheKey
+	cacheable := false
+	if s.cache != nil { // -rcache=0, the default, needs no key.
+		key, cacheable = keyOf(req) // Once, for the lookup and the keeping.
+	}
+	if cacheable {
+		if m := s.cache.get(key, req.msg); m != nil {
+			req.reply = reply{msg: m}
+			return
+		}
 	}
 	m := s.up.relay(ctx, req, func(ctx context.Context) (*dns.Msg, error) { return s.up.forward(ctx, req.msg, req.proto()) })
-	if m.Rcode != dns.RcodeServerFailure {
-		s.cache.put(req.msg, req.tcp, m)
+	if cacheable && m.Rcode != dns.RcodeServerFailure {
+		s.cache.put(key, m)
 	}
 	req.reply = reply{msg: m}
 }
@@ -153,8 +160,8 @@ func (u *upstream) budget() time.Duration {
 // ndots rule keeps single-label names (search-list leftovers like
 // "metadata") from ever leaving the cluster.
 func (u *upstream) forward(ctx context.Context, req *dns.Msg, network string) (*dns.Msg, error) {
-	if dns.CountLabel(req.Question[0].Name) < u.opts.Ndots {
-		return nil, fmt.Errorf("%q has fewer than %d labels", req.Question[0].Name, u.opts.Ndots)
+	if err := u.mayLeave(req.Question[0].Name); err != nil {
+		return nil, err
 	}
 	start := 0
 	if u.opts.Rotate {
@@ -165,11 +172,19 @@ func (u *upstream) forward(ctx context.Context, req *dns.Msg, network string) (*
 	return m, err
 }
 
+// mayLeave applies SkyDNS's ndots rule to a name about to go upstream.
+func (u *upstream) mayLeave(name string) error {
+	if dns.CountLabel(name) < u.opts.Ndots {
+		return fmt.Errorf("%q has fewer than %d labels", name, u.opts.Ndots)
+	}
+	return nil
+}
+
 // Lookup resolves name for a CNAME, SRV or MX target, over UDP. Only a
 // NOERROR answer counts.
 func (u *upstream) Lookup(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
-	if dns.CountLabel(name) < u.opts.Ndots {
-		return nil, fmt.Errorf("%q has fewer than %d labels", name, u.opts.Ndots)
+	if err := u.mayLeave(name); err != nil {
+		return nil, err
 	}
 	req := new(dns.Msg)
 	req.SetQuestion(name, qtype)

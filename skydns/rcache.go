@@ -1,7 +1,6 @@
 package skydns
 
 import (
-	"strings"
 	"sync"
 	"time"
 
@@ -56,11 +55,11 @@ func newResponseCache(capacity int, ttl time.Duration, now func() time.Time) *re
 }
 
 // keyOf is req's key, or false when req is not to be cached.
-func keyOf(req *dns.Msg, tcp bool) (cacheKey, bool) {
-	q := req.Question[0]
+func keyOf(r *request) (cacheKey, bool) {
+	req, q := r.msg, r.q()
 	k := cacheKey{
-		name: strings.ToLower(q.Name), qtype: q.Qtype, qclass: q.Qclass,
-		opcode: req.Opcode, rd: req.RecursionDesired, cd: req.CheckingDisabled, tcp: tcp,
+		name: r.name, qtype: q.Qtype, qclass: q.Qclass,
+		opcode: req.Opcode, rd: req.RecursionDesired, cd: req.CheckingDisabled, tcp: r.tcp,
 	}
 	if opt := req.IsEdns0(); opt != nil {
 		if len(opt.Option) > 0 {
@@ -71,13 +70,9 @@ func keyOf(req *dns.Msg, tcp bool) (cacheKey, bool) {
 	return k, true
 }
 
-// get returns a copy of a live entry, with the request's id.
-func (c *responseCache) get(req *dns.Msg, tcp bool) *dns.Msg {
+// get returns a copy of the live entry at k, with req's id.
+func (c *responseCache) get(k cacheKey, req *dns.Msg) *dns.Msg {
 	if c == nil {
-		return nil
-	}
-	k, cacheable := keyOf(req, tcp)
-	if !cacheable {
 		return nil
 	}
 	c.mu.Lock()
@@ -96,12 +91,9 @@ func (c *responseCache) get(req *dns.Msg, tcp bool) *dns.Msg {
 	return m
 }
 
-func (c *responseCache) put(req *dns.Msg, tcp bool, m *dns.Msg) {
+// put keeps m, a reply from upstream, at k.
+func (c *responseCache) put(k cacheKey, m *dns.Msg) {
 	if c == nil || m.Truncated || (m.Rcode != dns.RcodeSuccess && m.Rcode != dns.RcodeNameError) {
-		return
-	}
-	k, cacheable := keyOf(req, tcp)
-	if !cacheable {
 		return
 	}
 	c.mu.Lock()
