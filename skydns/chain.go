@@ -41,6 +41,7 @@ type request struct {
 	mixedCase bool   // The name had upper-case letters.
 	tcp       bool
 	start     time.Time // When it arrived; also the clock of the SOA serial.
+	work      budget    // What the resolver has spent on it (budget.go).
 
 	reply reply
 }
@@ -98,6 +99,9 @@ type reply struct {
 	version Version
 	// shuffled: the answers' order is drawn anew for each query.
 	shuffled bool
+	// relayed marks a reply from upstream (or the response cache, or a
+	// failure to get one), for the shaping step to fit to the client.
+	relayed bool
 }
 
 // summary is the rcode and answer count, for the metrics and the log.
@@ -117,10 +121,10 @@ type caches struct {
 // newChain wires the steps that opts turn on, last first.
 func newChain(opts Options, deps Deps) (step, caches) {
 	up := newUpstream(opts.Forward, deps.Exchange, deps.Metrics, deps.Log)
-	res := newResolver(opts.Zone, deps.Index, up.lookup())
+	res := newResolver(opts.Zone, deps.Index, up.lookup(), up.budget())
 	fwd := newForwardStep(opts.Forward, up, deps.Clock)
 	var next step = fwd
-	next = newZoneStep(opts.Zone, res, next)
+	next = newZoneStep(opts.Zone, res, deps.Metrics, next)
 	next = &reverseStep{res: res, next: next}
 	if opts.StubZones {
 		next = &stubStep{zones: newStubZones(opts.Zone.Domain, deps.Index), up: up, next: next}

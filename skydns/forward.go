@@ -25,7 +25,7 @@ func newForwardStep(opts ForwardOptions, up *upstream, clock func() time.Time) *
 
 func (s *forwardStep) serve(ctx context.Context, req *request) {
 	if !s.up.enabled() {
-		req.reply = reply{msg: servfail(req.msg, !s.up.opts.NoRec)}
+		req.reply = reply{msg: servfail(req.msg, !s.up.opts.NoRec), relayed: true}
 		return
 	}
 	var key cacheKey
@@ -35,7 +35,7 @@ func (s *forwardStep) serve(ctx context.Context, req *request) {
 	}
 	if cacheable {
 		if m := s.cache.get(key, req.msg); m != nil {
-			req.reply = reply{msg: m}
+			req.reply = reply{msg: m, relayed: true}
 			return
 		}
 	}
@@ -43,7 +43,7 @@ func (s *forwardStep) serve(ctx context.Context, req *request) {
 	if cacheable && m.Rcode != dns.RcodeServerFailure {
 		s.cache.put(key, m)
 	}
-	req.reply = reply{msg: m}
+	req.reply = reply{msg: m, relayed: true}
 }
 
 // servfail is an empty SERVFAIL reply; ra says whether recursion is offered.

@@ -305,3 +305,55 @@ func TestForwardsInFlightAreBounded(t *testing.T) {
 		t.Fatalf("after the slots were freed: %v", m)
 	}
 }
+
+// A reply from upstream is fitted to each client like a local one: the
+// upstream's OPT record (it answered skydns's query) is replaced by one for
+// the client, or dropped when the client sent none; UDP replies are cut at
+// the client's buffer and --max-udp-size with TC set; DO is echoed. From
+// the response cache alike.
+func TestRelayedRepliesAreFittedToTheClient(t *testing.T) {
+	up, _ := startUpstreamFunc(t, func(r *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		for i := range 120 { // About 2 KB: more than 512 or 1232 bytes hold.
+			m.Answer = append(m.Answer, newA(r.Question[0].Name, 5, net.IPv4(192, 0, 2, byte(i))))
+		}
+		size := dns.MinMsgSize
+		if opt := r.IsEdns0(); opt != nil {
+			size = int(opt.UDPSize())
+		}
+		m.Truncate(size)       // Over UDP, as much as skydns said it takes,
+		m.SetEdns0(4096, true) // with an OPT record of its own, asked or not.
+		return m
+	})
+	withEDNS := func(size uint16, do bool) func(*dns.Msg) *dns.Msg {
+		return func(m *dns.Msg) *dns.Msg { return m.SetEdns0(size, do) }
+	}
+	plain := func(m *dns.Msg) *dns.Msg { return m }
+	tests := []struct {
+		name     string
+		edns     func(*dns.Msg) *dns.Msg
+		maxBytes int
+		wantOPT  bool
+		wantDO   bool
+	}{
+		{"no EDNS", plain, dns.MinMsgSize, false, false},
+		{"EDNS 65535", withEDNS(65535, false), 1232, true, false},
+		{"EDNS with DO", withEDNS(1232, true), 1232, true, true},
+	}
+	for _, cacheSize := range []int{0, 100} {
+		h := forwardingHandler(t, func(c *Config) { c.Nameservers, c.RCache = []string{up}, cacheSize })
+		for _, tc := range tests {
+			for range 2 { // The second time from the cache, when there is one.
+				w := &packingWriter{}
+				h.ServeDNS(w, tc.edns(question(fmt.Sprintf("big%d.example.org.", cacheSize), dns.TypeA, 9)))
+				m := unpack(t, w.buf)
+				opt := m.IsEdns0()
+				whole := len(m.Answer) == 120
+				if len(w.buf) > tc.maxBytes || (opt != nil) != tc.wantOPT || (opt != nil && opt.Do() != tc.wantDO) || whole == m.Truncated {
+					t.Fatalf("rcache %d, %s: %d bytes (max %d), OPT %v, TC %v, %d answers", cacheSize, tc.name, len(w.buf), tc.maxBytes, opt, m.Truncated, len(m.Answer))
+				}
+			}
+		}
+	}
+}

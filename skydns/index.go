@@ -209,15 +209,17 @@ func (t *tree) remove(n *node, segs []string, stamp uint64) bool {
 // below a directory. Labels "*" and "any" match any label. With exact, a
 // directory yields nothing (SkyDNS's CNAME lookup).
 func (ix *Index) Records(name string, exact bool) ([]*msg.Service, error) {
-	sx, _, err := ix.VersionedRecords(name, exact)
+	sx, _, err := ix.VersionedRecords(name, exact, nil)
 	return sx, err
 }
 
-// VersionedRecords is Records with the Version of what it read. A wildcard
-// name gets the zero Version: its answer spans a directory's siblings.
-func (ix *Index) VersionedRecords(name string, exact bool) ([]*msg.Service, Version, error) {
+// VersionedRecords is Records with the Version of what it read, charging
+// every node it visits to b (nil: no limit). A wildcard name gets the zero
+// Version: its answer spans a directory's siblings. A walk that passes b's
+// limit stops there and fails with errOverBudget.
+func (ix *Index) VersionedRecords(name string, exact bool, b *budget) ([]*msg.Service, Version, error) {
 	if hasWildcard(name) {
-		sx, err := ix.recordsAt(msg.Labels(name), exact)
+		sx, err := ix.recordsAt(msg.Labels(name), exact, b)
 		return sx, Version{}, err
 	}
 	// The common case is one probe of the name map: this is the hot path
@@ -231,6 +233,9 @@ func (ix *Index) VersionedRecords(name string, exact bool) ([]*msg.Service, Vers
 	if ix.tree == nil {
 		return nil, Version{}, errNotLoaded
 	}
+	if !b.visit() {
+		return nil, Version{}, errOverBudget
+	}
 	n := ix.tree.byName[name]
 	if n == nil {
 		if name != "." {
@@ -238,7 +243,11 @@ func (ix *Index) VersionedRecords(name string, exact bool) ([]*msg.Service, Vers
 		}
 		n = &ix.tree.root
 	}
-	return n.answer(exact), n.version(), nil
+	sx := n.answer(exact, b)
+	if err := b.exceeded(); err != nil {
+		return nil, Version{}, err
+	}
+	return sx, n.version(), nil
 }
 
 // deepestOnPath is the deepest existing node on the path a put of a record
@@ -278,38 +287,54 @@ func hasWildcard(name string) bool {
 }
 
 // recordsAt looks up the reversed-label path of labels (in name order).
-func (ix *Index) recordsAt(labels []string, exact bool) ([]*msg.Service, error) {
+func (ix *Index) recordsAt(labels []string, exact bool, b *budget) ([]*msg.Service, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	if ix.tree == nil {
 		return nil, errNotLoaded
 	}
+	if !b.visit() {
+		return nil, errOverBudget
+	}
 	segs := make([]string, len(labels))
 	for i, l := range labels {
 		segs[len(labels)-1-i] = l
 	}
+	sx, err := ix.tree.root.lookup(segs, exact, b)
+	if err == nil {
+		err = b.exceeded()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return sx, nil
+}
+
+// lookup answers the path segs below n, the first wildcard segment, if
+// any, starting a walk.
+func (n *node) lookup(segs []string, exact bool, b *budget) ([]*msg.Service, error) {
 	for i, seg := range segs {
 		if msg.IsWildcard(seg) {
-			return ix.tree.root.wildcard(segs, i)
+			return n.wildcard(segs, i, b)
 		}
 	}
-	n := ix.tree.root.find(segs)
+	n = n.find(segs)
 	if n == nil {
 		return nil, errNameNotFound
 	}
-	return n.answer(exact), nil
+	return n.answer(exact, b), nil
 }
 
 // answer is what a lookup that ends at n returns: the value of a leaf, or
 // everything below a directory (nothing for an exact lookup).
-func (n *node) answer(exact bool) []*msg.Service {
+func (n *node) answer(exact bool, b *budget) []*msg.Service {
 	if len(n.children) == 0 || exact {
 		if n.value == nil {
 			return nil
 		}
 		return []*msg.Service{n.value}
 	}
-	return n.collect(nil)
+	return n.collect(nil, b)
 }
 
 func (n *node) find(segs []string) *node {
@@ -326,8 +351,9 @@ func (n *node) find(segs []string) *node {
 // children whose segment starts with "_". Those were hidden nodes in the
 // etcd v2 API, which a recursive read never returned: kube2sky's SRV leaves
 // live under such segments, and clients depend on a service's A query not
-// seeing them (legacy-behaviour.md §2.5).
-func (n *node) collect(out []*msg.Service) []*msg.Service {
+// seeing them (legacy-behaviour.md §2.5). Each node visited is charged to
+// b; past its limit the walk stops.
+func (n *node) collect(out []*msg.Service, b *budget) []*msg.Service {
 	if n.value != nil {
 		out = append(out, n.value)
 	}
@@ -335,7 +361,10 @@ func (n *node) collect(out []*msg.Service) []*msg.Service {
 		if isHidden(child.seg) {
 			continue
 		}
-		out = child.collect(out)
+		if !b.visit() {
+			return out
+		}
+		out = child.collect(out, b)
 	}
 	return out
 }
@@ -346,27 +375,37 @@ func isHidden(seg string) bool { return seg != "" && seg[0] == '_' }
 // the leaves whose segments match the query's position by position. A leaf
 // shorter than the query does not match; a longer one does (SkyDNS's
 // loopNodes).
-func (n *node) wildcard(segs []string, first int) ([]*msg.Service, error) {
+func (n *node) wildcard(segs []string, first int, b *budget) ([]*msg.Service, error) {
 	dir := n.find(segs[:first])
 	if dir == nil {
 		return nil, errNameNotFound
 	}
 	var out []*msg.Service
-	dir.matchBelow(segs[first:], &out)
+	dir.matchBelow(segs[first:], &out, b)
 	return out, nil
 }
 
-func (n *node) matchBelow(pattern []string, out *[]*msg.Service) {
+// matchBelow walks only where pattern can match: every child for a
+// wildcard segment, the one child of that name for any other (a map probe,
+// not a scan, so "web.any.svc" costs a probe per namespace).
+func (n *node) matchBelow(pattern []string, out *[]*msg.Service, b *budget) {
 	if len(pattern) == 0 {
-		*out = n.collect(*out)
+		*out = n.collect(*out, b)
+		return
+	}
+	if !msg.IsWildcard(pattern[0]) {
+		if child := n.children[pattern[0]]; child != nil && !isHidden(child.seg) && b.visit() {
+			child.matchBelow(pattern[1:], out, b)
+		}
 		return
 	}
 	for _, child := range n.kids {
 		if isHidden(child.seg) {
 			continue
 		}
-		if msg.IsWildcard(pattern[0]) || child.seg == pattern[0] {
-			child.matchBelow(pattern[1:], out)
+		if !b.visit() {
+			return
 		}
+		child.matchBelow(pattern[1:], out, b)
 	}
 }

@@ -11,12 +11,13 @@ import (
 // Metrics are skydns's Prometheus metrics. Labels are bounded: protocol,
 // qtype (a fixed list, the rest "other") and rcode; never the name.
 type Metrics struct {
-	requests  *prometheus.CounterVec
-	responses *prometheus.CounterVec
-	duration  *prometheus.HistogramVec
-	forwards  *prometheus.CounterVec
-	dropped   prometheus.Counter
-	udpCapped prometheus.Counter
+	requests     *prometheus.CounterVec
+	responses    *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	forwards     *prometheus.CounterVec
+	dropped      prometheus.Counter
+	udpCapped    prometheus.Counter
+	overBudgetBy *prometheus.CounterVec
 
 	tcpConns   prometheus.Gauge
 	tcpRefused prometheus.Counter
@@ -64,6 +65,9 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 		udpCapped: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "skydns", Name: "dns_udp_capped_total", Help: "UDP replies truncated at --max-udp-size that the client's buffer would have taken whole.",
 		}),
+		overBudgetBy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "skydns", Name: "dns_budget_exceeded_total", Help: "Queries answered SERVFAIL because they passed a per-query work limit, by limit (lookups, nodes, chases, upstream).",
+		}, []string{"limit"}),
 		tcpConns: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "skydns", Name: "tcp_connections", Help: "TCP connections open.",
 		}),
@@ -87,7 +91,7 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 		Namespace: "skydns", Name: "answer_cache_lookups_total", Help: "Address queries looked up in the packed answers, by result (hit or miss).",
 	}, []string{"result"})
 	m.packedHits, m.packedMisses = packed.WithLabelValues("hit"), packed.WithLabelValues("miss")
-	reg.MustRegister(packed, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.udpCapped, m.tcpConns, m.tcpRefused, m.watchUp, m.relists, m.malformed, m.lastChange)
+	reg.MustRegister(packed, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.udpCapped, m.overBudgetBy, m.tcpConns, m.tcpRefused, m.watchUp, m.relists, m.malformed, m.lastChange)
 	if index != nil {
 		reg.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -97,6 +101,9 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 				Namespace: "skydns", Name: "index_loaded", Help: "1 once the first full list of etcd has loaded.",
 			}, func() float64 { return boolFloat(index.Loaded()) }),
 		)
+	}
+	for _, limit := range []string{limitLookups, limitNodes, limitChases, limitUpstream} {
+		m.overBudgetBy.WithLabelValues(limit) // Exported at 0 from the start, so a rate has a baseline.
 	}
 	m.prepareHandles()
 	return m
@@ -143,6 +150,9 @@ func (m *Metrics) response(proto string, rcode int, seconds float64) {
 	c.Inc()
 	m.durationBy[proto].Observe(seconds)
 }
+
+// overBudget counts a query that passed its work budget's limit.
+func (m *Metrics) overBudget(limit string) { m.overBudgetBy.WithLabelValues(limit).Inc() }
 
 func (m *Metrics) forwardResult(kind string, err error) {
 	result := "success"

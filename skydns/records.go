@@ -9,20 +9,24 @@ import (
 // recordSource is what the resolver reads records from; the Index is the
 // real one.
 type recordSource interface {
-	VersionedRecords(name string, exact bool) ([]*msg.Service, Version, error)
+	VersionedRecords(name string, exact bool, b *budget) ([]*msg.Service, Version, error)
 }
 
 // records reads name from the source, then applies SkyDNS's per-lookup
 // de-duplication and group filtering. Every record type reads through here
-// (and versionedRecords), so hidden keys, dedup and groups apply alike.
-func (r *Resolver) records(name string, exact bool) ([]*msg.Service, error) {
-	sx, _, err := r.versionedRecords(name, exact)
+// (and versionedRecords), so hidden keys, dedup, groups and the query's
+// budget b apply alike.
+func (r *Resolver) records(name string, exact bool, b *budget) ([]*msg.Service, error) {
+	sx, _, err := r.versionedRecords(name, exact, b)
 	return sx, err
 }
 
 // versionedRecords is records with the Version of what it read.
-func (r *Resolver) versionedRecords(name string, exact bool) ([]*msg.Service, Version, error) {
-	sx, v, err := r.source.VersionedRecords(name, exact)
+func (r *Resolver) versionedRecords(name string, exact bool, b *budget) ([]*msg.Service, Version, error) {
+	if !b.lookup() {
+		return nil, Version{}, errOverBudget
+	}
+	sx, v, err := r.source.VersionedRecords(name, exact, b)
 	if err != nil || len(sx) < 2 {
 		return sx, v, err
 	}

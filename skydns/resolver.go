@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -27,11 +28,14 @@ type Resolver struct {
 	opts     ZoneOptions
 	source   recordSource
 	upstream targetLookup // nil: out-of-zone targets are not chased.
+	// window is how long all upstream lookups of one query may take
+	// together.
+	window time.Duration
 }
 
 // newResolver answers from source; upstream may be nil.
-func newResolver(opts ZoneOptions, source recordSource, upstream targetLookup) *Resolver {
-	return &Resolver{opts: opts, source: source, upstream: upstream}
+func newResolver(opts ZoneOptions, source recordSource, upstream targetLookup, window time.Duration) *Resolver {
+	return &Resolver{opts: opts, source: source, upstream: upstream, window: window}
 }
 
 // answer is what the resolver found for one question: the records for the
@@ -45,34 +49,43 @@ type answer struct {
 	version       Version
 }
 
-// resolve answers q, a name inside the domain, by qtype. serial is the
-// SOA serial of the request's hour.
-func (r *Resolver) resolve(ctx context.Context, q dns.Question, serial uint32) answer {
+// resolve answers q, a name inside the domain, by qtype, within the
+// query's budget b. serial is the SOA serial of the request's hour.
+func (r *Resolver) resolve(ctx context.Context, q dns.Question, serial uint32, b *budget) answer {
+	a := r.resolveWithin(ctx, q, serial, b)
+	if err := b.exceeded(); err != nil {
+		// Part of the answer may be missing: say so, not a short answer.
+		return answer{err: err}
+	}
+	return a
+}
+
+func (r *Resolver) resolveWithin(ctx context.Context, q dns.Question, serial uint32, b *budget) answer {
 	// No deadline here: a timer per query costs more than the lookup, and
-	// the only blocking work, upstream lookups of chased targets, is
-	// bounded by the forwarder's per-exchange timeout.
+	// the only blocking work, upstream lookups of chased targets, sets the
+	// budget's one deadline when it starts.
 	var a answer
 	switch {
 	case q.Qtype == dns.TypeSOA && r.isApex(q.Name):
 		a.answer = []dns.RR{r.soa(r.opts.TTL, serial)}
 	case q.Qtype == dns.TypeNS && r.isApex(q.Name):
-		a.answer, a.extra, a.err = r.nsRecords(q)
+		a.answer, a.extra, a.err = r.nsRecords(q, b)
 		if errors.Is(a.err, errNameNotFound) {
 			a.err = nil // The apex exists even with no NS records: NODATA, not NXDOMAIN.
 		}
 	case q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA:
-		a.answer, a.version, a.err = r.addressAnswer(ctx, q)
+		a.answer, a.version, a.err = r.addressAnswer(ctx, q, b)
 	case q.Qtype == dns.TypeTXT:
-		a.answer, a.err = r.txtRecords(q)
+		a.answer, a.err = r.txtRecords(q, b)
 	case q.Qtype == dns.TypeCNAME:
-		a.answer, a.err = r.cnameRecords(q)
+		a.answer, a.err = r.cnameRecords(q, b)
 	case q.Qtype == dns.TypeMX:
-		a.answer, a.extra, a.err = r.mxRecords(ctx, q)
+		a.answer, a.extra, a.err = r.mxRecords(ctx, q, b)
 	case q.Qtype == dns.TypeSRV:
-		a.answer, a.extra, a.err = r.srvRecords(ctx, q)
+		a.answer, a.extra, a.err = r.srvRecords(ctx, q, b)
 	default:
 		// Other types exist or not as the name does, and have no data.
-		_, a.err = r.records(q.Name, false)
+		_, a.err = r.records(q.Name, false, b)
 	}
 	return a
 }
@@ -94,20 +107,20 @@ func (r *Resolver) inZone(name string) bool {
 // addressRecords answers A and AAAA (both with both, for additional
 // sections), chasing names into CNAME chains. previous holds the chain so
 // far, to stop loops and overlong chains.
-func (r *Resolver) addressRecords(ctx context.Context, q dns.Question, previous []dns.RR, both bool) ([]dns.RR, error) {
-	sx, err := r.records(q.Name, false)
+func (r *Resolver) addressRecords(ctx context.Context, b *budget, q dns.Question, previous []dns.RR, both bool) ([]dns.RR, error) {
+	sx, err := r.records(q.Name, false, b)
 	if err != nil {
 		return nil, err
 	}
-	return r.addressesOf(ctx, q, sx, previous, both), nil
+	return r.addressesOf(ctx, b, q, sx, previous, both), nil
 }
 
 // addressAnswer is addressRecords for a query's own answer, with the
 // Version of the records it came from. The Version is the zero one, never
 // current, when the answer rests on more than the records: a record whose
 // host is a name brings a CNAME chain, possibly ending upstream.
-func (r *Resolver) addressAnswer(ctx context.Context, q dns.Question) ([]dns.RR, Version, error) {
-	sx, v, err := r.versionedRecords(q.Name, false)
+func (r *Resolver) addressAnswer(ctx context.Context, q dns.Question, b *budget) ([]dns.RR, Version, error) {
+	sx, v, err := r.versionedRecords(q.Name, false, b)
 	if err != nil {
 		return nil, v, err // NXDOMAIN keeps its Version: it too is the records' say.
 	}
@@ -116,10 +129,10 @@ func (r *Resolver) addressAnswer(ctx context.Context, q dns.Question) ([]dns.RR,
 			v = Version{}
 		}
 	}
-	return r.addressesOf(ctx, q, sx, nil, false), v, nil
+	return r.addressesOf(ctx, b, q, sx, nil, false), v, nil
 }
 
-func (r *Resolver) addressesOf(ctx context.Context, q dns.Question, sx []*msg.Service, previous []dns.RR, both bool) []dns.RR {
+func (r *Resolver) addressesOf(ctx context.Context, b *budget, q dns.Question, sx []*msg.Service, previous []dns.RR, both bool) []dns.RR {
 	var out []dns.RR
 	for _, s := range sx {
 		ip := s.HostIP()
@@ -127,7 +140,7 @@ func (r *Resolver) addressesOf(ctx context.Context, q dns.Question, sx []*msg.Se
 		case s.Host == "":
 			// A text-only record (TXT) has no address.
 		case ip == nil:
-			out = append(out, r.chaseCNAME(ctx, q, s, previous, both)...)
+			out = append(out, r.chaseCNAME(ctx, b, q, s, previous, both)...)
 		case ip.To4() != nil && (both || q.Qtype == dns.TypeA):
 			out = append(out, newA(q.Name, r.ttl(s), ip))
 		case ip.To4() == nil && (both || q.Qtype == dns.TypeAAAA):
@@ -139,27 +152,45 @@ func (r *Resolver) addressesOf(ctx context.Context, q dns.Question, sx []*msg.Se
 
 // chaseCNAME answers a record whose host is a name: a CNAME to it followed
 // by the target's own addresses, from the index or, outside the domain,
-// from upstream. A target that resolves to nothing drops the CNAME.
-func (r *Resolver) chaseCNAME(ctx context.Context, q dns.Question, s *msg.Service, previous []dns.RR, both bool) []dns.RR {
+// from upstream. A target that resolves to nothing drops the CNAME. Each
+// chase is charged to b, so a wide answer of names is bounded as well as
+// a deep one.
+func (r *Resolver) chaseCNAME(ctx context.Context, b *budget, q dns.Question, s *msg.Service, previous []dns.RR, both bool) []dns.RR {
 	target := strings.ToLower(dns.Fqdn(s.Host))
 	if strings.EqualFold(q.Name, target) || len(previous) > maxCNAMEChain || cnameSeen(previous, target) {
 		return nil // A direct loop, a loop through others, or too long.
 	}
+	if !b.chase() {
+		return nil
+	}
 	cname := &dns.CNAME{Hdr: rrHeader(q.Name, dns.TypeCNAME, r.ttl(s)), Target: target}
 	next := dns.Question{Name: target, Qtype: q.Qtype, Qclass: q.Qclass}
 	chain := append(previous[:len(previous):len(previous)], cname)
-	rrs, err := r.addressRecords(ctx, next, chain, both)
+	rrs, err := r.addressRecords(ctx, b, next, chain, both)
 	if err == nil && len(rrs) > 0 {
 		return append([]dns.RR{cname}, rrs...)
 	}
-	if err == nil || r.inZone(target) || r.upstream == nil {
+	if !errors.Is(err, errNameNotFound) || r.inZone(target) || r.upstream == nil {
 		return nil
 	}
-	m, err := r.upstream.Lookup(ctx, target, q.Qtype)
+	m, err := r.lookupUpstream(ctx, b, target, q.Qtype)
 	if err != nil || len(m.Answer) == 0 {
 		return nil
 	}
 	return append([]dns.RR{cname}, r.upstreamTTL(m.Answer)...)
+}
+
+// lookupUpstream asks upstream for name, as one of the query's chased names
+// and within its one upstream deadline.
+func (r *Resolver) lookupUpstream(ctx context.Context, b *budget, name string, qtype uint16) (*dns.Msg, error) {
+	if !b.chase() {
+		return nil, errOverBudget
+	}
+	ctx, cancel := b.upstreamContext(ctx, r.window)
+	defer cancel()
+	m, err := r.upstream.Lookup(ctx, name, qtype)
+	b.upstreamDone(ctx)
+	return m, err
 }
 
 func cnameSeen(chain []dns.RR, target string) bool {
@@ -206,8 +237,8 @@ func weightOf(s *msg.Service) int {
 // srvRecords answers SRV: one record per service, weights scaled so each
 // priority's weights add up to about 100, plus addresses of the targets in
 // extra.
-func (r *Resolver) srvRecords(ctx context.Context, q dns.Question) (answer, extra []dns.RR, err error) {
-	sx, err := r.records(q.Name, false)
+func (r *Resolver) srvRecords(ctx context.Context, q dns.Question, b *budget) (answer, extra []dns.RR, err error) {
+	sx, err := r.records(q.Name, false, b)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -219,7 +250,7 @@ func (r *Resolver) srvRecords(ctx context.Context, q dns.Question) (answer, extr
 		}
 		prio := r.priority(s)
 		weight := uint16(math.Floor(100.0 / float64(sums[prio]) * float64(weightOf(s))))
-		target, addrs := r.target(ctx, s, looked)
+		target, addrs := r.target(ctx, b, s, looked)
 		answer = append(answer, &dns.SRV{
 			Hdr:      rrHeader(q.Name, dns.TypeSRV, r.ttl(s)),
 			Priority: uint16(prio), Weight: weight, Port: uint16(s.Port), Target: target,
@@ -232,7 +263,7 @@ func (r *Resolver) srvRecords(ctx context.Context, q dns.Question) (answer, extr
 // target is the SRV or MX target of s, and the addresses to put in extra
 // for it (only the first time a target is seen, tracked in looked). An IP
 // host is named by its own key; a name host is the name itself.
-func (r *Resolver) target(ctx context.Context, s *msg.Service, looked map[string]bool) (string, []dns.RR) {
+func (r *Resolver) target(ctx context.Context, b *budget, s *msg.Service, looked map[string]bool) (string, []dns.RR) {
 	if ip := s.HostIP(); ip != nil {
 		name := msg.TargetStrip(s.Domain(), s.TargetStrip)
 		return name, []dns.RR{addressRR(name, r.ttl(s), ip)}
@@ -243,26 +274,26 @@ func (r *Resolver) target(ctx context.Context, s *msg.Service, looked map[string
 	}
 	looked[name] = true
 	if r.inZone(name) {
-		rrs, err := r.addressRecords(ctx, dns.Question{Name: name, Qtype: dns.TypeA, Qclass: dns.ClassINET}, nil, true)
+		rrs, err := r.addressRecords(ctx, b, dns.Question{Name: name, Qtype: dns.TypeA, Qclass: dns.ClassINET}, nil, true)
 		if err != nil {
 			return name, nil
 		}
 		return name, rrs
 	}
-	return name, r.upstreamAddresses(ctx, name)
+	return name, r.upstreamAddresses(ctx, b, name)
 }
 
 // upstreamAddresses is the A and AAAA of an out-of-zone target, as SkyDNS
 // put them in the additional section: the A answer whole, with the CNAMEs
 // upstream puts before the addresses, and of the AAAA answer only the
 // AAAA records (legacy-behaviour.md §2.6).
-func (r *Resolver) upstreamAddresses(ctx context.Context, name string) []dns.RR {
+func (r *Resolver) upstreamAddresses(ctx context.Context, b *budget, name string) []dns.RR {
 	if r.upstream == nil {
 		return nil
 	}
 	var out []dns.RR
 	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
-		m, err := r.upstream.Lookup(ctx, name, qtype)
+		m, err := r.lookupUpstream(ctx, b, name, qtype)
 		if err != nil {
 			continue
 		}
@@ -277,8 +308,8 @@ func (r *Resolver) upstreamAddresses(ctx context.Context, name string) []dns.RR 
 
 // mxRecords answers MX from records with mail set; priority is the
 // preference.
-func (r *Resolver) mxRecords(ctx context.Context, q dns.Question) (answer, extra []dns.RR, err error) {
-	sx, err := r.records(q.Name, false)
+func (r *Resolver) mxRecords(ctx context.Context, q dns.Question, b *budget) (answer, extra []dns.RR, err error) {
+	sx, err := r.records(q.Name, false, b)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -287,7 +318,7 @@ func (r *Resolver) mxRecords(ctx context.Context, q dns.Question) (answer, extra
 		if !s.Mail {
 			continue
 		}
-		target, addrs := r.target(ctx, s, looked)
+		target, addrs := r.target(ctx, b, s, looked)
 		answer = append(answer, &dns.MX{Hdr: rrHeader(q.Name, dns.TypeMX, r.ttl(s)), Preference: uint16(r.priority(s)), Mx: target})
 		extra = append(extra, addrs...)
 	}
@@ -295,8 +326,8 @@ func (r *Resolver) mxRecords(ctx context.Context, q dns.Question) (answer, extra
 }
 
 // txtRecords answers TXT from every record with text.
-func (r *Resolver) txtRecords(q dns.Question) ([]dns.RR, error) {
-	sx, err := r.records(q.Name, false)
+func (r *Resolver) txtRecords(q dns.Question, b *budget) ([]dns.RR, error) {
+	sx, err := r.records(q.Name, false, b)
 	if err != nil {
 		return nil, err
 	}
@@ -320,8 +351,8 @@ func splitText(s string) []string {
 }
 
 // cnameRecords answers a CNAME query: only a leaf whose host is a name.
-func (r *Resolver) cnameRecords(q dns.Question) ([]dns.RR, error) {
-	sx, err := r.records(q.Name, true)
+func (r *Resolver) cnameRecords(q dns.Question, b *budget) ([]dns.RR, error) {
+	sx, err := r.records(q.Name, true, b)
 	if err != nil {
 		return nil, err
 	}
@@ -336,8 +367,8 @@ func (r *Resolver) cnameRecords(q dns.Question) ([]dns.RR, error) {
 
 // nsRecords answers NS at the apex from the records under ns.dns.<domain>,
 // which must be addresses; each is named by its key and glued in extra.
-func (r *Resolver) nsRecords(q dns.Question) (answer, extra []dns.RR, err error) {
-	sx, err := r.records("ns.dns."+r.opts.Domain, false)
+func (r *Resolver) nsRecords(q dns.Question, b *budget) (answer, extra []dns.RR, err error) {
+	sx, err := r.records("ns.dns."+r.opts.Domain, false, b)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -354,8 +385,8 @@ func (r *Resolver) nsRecords(q dns.Question) (answer, extra []dns.RR, err error)
 }
 
 // ptrRecord answers a reverse name from the one record stored at it.
-func (r *Resolver) ptrRecord(q dns.Question) (dns.RR, bool) {
-	sx, err := r.records(q.Name, true)
+func (r *Resolver) ptrRecord(q dns.Question, b *budget) (dns.RR, bool) {
+	sx, err := r.records(q.Name, true, b)
 	if err != nil || len(sx) != 1 || sx[0].Host == "" {
 		return nil, false
 	}

@@ -33,7 +33,7 @@ func (s *reverseStep) serve(ctx context.Context, req *request) {
 //
 //go:noinline
 func (s *reverseStep) answer(req *request) *dns.Msg {
-	ptr, ok := s.res.ptrRecord(req.q())
+	ptr, ok := s.res.ptrRecord(req.q(), &req.work)
 	if !ok {
 		return nil
 	}

@@ -10,8 +10,9 @@ import (
 
 // shapeStep post-processes the replies the zone step built from the
 // records, as SkyDNS did (legacy-behaviour §2.8): duplicates out, one TTL
-// for the answer set, round robin, and a fit to the client's buffer.
-// Every other reply passes through as it is.
+// for the answer set, round robin, and a fit to the client's buffer. A
+// reply relayed from upstream is fitted to the client too (SkyDNS passed
+// it on as it came). Every other reply passes through as it is.
 type shapeStep struct {
 	opts    ReplyOptions
 	metrics *Metrics
@@ -20,8 +21,11 @@ type shapeStep struct {
 
 func (s *shapeStep) serve(ctx context.Context, req *request) {
 	s.next.serve(ctx, req)
-	if req.reply.fromZone {
+	switch {
+	case req.reply.fromZone:
 		s.shape(req, &req.reply)
+	case req.reply.relayed:
+		s.fitRelayed(req, &req.reply)
 	}
 }
 
@@ -42,10 +46,47 @@ func (s *shapeStep) shape(req *request, r *reply) {
 		roundRobin(m.Answer)
 		r.shuffled = len(m.Answer) > 1
 	}
-	r.msg = fit(req, m, s.opts.MaxUDPSize)
-	if r.msg.Truncated && clientBuffer(req.msg) > int(s.opts.MaxUDPSize) {
+	r.msg = s.fit(req, m)
+}
+
+// fitRelayed makes a reply from upstream (or from the response cache)
+// this client's own: the upstream's OPT record, which answered skydns's
+// query and not the client's, gives way to one for the client, or to none
+// when the client sent none; and it is fitted to the client's buffer and
+// --max-udp-size like a local reply.
+//
+//go:noinline
+func (s *shapeStep) fitRelayed(req *request, r *reply) {
+	m := r.msg
+	m.Extra = withoutOPT(m.Extra)
+	opt := req.msg.IsEdns0()
+	if m.Rcode > 0xF && opt == nil {
+		m.Rcode = dns.RcodeServerFailure // An extended rcode needs an OPT record to travel in.
+	}
+	r.msg = s.fit(req, m)
+	if answer := r.msg.IsEdns0(); answer != nil && opt.Do() {
+		answer.SetDo() // RFC 3225: the DO bit is copied from the query.
+	}
+}
+
+// fit fits m to the client (see fit), counting a reply cut only because
+// of --max-udp-size.
+func (s *shapeStep) fit(req *request, m *dns.Msg) *dns.Msg {
+	m = fit(req, m, s.opts.MaxUDPSize)
+	if m.Truncated && !req.tcp && clientBuffer(req.msg) > int(s.opts.MaxUDPSize) {
 		s.metrics.udpCapped.Inc() // The client would have taken more.
 	}
+	return m
+}
+
+func withoutOPT(extra []dns.RR) []dns.RR {
+	out := extra[:0]
+	for _, rr := range extra {
+		if rr.Header().Rrtype != dns.TypeOPT {
+			out = append(out, rr)
+		}
+	}
+	return out
 }
 
 // clientBuffer is the UDP reply size the client advertises: 512 without

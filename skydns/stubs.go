@@ -28,7 +28,7 @@ func (s *stubStep) serve(ctx context.Context, req *request) {
 	}
 	req.reply = reply{msg: s.up.relay(ctx, req, func(ctx context.Context) (*dns.Msg, error) {
 		return s.forward(ctx, req, servers)
-	})}
+	}), relayed: true}
 }
 
 // forward sends the query to the zone's servers with the loop-guard option

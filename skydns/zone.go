@@ -14,12 +14,13 @@ import (
 type zoneStep struct {
 	res        *Resolver
 	opts       ZoneOptions
+	metrics    *Metrics
 	localAlias string // local.dns.<domain>, answered as opts.Local.
 	next       step
 }
 
-func newZoneStep(opts ZoneOptions, res *Resolver, next step) *zoneStep {
-	return &zoneStep{res: res, opts: opts, localAlias: "local.dns." + opts.Domain, next: next}
+func newZoneStep(opts ZoneOptions, res *Resolver, metrics *Metrics, next step) *zoneStep {
+	return &zoneStep{res: res, opts: opts, metrics: metrics, localAlias: "local.dns." + opts.Domain, next: next}
 }
 
 func (s *zoneStep) serve(ctx context.Context, req *request) {
@@ -31,7 +32,7 @@ func (s *zoneStep) serve(ctx context.Context, req *request) {
 		s.next.serve(ctx, req)
 		return
 	}
-	a := s.res.resolve(ctx, q, req.serial())
+	a := s.res.resolve(ctx, q, req.serial(), &req.work)
 	m := authoritativeReply(req.msg)
 	switch {
 	case errors.Is(a.err, errNameNotFound):
@@ -40,7 +41,11 @@ func (s *zoneStep) serve(ctx context.Context, req *request) {
 		req.reply = reply{msg: m, fromZone: true, version: a.version}
 		return
 	case a.err != nil:
-		// Not loaded yet, or broken: say so, never a confident NXDOMAIN.
+		// Not loaded yet, broken, or over the query's budget: say so,
+		// never a confident NXDOMAIN or a short answer.
+		if req.work.over != "" {
+			s.metrics.overBudget(req.work.over)
+		}
 		req.reply = reply{msg: servfail(req.msg, true)}
 		return
 	case len(a.answer) == 0:

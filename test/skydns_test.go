@@ -687,6 +687,47 @@ func TestForwardsInFlightBoundedThroughTheBinary(t *testing.T) {
 	}
 }
 
+// One query's work is bounded (skydns/budget.go): eight records whose
+// hosts are wildcards matching all eight again (once 1.2 s of CPU for one
+// query), and ten out-of-zone CNAME targets behind an upstream that never
+// answers (once no reply within 12 s), are each one prompt SERVFAIL,
+// counted by the limit passed; a normal query is answered meanwhile.
+func TestWorkBudgetThroughTheBinary(t *testing.T) {
+	blackHole, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blackHole.Close() // Read by nobody: every query to it times out.
+	etcd := harness.StartEtcd(t)
+	c := etcd.Client()
+	etcd.Put(c, svcKey, svcVal)
+	for i := range 8 {
+		pick := func(bit int, name string) string { return []string{name, "any"}[i>>bit&1] }
+		target := fmt.Sprintf("any.t.%s.%s.%s", pick(0, "svc"), pick(1, "cluster"), pick(2, "local"))
+		etcd.Put(c, fmt.Sprintf("/skydns/local/cluster/svc/t/c%d", i), fmt.Sprintf(`{"host":%q}`, target))
+	}
+	for i := range 10 {
+		etcd.Put(c, fmt.Sprintf("/skydns/local/cluster/svc/default/ext/e%d", i), fmt.Sprintf(`{"host":"h%d.example.org"}`, i))
+	}
+	s := startSkydns(t, etcd.URL, "-nameservers="+blackHole.LocalAddr().String(), "-rtimeout=300ms")
+	for _, tc := range []struct{ name, limit string }{
+		{"t.svc.cluster.local.", "chases"},
+		{"ext.default.svc.cluster.local.", "upstream"},
+	} {
+		m, err := harness.Exchange(s.Addr, "tcp", tc.name, dns.TypeA)
+		if err := harness.WantRcode(m, err, dns.RcodeServerFailure); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if v := s.metric(t, fmt.Sprintf(`skydns_dns_budget_exceeded_total{limit=%q}`, tc.limit)); v != "1" {
+			t.Fatalf("%s: skydns_dns_budget_exceeded_total{limit=%q} = %q, want 1", tc.name, tc.limit, v)
+		}
+	}
+	m, err := harness.Exchange(s.Addr, "udp", svcName, dns.TypeA)
+	if err := harness.WantAnswers(m, err, "1.2.3.4"); err != nil {
+		t.Fatalf("a normal query after the others: %v", err)
+	}
+}
+
 func TestCleanShutdownOnSIGTERM(t *testing.T) {
 	etcd := harness.StartEtcd(t)
 	s := startSkydns(t, etcd.URL)
