@@ -501,6 +501,51 @@ func TestForwardingThroughTheBinary(t *testing.T) {
 	}
 }
 
+// The response cache keeps apart what changes an answer, and replies,
+// fresh or cached, are fitted to each client: an RD=0 query's empty answer
+// does not reach an RD=1 client, and an upstream's OPT record does not
+// reach a client that sent no EDNS0.
+func TestResponseCacheAndFittingThroughTheBinary(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if r.RecursionDesired { // Like a resolver that only answers from its cache without RD.
+			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: net.ParseIP("192.0.2.7")}}
+		}
+		m.SetEdns0(4096, false) // Asked for or not.
+		_ = w.WriteMsg(m)
+	})}
+	go func() { _ = upstream.ActivateAndServe() }()
+	t.Cleanup(func() { _ = upstream.Shutdown() })
+	etcd := harness.StartEtcd(t)
+	s := startSkydns(t, etcd.URL, "-nameservers="+pc.LocalAddr().String(), "-rcache=100")
+	c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+	for i, tc := range []struct {
+		rd, edns bool
+		answers  int
+	}{
+		{false, false, 0}, {true, false, 1}, {true, true, 1}, {true, false, 1}, {false, false, 0},
+	} {
+		req := new(dns.Msg)
+		req.SetQuestion("cached.example.org.", dns.TypeA)
+		req.RecursionDesired = tc.rd
+		if tc.edns {
+			req.SetEdns0(1232, false)
+		}
+		m, _, err := c.ExchangeContext(t.Context(), req, s.Addr)
+		if err != nil {
+			t.Fatalf("query %d: %v", i, err)
+		}
+		if len(m.Answer) != tc.answers || (m.IsEdns0() != nil) != tc.edns {
+			t.Fatalf("query %d (rd %v, edns %v): %d answers, OPT %v", i, tc.rd, tc.edns, len(m.Answer), m.IsEdns0())
+		}
+	}
+}
+
 // An SRV target outside the zone brings upstream's A answer whole, its
 // CNAME included, and the AAAA records of its AAAA answer into the
 // additional section, as SkyDNS's own "*.cname2" case has it; two records
