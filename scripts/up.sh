@@ -49,7 +49,8 @@ wait_for() { # what, command...
 }
 etcd_at() { # name, client port, data dir
 	start "$1" "$ETCD" --data-dir "$3" --listen-client-urls "http://127.0.0.1:$2" --advertise-client-urls "http://127.0.0.1:$2" \
-		--listen-peer-urls "http://127.0.0.1:$(($2 + 1))" --log-level error
+		--listen-peer-urls "http://127.0.0.1:$(($2 + 1))" --log-level error \
+		--auto-compaction-mode periodic --auto-compaction-retention 5m --quota-backend-bytes 268435456
 	wait_for "$1" curl -sf "http://127.0.0.1:$2/health"
 }
 

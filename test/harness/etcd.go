@@ -42,6 +42,9 @@ func (e *Etcd) Start() {
 		"--listen-client-urls", e.URL, "--advertise-client-urls", e.URL,
 		"--listen-peer-urls", e.peerURL, "--initial-advertise-peer-urls", e.peerURL,
 		"--initial-cluster", "test=" + e.peerURL, "--log-level", "warn",
+		// As every etcd the project starts (docs/architecture.md, "etcd").
+		"--auto-compaction-mode", "periodic", "--auto-compaction-retention", "5m",
+		"--quota-backend-bytes", "268435456",
 	})
 	c := e.Client()
 	Eventually(e.t, 20*time.Second, "etcd serving", func() error {
