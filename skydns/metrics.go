@@ -18,6 +18,8 @@ type Metrics struct {
 	dropped   prometheus.Counter
 	udpCapped prometheus.Counter
 
+	loopDetected prometheus.Gauge
+
 	tcpConns   prometheus.Gauge
 	tcpRefused prometheus.Counter
 
@@ -64,6 +66,9 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 		udpCapped: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "skydns", Name: "dns_udp_capped_total", Help: "UDP replies truncated at --max-udp-size that the client's buffer would have taken whole.",
 		}),
+		loopDetected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "skydns", Name: "forward_loop_detected", Help: "1 once a loop probe sent upstream came back to skydns: forwarding is off until restart.",
+		}),
 		tcpConns: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "skydns", Name: "tcp_connections", Help: "TCP connections open.",
 		}),
@@ -87,7 +92,7 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 		Namespace: "skydns", Name: "answer_cache_lookups_total", Help: "Address queries looked up in the packed answers, by result (hit or miss).",
 	}, []string{"result"})
 	m.packedHits, m.packedMisses = packed.WithLabelValues("hit"), packed.WithLabelValues("miss")
-	reg.MustRegister(packed, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.udpCapped, m.tcpConns, m.tcpRefused, m.watchUp, m.relists, m.malformed, m.lastChange)
+	reg.MustRegister(packed, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.udpCapped, m.loopDetected, m.tcpConns, m.tcpRefused, m.watchUp, m.relists, m.malformed, m.lastChange)
 	if index != nil {
 		reg.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -152,6 +157,8 @@ func (m *Metrics) forwardResult(kind string, err error) {
 		result = "failed"
 	case errors.Is(err, errBusy):
 		result = "busy" // Not sent: --max-forwards in flight.
+	case errors.Is(err, errLoop):
+		result = "loop" // Not sent: a forwarding loop was found.
 	default:
 		result = "refused" // Not sent: too few labels.
 	}
