@@ -15,6 +15,7 @@ import (
 //
 //	packed.go   in-zone A/AAAA replies kept in wire form, exact for the records
 //	checks.go   one question, no looped stub query, no ANY
+//	loop.go     the forwarding-loop probes (--loop-detect), never forwarded
 //	chaos.go    CHAOS-class names (version.bind and friends)
 //	shape.go    dedup, minimum TTL, round robin, fit to the client's buffer
 //	stubs.go    zones delegated to their own nameservers (-stubzones)
@@ -24,8 +25,9 @@ import (
 //
 // The packed answers come first, ahead of the checks, because they are the
 // path of almost every query and their key admits only requests that every
-// check and the CHAOS step would pass on unchanged: one question, class IN,
-// A or AAAA, no EDNS0 options. A hit is then one step deep.
+// check, the loop probes and the CHAOS step would pass on unchanged: one
+// question, class IN, A or AAAA, no EDNS0 options. A hit is then one step
+// deep.
 type step interface {
 	serve(ctx context.Context, req *request)
 }
@@ -112,15 +114,18 @@ func (r *reply) summary() (rcode, answers int) {
 	return r.msg.Rcode, len(r.msg.Answer)
 }
 
-// caches are the chain's stores, which the handler reports on.
+// caches are the chain's state kept across queries: the stores, which the
+// handler reports on, and the loop guard, whose probe Run starts.
 type caches struct {
 	packed    *packedAnswers // nil: --answer-cache=0.
 	responses *responseCache // nil: -rcache=0.
+	loop      *loopGuard     // nil: nothing forwarded, or --loop-detect=false.
 }
 
 // newChain wires the steps that opts turn on, last first.
 func newChain(opts Options, deps Deps) (step, caches) {
 	up := newUpstream(opts.Forward, deps.Exchange, deps.Metrics, deps.Log)
+	up.loop = newLoopGuard(opts.Forward, deps.Exchange, deps.Metrics, deps.Log)
 	res := newResolver(opts.Zone, deps.Index, up.lookup(), up.budget())
 	fwd := newForwardStep(opts.Forward, up, deps.Clock)
 	var next step = fwd
@@ -131,10 +136,13 @@ func newChain(opts Options, deps Deps) (step, caches) {
 	}
 	next = &shapeStep{opts: opts.Reply, metrics: deps.Metrics, next: next}
 	next = &chaosStep{domain: opts.Zone.Domain, next: next}
+	if up.loop != nil {
+		next = &loopStep{guard: up.loop, next: next}
+	}
 	next = &checkStep{dropStubLoops: opts.StubZones, next: next}
 	packed := newPackedAnswers(opts.AnswerCache)
 	if packed != nil {
 		next = &packedStep{cache: packed, metrics: deps.Metrics, next: next}
 	}
-	return next, caches{packed: packed, responses: fwd.cache}
+	return next, caches{packed: packed, responses: fwd.cache, loop: up.loop}
 }

@@ -92,8 +92,12 @@ type Config struct {
 	MaxUDPSize  int             `json:"-"`
 	TCPMaxConns int             `json:"-"`
 	MaxForwards int             `json:"-"`
+	LoopDetect  bool            `json:"-"`
 	EtcdTimeout time.Duration   `json:"-"`
 	Log         logging.Options `json:"-"`
+
+	// fromResolvConf: Load took the nameservers from --resolv-conf.
+	fromResolvConf bool
 }
 
 // NewConfig returns the legacy defaults, with the legacy environment
@@ -121,6 +125,7 @@ func NewConfig(getenv func(string) string) *Config {
 		MaxUDPSize:  defaultMaxUDPSize,
 		TCPMaxConns: defaultTCPMaxConns,
 		MaxForwards: defaultMaxForwards,
+		LoopDetect:  true,
 		Log:         logging.DefaultOptions(),
 	}
 	if ns := getenv("SKYDNS_NAMESERVERS"); ns != "" {
@@ -183,6 +188,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.MetricsPath, "metrics-path", c.MetricsPath, "path of the Prometheus metrics (PROMETHEUS_PATH)")
 	fs.IntVar(&c.AnswerCache, "answer-cache", c.AnswerCache, "capacity of the packed in-zone answers, exact for the current records (0 = off)")
 	fs.IntVar(&c.MaxForwards, "max-forwards", c.MaxForwards, "upstream queries in flight at once (forwarded, stub and chased); past it a query is SERVFAIL at once")
+	fs.BoolVar(&c.LoopDetect, "loop-detect", c.LoopDetect, "at start, send each nameserver a probe query; if one comes back to skydns (a forwarding loop), log it and stop forwarding")
 	fs.IntVar(&c.TCPMaxConns, "tcp-max-conns", c.TCPMaxConns, "TCP connections served at once; one more is closed when accepted")
 	fs.IntVar(&c.MaxUDPSize, "max-udp-size", c.MaxUDPSize, "largest UDP reply, whatever buffer the client advertises (512-65535); also the EDNS0 buffer advertised upstream")
 	fs.DurationVar(&c.EtcdTimeout, "etcd-timeout", c.EtcdTimeout, "timeout of each etcd request (list, health check)")
@@ -208,6 +214,9 @@ func (c *Config) Finish() error {
 		if err := checkHostPort("--nameservers", ns); err != nil {
 			return err
 		}
+	}
+	if err := c.refuseSelfNameservers(); err != nil {
+		return err
 	}
 	if c.Machines == "" {
 		c.Machines = defaultMachines

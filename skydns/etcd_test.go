@@ -110,3 +110,7 @@ func waitFor(t *testing.T, cond func() bool) {
 func testutilCounter(c prometheus.Counter) float64 {
 	return promtestutil.ToFloat64(c)
 }
+
+func promGauge(g prometheus.Gauge) float64 {
+	return promtestutil.ToFloat64(g)
+}

@@ -108,7 +108,18 @@ func (e netExchanger) Exchange(ctx context.Context, m *dns.Msg, network, addr st
 	if network == "tcp" {
 		c = e.tcp
 	}
-	r, _, err := c.ExchangeContext(ctx, m, addr)
+	conn, err := c.DialContext(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	// miekg/dns honours ctx's deadline but not its end: closing the socket
+	// is what stops an exchange at shutdown (the loop probe's too).
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
+	r, _, err := c.ExchangeWithConnContext(ctx, m, conn)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
 	return r, err
 }
 
@@ -120,6 +131,7 @@ type upstream struct {
 	metrics  *Metrics
 	log      *slog.Logger
 	inFlight chan struct{} // A slot per upstream query in flight.
+	loop     *loopGuard    // nil: no loop detection (loop.go).
 }
 
 func newUpstream(opts ForwardOptions, exchange Exchanger, metrics *Metrics, log *slog.Logger) *upstream {
@@ -161,6 +173,9 @@ func (u *upstream) budget() time.Duration {
 // "metadata") from ever leaving the cluster.
 func (u *upstream) forward(ctx context.Context, req *dns.Msg, network string) (*dns.Msg, error) {
 	if err := u.mayLeave(req.Question[0].Name); err != nil {
+		if errors.Is(err, errLoop) {
+			u.metrics.forwardResult("recursive", err) // Counted, unlike the ndots rule's everyday refusals.
+		}
 		return nil, err
 	}
 	start := 0
@@ -172,8 +187,12 @@ func (u *upstream) forward(ctx context.Context, req *dns.Msg, network string) (*
 	return m, err
 }
 
-// mayLeave applies SkyDNS's ndots rule to a name about to go upstream.
+// mayLeave applies SkyDNS's ndots rule to a name about to go upstream, and
+// keeps every name in once a forwarding loop was found.
 func (u *upstream) mayLeave(name string) error {
+	if u.loop.detected() {
+		return errLoop // Sent, it would come back and multiply.
+	}
 	if dns.CountLabel(name) < u.opts.Ndots {
 		return fmt.Errorf("%q has fewer than %d labels", name, u.opts.Ndots)
 	}

@@ -19,6 +19,8 @@ type Metrics struct {
 	udpCapped    prometheus.Counter
 	overBudgetBy *prometheus.CounterVec
 
+	loopDetected prometheus.Gauge
+
 	tcpConns   prometheus.Gauge
 	tcpRefused prometheus.Counter
 
@@ -68,6 +70,9 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 		overBudgetBy: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "skydns", Name: "dns_budget_exceeded_total", Help: "Queries answered SERVFAIL because they passed a per-query work limit, by limit (lookups, nodes, chases, upstream).",
 		}, []string{"limit"}),
+		loopDetected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "skydns", Name: "forward_loop_detected", Help: "1 once a loop probe sent upstream came back to skydns: forwarding is off until restart.",
+		}),
 		tcpConns: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "skydns", Name: "tcp_connections", Help: "TCP connections open.",
 		}),
@@ -91,7 +96,7 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 		Namespace: "skydns", Name: "answer_cache_lookups_total", Help: "Address queries looked up in the packed answers, by result (hit or miss).",
 	}, []string{"result"})
 	m.packedHits, m.packedMisses = packed.WithLabelValues("hit"), packed.WithLabelValues("miss")
-	reg.MustRegister(packed, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.udpCapped, m.overBudgetBy, m.tcpConns, m.tcpRefused, m.watchUp, m.relists, m.malformed, m.lastChange)
+	reg.MustRegister(packed, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.udpCapped, m.overBudgetBy, m.loopDetected, m.tcpConns, m.tcpRefused, m.watchUp, m.relists, m.malformed, m.lastChange)
 	if index != nil {
 		reg.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -162,6 +167,8 @@ func (m *Metrics) forwardResult(kind string, err error) {
 		result = "failed"
 	case errors.Is(err, errBusy):
 		result = "busy" // Not sent: --max-forwards in flight.
+	case errors.Is(err, errLoop):
+		result = "loop" // Not sent: a forwarding loop was found.
 	default:
 		result = "refused" // Not sent: too few labels.
 	}

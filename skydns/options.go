@@ -60,6 +60,10 @@ type ForwardOptions struct {
 	CacheTTL    time.Duration // How long one is kept (-rcache-ttl).
 	UDPSize     uint16        // The largest EDNS0 buffer advertised upstream.
 	MaxInFlight int           // Upstream queries at once.
+	LoopDetect  bool          // Probe for forwarding loops (--loop-detect).
+	// FromResolvConf: the nameservers are the resolv.conf file's, not given
+	// explicitly; one that is skydns itself is then dropped, not an error.
+	FromResolvConf bool
 }
 
 // ServeOptions are where skydns listens.
@@ -141,6 +145,7 @@ func (c *Config) fillNameservers(read resolvConfReader) error {
 	for _, s := range cc.Servers {
 		c.Nameservers = append(c.Nameservers, net.JoinHostPort(s, cc.Port))
 	}
+	c.fromResolvConf = len(c.Nameservers) > 0
 	return nil
 }
 
@@ -156,6 +161,7 @@ func (c *Config) options() Options {
 			Nameservers: slices.Clone(c.Nameservers), NoRec: c.NoRec, Rotate: c.NSRotate, Ndots: c.Ndots,
 			Timeout: c.ReadTimeout, CacheSize: c.RCache, CacheTTL: time.Duration(c.RCacheTTL) * time.Second,
 			UDPSize: uint16(c.MaxUDPSize), MaxInFlight: c.MaxForwards,
+			FromResolvConf: c.fromResolvConf, LoopDetect: c.LoopDetect,
 		},
 		Serve: ServeOptions{
 			DNSAddr: c.DNSAddr, Systemd: c.Systemd, MetricsAddr: c.MetricsAddr, MetricsPath: c.MetricsPath,

@@ -45,17 +45,9 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Reg
 // runServers binds the sockets and runs the watcher, the DNS servers and the
 // HTTP endpoint under one group: the first to fail, or ctx, stops them all.
 func runServers(ctx context.Context, opts Options, client *clientv3.Client, log *slog.Logger, reg *prometheus.Registry) error {
-	udp, tcp, err := listenDNS(opts.Serve)
+	udp, tcp, metricsLn, err := bind(&opts, log)
 	if err != nil {
 		return err
-	}
-	var metricsLn net.Listener
-	if opts.Serve.MetricsAddr != "" {
-		if metricsLn, err = httpserve.Listen(opts.Serve.MetricsAddr); err != nil {
-			udp.Close()
-			tcp.Close()
-			return fmt.Errorf("--metrics-addr: %w", err)
-		}
 	}
 
 	index := NewIndex(opts.Etcd.PathPrefix)
@@ -66,6 +58,7 @@ func runServers(ctx context.Context, opts Options, client *clientv3.Client, log 
 	reg.MustRegister(packedEntriesGauge(handler.PackedEntries))
 
 	g.Go(func() error { watcher.Run(gctx); return nil })
+	g.Go(func() error { handler.probeLoops(gctx); return nil })
 	for _, s := range []*dns.Server{
 		{PacketConn: udp, Handler: handler, Net: "udp"},
 		{Listener: newTCPListener(gctx, tcp, opts.Serve.TCPMaxConns, metrics), Handler: handler, Net: "tcp"},
@@ -82,6 +75,27 @@ func runServers(ctx context.Context, opts Options, client *clientv3.Client, log 
 	}
 	log.Info("stopped")
 	return err
+}
+
+// bind opens the sockets: DNS, and the HTTP endpoint unless turned off
+// (nil). With the DNS sockets' own addresses it screens the nameservers
+// for skydns itself, which may change opts. On an error none stays open.
+func bind(opts *Options, log *slog.Logger) (udp net.PacketConn, tcp, metricsLn net.Listener, err error) {
+	if udp, tcp, err = listenDNS(opts.Serve); err != nil {
+		return nil, nil, nil, err
+	}
+	opts.Forward, err = screenListened(opts.Forward, []net.Addr{udp.LocalAddr(), tcp.Addr()}, log)
+	if err == nil && opts.Serve.MetricsAddr != "" {
+		if metricsLn, err = httpserve.Listen(opts.Serve.MetricsAddr); err != nil {
+			err = fmt.Errorf("--metrics-addr: %w", err)
+		}
+	}
+	if err != nil {
+		udp.Close()
+		tcp.Close()
+		return nil, nil, nil, err
+	}
+	return udp, tcp, metricsLn, nil
 }
 
 // serveDNS runs s in g until ctx ends, then shuts it down. The shutdown

@@ -689,24 +689,15 @@ func TestTCPConnectionLimitThroughTheBinary(t *testing.T) {
 // answers, --max-forwards queries wait, one more is SERVFAIL at once and
 // counted, and names in the zone are answered meanwhile.
 func TestForwardsInFlightBoundedThroughTheBinary(t *testing.T) {
-	blackHole, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer blackHole.Close()
 	var arrived atomic.Int32
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			if _, _, err := blackHole.ReadFrom(buf); err != nil {
-				return
-			}
-			arrived.Add(1) // Read, never answered.
+	blackHole := startBlackHole(t, func(m *dns.Msg) {
+		if m.Question[0].Qtype != dns.TypeHINFO { // Not the loop probe.
+			arrived.Add(1)
 		}
-	}()
+	})
 	etcd := harness.StartEtcd(t)
 	etcd.Put(etcd.Client(), svcKey, svcVal)
-	s := startSkydns(t, etcd.URL, "-nameservers="+blackHole.LocalAddr().String(), "-rtimeout=20s", "--max-forwards=2")
+	s := startSkydns(t, etcd.URL, "-nameservers="+blackHole, "-rtimeout=20s", "--max-forwards=2")
 	for i := range 2 {
 		go func() { _, _ = harness.Exchange(s.Addr, "udp", fmt.Sprintf("held%d.example.org.", i), dns.TypeA) }()
 	}
@@ -795,6 +786,8 @@ func TestBadFlagsExitWithOneLine(t *testing.T) {
 		{"skydns", []string{"-rtimeout=forever"}},
 		{"skydns", []string{"--log-format=xml"}},
 		{"skydns", []string{"--answer-cache=-1"}},
+		{"skydns", []string{"-addr=127.0.0.1:5399", "-nameservers=127.0.0.1:5399"}},             // Itself: a loop.
+		{"skydns", []string{"-addr=0.0.0.0:5399", "-nameservers=192.0.2.1:53,127.0.0.53:5399"}}, // Itself, on loopback.
 		{"kube2sky", []string{"--etcd-server=127.0.0.1:4001"}},
 		{"kube2sky", []string{"--kube_master_url=http://:8080"}},
 		{"kube2sky", []string{"--etcd_mutation_timeout=soon"}},
