@@ -6,6 +6,7 @@
 #   make test    vet, gofmt check, every unit and integration test
 #   make bench-dns   dnsperf: skydns against a fixed-answer responder
 #   make bench-kube2sky  kube2sky with 10,000 services in a real apiserver
+#   make bench-attack    skydns under the attacks of issue #9 (BEFORE=<older skydns> compares)
 #   make check   vet, gofmt check, lint
 #   make lint    golangci-lint (pinned, built once) with .golangci.yml
 
@@ -28,7 +29,7 @@ RACE       = $(if $(filter 1,$(shell $(GO) env CGO_ENABLED 2>/dev/null)),-race)
 # Debian packages the tests drive: dig and nslookup, dnsperf, busybox.
 APT_PACKAGES := dnsutils dnsperf busybox-static openssl
 
-.PHONY: build test test-unit check vet fmt-check deps etcd apiserver bench-dns bench-kube2sky images up down docs clean
+.PHONY: build test test-unit check vet fmt-check deps etcd apiserver bench-dns bench-kube2sky bench-attack images up down docs clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/skydns ./cmd/kube2sky ./cmd/exec-healthz ./test/bench/fixedresponder
@@ -97,6 +98,16 @@ bench-kube2sky: deps build etcd apiserver
 
 bench-dns: deps build etcd
 	SKYPOD_ETCD_BIN=$(ETCD) BIN_DIR=$(CURDIR)/bin ./test/bench/bench-dns.sh
+
+# skydns under the attacks of issue #9 (docs/security.md): a victim's
+# in-zone queries alone and under each attack, skydns's peak RSS,
+# goroutines and descriptors, CPU per expensive query. BEFORE=<path of an
+# older skydns binary> measures it too, in the same run, beside bin/skydns;
+# ATTACK_FLAGS passes more flags (-only, -attack, ...: go run
+# ./test/bench/attack -h). A few minutes.
+bench-attack: build etcd
+	SKYPOD_ETCD_BIN=$(ETCD) $(GO) run ./test/bench/attack $(if $(BEFORE),-skydns before=$(BEFORE)) \
+		-skydns current=$(CURDIR)/bin/skydns $(ATTACK_FLAGS)
 
 # Images for the manifests and docker-compose.yml, FROM scratch (no registry).
 IMAGE_TAG := v0.1.0

@@ -142,22 +142,55 @@ func StartWithFiles(t testing.TB, name, path string, args []string, files []*os.
 // PeakRSSMiB is the process's peak resident set size so far (VmHWM).
 func (p *Process) PeakRSSMiB(t testing.TB) float64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	return p.StatusMiB(t, "VmHWM")
+}
+
+// StatusMiB is a kB field of the process's /proc status (VmHWM, VmRSS), in
+// MiB.
+func (p *Process) StatusMiB(t testing.TB, field string) float64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			var kb float64
 			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%f", &kb); err != nil {
-				t.Fatalf("VmHWM %q: %v", v, err)
+				t.Fatalf("%s %q: %v", field, v, err)
 			}
 			return kb / 1024
 		}
 	}
-	t.Fatal("no VmHWM in /proc status")
+	t.Fatalf("no %s in /proc status", field)
 	return 0
 }
+
+// clockTicks is the kernel's USER_HZ, the unit of /proc/<pid>/stat times:
+// 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// CPUSeconds is the CPU time the process has used so far, user and system.
+func (p *Process) CPUSeconds(t testing.TB) float64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command name may hold spaces: the fields count from its ")".
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	var utime, stime float64
+	if len(fields) < 13 {
+		t.Fatalf("/proc stat: %q", b)
+	}
+	if _, err := fmt.Sscanf(fields[11]+" "+fields[12], "%f %f", &utime, &stime); err != nil {
+		t.Fatalf("/proc stat times: %v", err)
+	}
+	return (utime + stime) / clockTicks
+}
+
+// Pid is the process's id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
 // Log returns what the process has written so far.
 func (p *Process) Log() string {

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/skypod/skypod/skydns/msg"
+	"github.com/skypod/skypod/test/bench/benchrecords"
 )
 
 func main() {
@@ -37,27 +38,8 @@ func run(endpoint string, services, perNamespace int, domain, queryFile string) 
 		return err
 	}
 	defer c.Close()
-	var names []string
-	var ops []clientv3.Op
-	for i := 0; i < services; i++ {
-		ns := fmt.Sprintf("ns-%d", i/perNamespace)
-		name := fmt.Sprintf("svc-%d.%s.svc.%s", i, ns, domain)
-		ip := fmt.Sprintf("10.%d.%d.%d", 100+i>>16, (i>>8)&255, i&255)
-		a, _ := msg.Marshal(msg.Service{Host: ip, Priority: 10, Weight: 10, TTL: 30})
-		srv, _ := msg.Marshal(msg.Service{Host: name, Port: 80, Priority: 10, Weight: 10, TTL: 30})
-		label := msg.HashLabel(a)
-		ops = append(ops,
-			clientv3.OpPut(msg.Path(label+"."+name, msg.DefaultPrefix), string(a)),
-			clientv3.OpPut(msg.Path(label+"._http._tcp."+name, msg.DefaultPrefix), string(srv)))
-		names = append(names, name)
-		if len(ops) >= 100 {
-			if err := commit(c, ops); err != nil {
-				return err
-			}
-			ops = ops[:0]
-		}
-	}
-	if err := commit(c, ops); err != nil {
+	records, names := benchrecords.Services(services, perNamespace, domain, msg.DefaultPrefix)
+	if err := benchrecords.Write(context.Background(), c, records, 10*time.Second); err != nil {
 		return err
 	}
 	if queryFile == "" {
@@ -69,14 +51,4 @@ func run(endpoint string, services, perNamespace int, domain, queryFile string) 
 		fmt.Fprintf(&b, "%s A\n", n)
 	}
 	return os.WriteFile(queryFile, []byte(b.String()), 0o644)
-}
-
-func commit(c *clientv3.Client, ops []clientv3.Op) error {
-	if len(ops) == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, err := c.Txn(ctx).Then(ops...).Commit()
-	return err
 }
