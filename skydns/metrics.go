@@ -23,6 +23,7 @@ type Metrics struct {
 
 	tcpConns   prometheus.Gauge
 	tcpRefused prometheus.Counter
+	tcpEvicted prometheus.Counter
 
 	packedHits   prometheus.Counter
 	packedMisses prometheus.Counter
@@ -76,8 +77,11 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 		tcpConns: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "skydns", Name: "tcp_connections", Help: "TCP connections open.",
 		}),
+		tcpEvicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "skydns", Name: "tcp_connections_evicted_total", Help: "Idle TCP connections closed to make room for a new one at --tcp-max-conns.",
+		}),
 		tcpRefused: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "skydns", Name: "tcp_connections_refused_total", Help: "TCP connections closed at accept because --tcp-max-conns were open.",
+			Namespace: "skydns", Name: "tcp_connections_refused_total", Help: "TCP connections closed at accept because --tcp-max-conns were open and none was idle.",
 		}),
 		watchUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "skydns", Name: "etcd_watch_up", Help: "1 while skydns is listing or watching etcd successfully, 0 while etcd is unreachable.",
@@ -96,7 +100,7 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 		Namespace: "skydns", Name: "answer_cache_lookups_total", Help: "Address queries looked up in the packed answers, by result (hit or miss).",
 	}, []string{"result"})
 	m.packedHits, m.packedMisses = packed.WithLabelValues("hit"), packed.WithLabelValues("miss")
-	reg.MustRegister(packed, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.udpCapped, m.overBudgetBy, m.loopDetected, m.tcpConns, m.tcpRefused, m.watchUp, m.relists, m.malformed, m.lastChange)
+	reg.MustRegister(packed, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.udpCapped, m.overBudgetBy, m.loopDetected, m.tcpConns, m.tcpRefused, m.tcpEvicted, m.watchUp, m.relists, m.malformed, m.lastChange)
 	if index != nil {
 		reg.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -31,39 +31,71 @@ func dial(t *testing.T, addr string) net.Conn {
 	return c
 }
 
-// At the limit, one more connection is closed as soon as it is accepted,
-// and counted; a closed connection frees its slot.
-func TestTCPListenerLimitsConnections(t *testing.T) {
-	l, metrics := newLimitedListener(t, 2)
+// acceptAll accepts on l until it is closed, handing each connection
+// over.
+func acceptAll(l *tcpListener) <-chan net.Conn {
 	accepted := make(chan net.Conn, 4)
 	go func() {
+		defer close(accepted)
 		for {
 			c, err := l.Accept()
 			if err != nil {
-				close(accepted)
 				return
 			}
 			accepted <- c
 		}
 	}()
+	return accepted
+}
+
+// closedByServer reports whether the server closed c, waiting for it.
+func closedByServer(c net.Conn) bool {
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := c.Read(make([]byte, 1))
+	return err != nil && !isTimeout(err)
+}
+
+// At the limit, a new connection takes the place of the one idle
+// longest, counted; a closed connection frees its slot.
+func TestTCPListenerEvictsTheIdlestAtTheLimit(t *testing.T) {
+	l, metrics := newLimitedListener(t, 2)
+	accepted := acceptAll(l)
+	first := dial(t, l.Addr().String())
+	<-accepted
+	second := dial(t, l.Addr().String())
+	held := <-accepted
 	dial(t, l.Addr().String())
-	dial(t, l.Addr().String())
-	held := []net.Conn{<-accepted, <-accepted}
-	third := dial(t, l.Addr().String())
-	_ = third.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := third.Read(make([]byte, 1)); err == nil || isTimeout(err) {
-		t.Fatalf("a third connection over the limit of 2 was not closed: %v", err)
+	<-accepted
+	if !closedByServer(first) {
+		t.Fatal("the connection idle longest was not closed for the newcomer")
+	}
+	if got := testutilCounter(metrics.tcpEvicted); got != 1 || promGauge(metrics.tcpConns) != 2 {
+		t.Fatalf("evicted %v, open %v; want 1 and 2", got, promGauge(metrics.tcpConns))
+	}
+	held.Close()
+	if !closedByServer(second) || promGauge(metrics.tcpConns) != 1 {
+		t.Fatalf("a close did not free its slot: %v open", promGauge(metrics.tcpConns))
+	}
+}
+
+// A connection in the middle of a write is not idle: with every slot
+// held by one, a newcomer is closed at once, and counted.
+func TestTCPListenerRefusesWhenNoneIsIdle(t *testing.T) {
+	l, metrics := newLimitedListener(t, 1)
+	l.writeTimeout = time.Minute // The write below holds until the test ends.
+	accepted := acceptAll(l)
+	dial(t, l.Addr().String()) // Never reads.
+	server := (<-accepted).(*tcpConn)
+	go func() { _, _ = server.Write(make([]byte, 64<<20)) }()
+	t.Cleanup(func() { server.Close() })
+	for server.busy.Load() == 0 {
+		time.Sleep(time.Millisecond) // Until the write has begun: it then lasts.
+	}
+	if !closedByServer(dial(t, l.Addr().String())) {
+		t.Fatal("a connection over the limit was not closed")
 	}
 	if got := testutilCounter(metrics.tcpRefused); got != 1 {
 		t.Fatalf("refused %v, want 1", got)
-	}
-	held[0].Close()
-	dial(t, l.Addr().String())
-	select {
-	case c := <-accepted:
-		c.Close()
-	case <-time.After(10 * time.Second):
-		t.Fatal("a slot freed by a close was not reused")
 	}
 }
 
@@ -73,7 +105,8 @@ func isTimeout(err error) bool {
 }
 
 // A client that never reads cannot hold a reply's write: it ends at the
-// deadline.
+// deadline, and so does the connection (miekg/dns would otherwise serve its
+// remaining pipelined queries, each waiting out a deadline).
 func TestTCPWritesHaveADeadline(t *testing.T) {
 	l, _ := newLimitedListener(t, 1)
 	dial(t, l.Addr().String()) // Never reads.
@@ -99,6 +132,10 @@ func TestTCPWritesHaveADeadline(t *testing.T) {
 		}
 	case <-time.After(tcpWriteTimeout + 10*time.Second):
 		t.Fatal("a write to a client that never reads did not end")
+	}
+	// The failed write ended the connection: its slot is free.
+	if _, err := server.Write([]byte("x")); err == nil {
+		t.Fatal("the connection still writes after a failed write")
 	}
 }
 

@@ -6,8 +6,11 @@
 package test
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -646,8 +649,9 @@ func roundTrip(t *testing.T, conn net.Conn, packet []byte, wait time.Duration) (
 	return buf[:n], err
 }
 
-// TCP connections are bounded: past --tcp-max-conns one more is closed at
-// once and counted, UDP goes on, and a connection's close frees its slot.
+// TCP connections are bounded: at --tcp-max-conns a new connection takes
+// the place of the one idle longest (so idle connections cannot lock other
+// clients out), counted; UDP goes on throughout.
 func TestTCPConnectionLimitThroughTheBinary(t *testing.T) {
 	etcd := harness.StartEtcd(t)
 	etcd.Put(etcd.Client(), svcKey, svcVal)
@@ -658,6 +662,7 @@ func TestTCPConnectionLimitThroughTheBinary(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer c.Close()
 		held = append(held, c)
 	}
 	harness.Eventually(t, 10*time.Second, "two idle connections held", func() error {
@@ -666,23 +671,64 @@ func TestTCPConnectionLimitThroughTheBinary(t *testing.T) {
 		}
 		return nil
 	})
-	if m, err := harness.Exchange(s.Addr, "tcp", svcName, dns.TypeA); err == nil {
-		t.Fatalf("a third TCP connection was served: %v", m)
+	m, err := harness.Exchange(s.Addr, "tcp", svcName, dns.TypeA)
+	if err := harness.WantAnswers(m, err, "1.2.3.4"); err != nil {
+		t.Fatalf("a third TCP client while two idle connections fill the limit: %v", err)
 	}
-	if v := s.metric(t, "skydns_tcp_connections_refused_total"); v != "1" {
-		t.Fatalf("skydns_tcp_connections_refused_total = %q, want 1", v)
+	if v := s.metric(t, "skydns_tcp_connections_evicted_total"); v != "1" {
+		t.Fatalf("skydns_tcp_connections_evicted_total = %q, want 1", v)
 	}
-	m, err := harness.Exchange(s.Addr, "udp", svcName, dns.TypeA)
+	_ = held[0].SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := held[0].Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the connection idle longest was not closed: %v", err)
+	}
+	m, err = harness.Exchange(s.Addr, "udp", svcName, dns.TypeA)
 	if err := harness.WantAnswers(m, err, "1.2.3.4"); err != nil {
 		t.Fatalf("UDP at the TCP limit: %v", err)
 	}
-	for _, c := range held {
-		c.Close()
+}
+
+// Clients that pipeline queries for a large answer and never read hold
+// nothing for long: each connection ends at its first failed write (2 s),
+// not after every pipelined query has waited out its own deadline.
+func TestTCPSlowReadersAreLetGoThroughTheBinary(t *testing.T) {
+	etcd := harness.StartEtcd(t)
+	c := etcd.Client()
+	etcd.Put(c, svcKey, svcVal)
+	// About 56 KB of answer: 128 of them are more than the socket buffers
+	// hold (up to 4 MiB sending, and the client's small receive buffer).
+	for i := range 3500 {
+		etcd.Put(c, fmt.Sprintf("/skydns/local/cluster/svc/default/big/%d", i), fmt.Sprintf(`{"host":"10.9.%d.%d"}`, i/256, i%256))
 	}
-	harness.Eventually(t, 10*time.Second, "TCP served again once the held connections closed", func() error {
-		m, err := harness.Exchange(s.Addr, "tcp", svcName, dns.TypeA)
-		return harness.WantAnswers(m, err, "1.2.3.4")
+	s := startSkydns(t, etcd.URL)
+	req := new(dns.Msg)
+	req.SetQuestion("big.default.svc.cluster.local.", dns.TypeA)
+	packed, err := req.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	framed := append([]byte{byte(len(packed) >> 8), byte(len(packed))}, packed...)
+	for range 4 {
+		conn, err := (&net.Dialer{}).DialContext(t.Context(), "tcp", s.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+		if _, err := conn.Write(bytes.Repeat(framed, 128)); err != nil { // Never read.
+			t.Fatal(err)
+		}
+	}
+	harness.Eventually(t, 30*time.Second, "every slow reader let go", func() error {
+		if v := s.metric(t, "skydns_tcp_connections"); v != "0" {
+			return fmt.Errorf("skydns_tcp_connections = %q", v)
+		}
+		return nil
 	})
+	m, err := harness.Exchange(s.Addr, "tcp", svcName, dns.TypeA)
+	if err := harness.WantAnswers(m, err, "1.2.3.4"); err != nil {
+		t.Fatalf("a TCP query after the slow readers: %v", err)
+	}
 }
 
 // Upstream queries in flight are bounded: toward an upstream that never
