@@ -25,6 +25,7 @@ type Controller struct {
 	registry *Registry
 	log      *slog.Logger
 	metrics  *Metrics
+	skips    *skipLog
 	synced   []cache.InformerSynced
 	queue    workqueue.TypedRateLimitingInterface[Owner]
 
@@ -44,7 +45,7 @@ func NewController(cfg *Config, factory informers.SharedInformerFactory, store S
 	}
 	c := &Controller{
 		source: src, registry: NewRegistry(store, namer, cfg.EtcdMutationTimeout, metrics, log),
-		log: log, metrics: metrics,
+		log: log, metrics: metrics, skips: newSkipLog(log, metrics.skipped),
 		// Per-owner exponential backoff, capped at 30 s: an etcd outage must
 		// not push retries out for minutes (a relist on recovery also
 		// re-adds every owner at once).
@@ -223,13 +224,14 @@ func (c *Controller) processNext(ctx context.Context) bool {
 // sync commits the difference between owner's records in etcd and those
 // its objects call for, as one transaction.
 func (c *Controller) sync(ctx context.Context, owner Owner) error {
-	desired, err := c.source.desired(owner)
+	desired, skipped, err := c.source.desired(owner)
 	if err != nil {
 		// A malformed object: leave its records as they are, do not retry.
 		c.log.Warn("skipping malformed object", "owner", owner, "err", err)
 		c.metrics.malformed.Inc()
 		return nil
 	}
+	c.skips.report(owner, skipped)
 	plan := c.registry.Plan(owner, desired)
 	released, err := c.registry.Apply(ctx, owner, plan)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -370,5 +371,49 @@ func TestHeadlessServicesSharingAnEndpointIP(t *testing.T) {
 	f.quiet()
 	if data, _, _ := f.store.snapshot(); !pointsInto(data, other) || len(keysUnder(data, "/skydns/local/cluster/svc/default/"+holder+"/")) != 0 {
 		t.Errorf("after deleting %s: PTR %q; its records %v", holder, data[ptr], keysUnder(data, "/skydns/local/cluster/svc/"))
+	}
+}
+
+// skipped is kube2sky_skipped_records_total{reason}.
+func (f *fixture) skipped(reason string) float64 {
+	f.t.Helper()
+	return testutil.ToFloat64(f.ctrl.metrics.skipped.WithLabelValues(reason))
+}
+
+// An ExternalName that turns into an IP loses its record (not left as it
+// was, as a malformed object's are), is counted once however often its
+// owner syncs, and again only after it was a name in between.
+func TestExternalNameIPIsSkippedAndCountedOnce(t *testing.T) {
+	const leaf = "/skydns/local/cluster/svc/default/ext"
+	ext := &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "ext", Namespace: "default", ResourceVersion: "1"},
+		Spec:       v1.ServiceSpec{Type: v1.ServiceTypeExternalName, ExternalName: "www.example.com"},
+	}
+	f := start(t, nil, ext, clusterService("default", "web", "10.0.0.10"))
+	f.eventually("the CNAME leaf", func(r Records) bool { return r[leaf] != "" })
+	setTarget := func(target, rv string) {
+		ext.Spec.ExternalName, ext.ResourceVersion = target, rv
+		if _, err := f.client.CoreV1().Services("default").Update(context.Background(), ext, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	setTarget("169.254.169.254", "2")
+	f.eventually("the leaf deleted", func(r Records) bool { return r[leaf] == "" })
+	f.quiet()
+	data := f.resyncWritesNothing()
+	if len(keysUnder(data, "/skydns/local/cluster/svc/default/web/")) != 2 || f.skipped(skipExternalNameIP) != 1 {
+		t.Fatalf("after a resync: web's records %v, skipped %v, want 2 and 1", keysUnder(data, "/skydns/local/cluster/svc/default/web/"), f.skipped(skipExternalNameIP))
+	}
+
+	setTarget("www.example.com", "3")
+	f.eventually("the CNAME leaf back", func(r Records) bool { return r[leaf] != "" })
+	setTarget("169.254.169.254", "4")
+	f.eventually("the leaf deleted again", func(r Records) bool { return r[leaf] == "" })
+	if got := f.skipped(skipExternalNameIP); got != 2 {
+		t.Errorf("skipped %v after the second change to an IP, want 2", got)
+	}
+	if f.skipped(skipLabel) != 0 || f.skipped(skipValue) != 0 {
+		t.Errorf("other reasons counted: %v %v", f.skipped(skipLabel), f.skipped(skipValue))
 	}
 }

@@ -12,6 +12,7 @@ type Metrics struct {
 	deleted    prometheus.Counter
 	etcdErrors prometheus.Counter
 	malformed  prometheus.Counter
+	skipped    *prometheus.CounterVec
 	syncs      prometheus.Counter
 	latency    prometheus.Histogram
 	lastResync prometheus.Gauge
@@ -35,6 +36,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		malformed: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "kube2sky", Name: "malformed_objects_total", Help: "Kubernetes objects skipped as malformed.",
 		}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "kube2sky", Name: "skipped_records_total", Help: "Records left out because skydns could not serve them as meant, by reason; counted once while they stay so.",
+		}, []string{"reason"}),
 		syncs: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "kube2sky", Name: "owner_syncs_total", Help: "Owners (a service, a pod IP) compared with etcd and, where they differed, repaired.",
 		}),
@@ -52,7 +56,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "kube2sky", Name: "etcd_up", Help: "1 while etcd accepts kube2sky's requests.",
 		}),
 	}
-	reg.MustRegister(m.written, m.deleted, m.etcdErrors, m.malformed, m.syncs, m.latency, m.lastResync, m.ready, m.etcdUp)
+	for _, reason := range []string{skipExternalNameIP, skipLabel, skipValue} {
+		m.skipped.WithLabelValues(reason) // Each reason shows from the start, at 0.
+	}
+	reg.MustRegister(m.written, m.deleted, m.etcdErrors, m.malformed, m.skipped, m.syncs, m.latency, m.lastResync, m.ready, m.etcdUp)
 	return m
 }
 

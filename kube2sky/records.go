@@ -6,7 +6,9 @@ package kube2sky
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
+	"strconv"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
@@ -41,16 +43,6 @@ type Namer struct {
 	Prefix string // The etcd prefix: "skydns"
 }
 
-// ServiceName is <name>.<ns>.svc.<domain>.
-func (n Namer) ServiceName(ns, name string) string {
-	return name + "." + ns + ".svc." + n.Domain
-}
-
-// ServiceKey is the etcd directory holding every record of a service.
-func (n Namer) ServiceKey(ns, name string) string {
-	return msg.Path(n.ServiceName(ns, name), n.Prefix)
-}
-
 // PodKey is the directory of one pod IP's record: <a-b-c-d>.<ns>.pod.<domain>.
 func (n Namer) PodKey(ns, ip string) string {
 	return msg.Path(dashedIP(ip)+"."+ns+".pod."+n.Domain, n.Prefix)
@@ -73,37 +65,64 @@ func value(host string, port int) (label, json string) {
 	return msg.HashLabel(b), string(b)
 }
 
-// add puts a value at <label>.<name>.
-func (n Namer) add(out Records, label, name, value string) {
-	out[msg.Path(label+"."+name, n.Prefix)] = value
-}
-
 // ServiceRecords are the records under a service's directory: for a
 // ClusterIP service its A/AAAA and named-port SRV records, for a headless
 // one a record per ready endpoint address, for ExternalName a CNAME. eps may
-// be nil. An error means the objects are malformed and nothing should change.
-func (n Namer) ServiceRecords(svc *v1.Service, eps *v1.Endpoints) (Records, error) {
-	out := Records{}
-	name := n.ServiceName(svc.Namespace, svc.Name)
+// be nil. Records skydns could not serve as meant are left out and listed
+// in skipped; an error means the objects are malformed and nothing should
+// change.
+func (n Namer) ServiceRecords(svc *v1.Service, eps *v1.Endpoints) (Records, []Skip, error) {
+	rs := n.newSet()
+	name, ok := rs.serviceName(svc)
 	switch {
+	case !ok: // Not a name: nothing to write, and noted.
 	case svc.Spec.Type == v1.ServiceTypeExternalName:
 		if svc.Spec.ExternalName == "" {
-			return nil, fmt.Errorf("service %s/%s: ExternalName service with no externalName", svc.Namespace, svc.Name)
+			return nil, nil, fmt.Errorf("service %s/%s: ExternalName service with no externalName", svc.Namespace, svc.Name)
 		}
-		// A leaf at the service name itself, not a hash-labelled leaf below
-		// it: SkyDNS answers a CNAME query only for a leaf (a directory is
-		// NODATA), and the Kubernetes e2e test asks for exactly that.
-		_, v := value(strings.TrimSuffix(svc.Spec.ExternalName, "."), 0)
-		out[msg.Path(name, n.Prefix)] = v
+		rs.externalName(name, svc.Spec.ExternalName)
 	case isHeadless(svc):
 		if eps == nil {
-			return out, nil // Records appear with the endpoints.
+			break // Records appear with the endpoints.
 		}
-		return out, n.headless(out, svc, eps, name)
+		if err := rs.headless(svc, eps, name); err != nil {
+			return nil, nil, err
+		}
 	default:
-		n.clusterIP(out, svc, name)
+		rs.clusterIP(svc, name)
 	}
-	return out, nil
+	return rs.records, rs.skipped, nil
+}
+
+// serviceOwned is every record a service calls for: ServiceRecords and
+// ReverseRecords together.
+func (n Namer) serviceOwned(svc *v1.Service, eps *v1.Endpoints) (Records, []Skip, error) {
+	out, skipped, err := n.ServiceRecords(svc, eps)
+	if err != nil {
+		return nil, nil, err
+	}
+	rev, revSkipped, err := n.ReverseRecords(svc, eps)
+	if err != nil {
+		return nil, nil, err
+	}
+	maps.Copy(out, rev)
+	return out, append(skipped, revSkipped...), nil
+}
+
+// externalName writes a leaf at the service name itself, not a
+// hash-labelled leaf below it: SkyDNS answers a CNAME query only for a leaf
+// (a directory is NODATA), and the Kubernetes e2e test asks for exactly
+// that. skydns serves a host that parses as an IP as an A/AAAA record, so
+// an externalName such as 169.254.169.254, a name to the DNS specification
+// and the API server, has no value that means the CNAME: it is left out
+// rather than become an address no Endpoints would be allowed to hold.
+func (rs *recordSet) externalName(name, target string) {
+	_, v := value(strings.TrimSuffix(target, "."), 0)
+	if s, err := msg.Unmarshal("", []byte(v)); err == nil && s.HostIP() != nil {
+		rs.skip(name, skipExternalNameIP, fmt.Errorf("externalName %q would be served as an address, not a CNAME", target))
+		return
+	}
+	rs.put(name, v)
 }
 
 func isHeadless(svc *v1.Service) bool {
@@ -121,14 +140,14 @@ func clusterIPs(svc *v1.Service) []string {
 // clusterIP writes one address record per ClusterIP and, labelled with the
 // primary address's hash as in 1.2, one SRV record per named port that
 // points at the service name itself.
-func (n Namer) clusterIP(out Records, svc *v1.Service, name string) {
+func (rs *recordSet) clusterIP(svc *v1.Service, name string) {
 	primary := ""
 	for _, ip := range clusterIPs(svc) {
 		if net.ParseIP(ip) == nil {
 			continue
 		}
 		label, v := value(ip, 0)
-		n.add(out, label, name, v)
+		rs.add(v, name, label)
 		if primary == "" {
 			primary = label
 		}
@@ -137,23 +156,25 @@ func (n Namer) clusterIP(out Records, svc *v1.Service, name string) {
 		return
 	}
 	for _, p := range svc.Spec.Ports {
-		if p.Name == "" || p.Protocol == "" {
-			continue
-		}
-		_, v := value(name, int(p.Port))
-		n.add(out, primary, srvName(p.Name, string(p.Protocol), name), v)
+		rs.srv(primary, p.Name, p.Protocol, int(p.Port), name, name)
 	}
 }
 
-func srvName(port, protocol, name string) string {
-	return "_" + port + "._" + strings.ToLower(protocol) + "." + name
+// srv writes the SRV record <label>._<port>._<protocol>.<name> to target,
+// for a port with a name and a protocol (others have none, as in 1.2).
+func (rs *recordSet) srv(label, port string, protocol v1.Protocol, number int, name, target string) {
+	if port == "" || protocol == "" {
+		return
+	}
+	_, v := value(target, number)
+	rs.add(v, name, label, "_"+port, "_"+strings.ToLower(string(protocol)))
 }
 
 // headless writes, for each ready address (and the not-ready ones when the
 // service publishes them), an address record labelled with the endpoint's
 // hostname or the value's hash, and one SRV record per named port of its
 // subset, pointing at that per-endpoint name.
-func (n Namer) headless(out Records, svc *v1.Service, eps *v1.Endpoints, name string) error {
+func (rs *recordSet) headless(svc *v1.Service, eps *v1.Endpoints, name string) error {
 	hostnames, err := annotatedHostnames(eps)
 	if err != nil {
 		return err
@@ -164,14 +185,12 @@ func (n Namer) headless(out Records, svc *v1.Service, eps *v1.Endpoints, name st
 				continue
 			}
 			label, v := endpointLabel(addr, hostnames)
-			n.add(out, label, name, v)
-			target := label + "." + name
+			target, ok := rs.add(v, name, label)
+			if !ok {
+				continue
+			}
 			for _, p := range subset.Ports {
-				if p.Name == "" || p.Protocol == "" {
-					continue
-				}
-				_, sv := value(target, int(p.Port))
-				n.add(out, label, srvName(p.Name, string(p.Protocol), name), sv)
+				rs.srv(label, p.Name, p.Protocol, int(p.Port), name, target)
 			}
 		}
 	}
@@ -233,68 +252,78 @@ func endpointHostname(addr v1.EndpointAddress, annotated map[string]hostnameEntr
 // (the ready ones, and the not-ready ones the service publishes) to its own
 // name, the one its A/AAAA and SRV records use (<hostname> or
 // <hash>.<service>), as the DNS specification 1.1.0 asks of every ready
-// endpoint.
-func (n Namer) ReverseRecords(svc *v1.Service, eps *v1.Endpoints) (Records, error) {
-	out := Records{}
-	name := n.ServiceName(svc.Namespace, svc.Name)
+// endpoint. Skipped and the error are as for ServiceRecords.
+func (n Namer) ReverseRecords(svc *v1.Service, eps *v1.Endpoints) (Records, []Skip, error) {
+	rs := n.newSet()
+	name, ok := rs.serviceName(svc)
 	switch {
-	case svc.Spec.Type == v1.ServiceTypeExternalName:
+	case !ok || svc.Spec.Type == v1.ServiceTypeExternalName:
 	case !isHeadless(svc):
 		for _, ip := range clusterIPs(svc) {
-			n.addReverse(out, ip, name)
+			rs.addReverse(ip, name)
 		}
 	case eps != nil:
 		hostnames, err := annotatedHostnames(eps)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, subset := range eps.Subsets {
 			for _, addr := range publishedAddresses(svc, subset) {
 				label, _ := endpointLabel(addr, hostnames)
-				n.addReverse(out, addr.IP, label+"."+name)
+				if target, ok := rs.name(name, label); ok {
+					rs.addReverse(addr.IP, target)
+				}
 			}
 		}
 	}
-	return out, nil
+	return rs.records, rs.skipped, nil
 }
 
-func (n Namer) addReverse(out Records, ip, target string) {
-	arpa, err := reverseName(ip)
+func (rs *recordSet) addReverse(ip, target string) {
+	zone, labels, err := reverseLabels(ip)
 	if err != nil {
 		return
 	}
 	_, v := value(target, 0)
-	out[msg.Path(arpa, n.Prefix)] = v
+	rs.add(v, zone, labels...)
 }
 
-// reverseName is the in-addr.arpa or ip6.arpa name of ip.
-func reverseName(ip string) (string, error) {
+// reverseLabels are the labels of ip's in-addr.arpa or ip6.arpa name, leaf
+// first, and that zone.
+func reverseLabels(ip string) (zone string, labels []string, err error) {
 	parsed := net.ParseIP(ip)
 	if parsed == nil {
-		return "", fmt.Errorf("%q is not an IP address", ip)
+		return "", nil, fmt.Errorf("%q is not an IP address", ip)
 	}
 	if v4 := parsed.To4(); v4 != nil {
-		return fmt.Sprintf("%d.%d.%d.%d.in-addr.arpa.", v4[3], v4[2], v4[1], v4[0]), nil
+		for i := len(v4) - 1; i >= 0; i-- {
+			labels = append(labels, strconv.Itoa(int(v4[i])))
+		}
+		return "in-addr.arpa.", labels, nil
 	}
-	var b strings.Builder
 	for i := len(parsed) - 1; i >= 0; i-- {
-		fmt.Fprintf(&b, "%x.%x.", parsed[i]&0xf, parsed[i]>>4)
+		labels = append(labels, strconv.FormatUint(uint64(parsed[i]&0xf), 16), strconv.FormatUint(uint64(parsed[i]>>4), 16))
 	}
-	return b.String() + "ip6.arpa.", nil
+	return "ip6.arpa.", labels, nil
 }
 
 // PodRecords are a pod's address records, one per pod IP, at
 // <a-b-c-d>.<ns>.pod.<domain>. The phase is ignored, as in 1.2.
-func (n Namer) PodRecords(pod *v1.Pod) Records {
-	out := Records{}
+func (n Namer) PodRecords(pod *v1.Pod) (Records, []Skip) {
+	rs := n.newSet()
 	for _, ip := range podIPs(pod) {
-		if net.ParseIP(ip) == nil {
-			continue
-		}
-		label, v := value(ip, 0)
-		n.add(out, label, dashedIP(ip)+"."+pod.Namespace+".pod."+n.Domain, v)
+		rs.podIP(pod.Namespace, ip)
 	}
-	return out
+	return rs.records, rs.skipped
+}
+
+// podIP writes the record of one pod IP.
+func (rs *recordSet) podIP(ns, ip string) {
+	if net.ParseIP(ip) == nil {
+		return
+	}
+	label, v := value(ip, 0)
+	rs.add(v, "pod."+rs.Domain, label, dashedIP(ip), ns)
 }
 
 func podIPs(pod *v1.Pod) []string {

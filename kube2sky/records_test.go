@@ -43,9 +43,9 @@ func endpoints(subsets ...v1.EndpointSubset) *v1.Endpoints {
 
 func mustRecords(t *testing.T, svc *v1.Service, eps *v1.Endpoints) Records {
 	t.Helper()
-	r, err := namer.ServiceRecords(svc, eps)
-	if err != nil {
-		t.Fatal(err)
+	r, skipped, err := namer.ServiceRecords(svc, eps)
+	if err != nil || len(skipped) != 0 {
+		t.Fatalf("err %v, skipped %v", err, skipped)
 	}
 	return r
 }
@@ -139,20 +139,20 @@ func TestLegacyScenarios(t *testing.T) {
 
 func TestPodRecords(t *testing.T) {
 	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "testPod", Namespace: "default"}}
-	if r := namer.PodRecords(pod); len(r) != 0 {
+	if r, _ := namer.PodRecords(pod); len(r) != 0 {
 		t.Fatalf("K9 no IP: %v", r)
 	}
 	pod.Status.PodIP = "1.2.3.4"
-	r := namer.PodRecords(pod)
+	r, _ := namer.PodRecords(pod)
 	if got := r["/skydns/local/cluster/pod/default/1-2-3-4/b882ad2c"]; got != `{"host":"1.2.3.4","priority":10,"weight":10,"ttl":30}` || len(r) != 1 {
 		t.Fatalf("K9b: %v", r)
 	}
 	pod.Status.PodIP = "4.3.2.1"
-	if r := namer.PodRecords(pod); len(r) != 1 || len(under(r, "/skydns/local/cluster/pod/default/4-3-2-1/")) != 1 {
+	if r, _ := namer.PodRecords(pod); len(r) != 1 || len(under(r, "/skydns/local/cluster/pod/default/4-3-2-1/")) != 1 {
 		t.Fatalf("K9d: %v", r)
 	}
 	pod.Status.PodIPs = []v1.PodIP{{IP: "4.3.2.1"}, {IP: "2001:db8::7"}}
-	if r := namer.PodRecords(pod); len(under(r, "/skydns/local/cluster/pod/default/2001-db8--7/")) != 1 || len(r) != 2 {
+	if r, _ := namer.PodRecords(pod); len(under(r, "/skydns/local/cluster/pod/default/2001-db8--7/")) != 1 || len(r) != 2 {
 		t.Fatalf("dual-stack pod: %v", r)
 	}
 	if got := namer.PodKey("default", "1.2.3.4"); got != "/skydns/local/cluster/pod/default/1-2-3-4" {
@@ -161,7 +161,8 @@ func TestPodRecords(t *testing.T) {
 }
 
 func TestNames(t *testing.T) {
-	if got := namer.ServiceName("ns", "name"); got != "name.ns.svc.cluster.local." {
+	svc := &v1.Service{ObjectMeta: metav1.ObjectMeta{Name: "name", Namespace: "ns"}}
+	if got, ok := namer.newSet().serviceName(svc); !ok || got != "name.ns.svc.cluster.local." {
 		t.Errorf("K10 ServiceName: %s", got)
 	}
 	if got := dashedIP("1.2.3.4"); got != "1-2-3-4" {
@@ -183,7 +184,7 @@ func TestSpecRecords(t *testing.T) {
 	if vals := under(r, base+"_tcp/_https/"); len(vals) != 1 {
 		t.Errorf("S4 one SRV per named port: %v", vals)
 	}
-	rev, _ := namer.ReverseRecords(dual, nil)
+	rev, _, _ := namer.ReverseRecords(dual, nil)
 	if got := rev["/skydns/arpa/in-addr/10/3/0/1"]; !strings.Contains(got, `"host":"testservice.default.svc.cluster.local."`) {
 		t.Errorf("S6 PTR: %v", rev)
 	}
@@ -212,7 +213,7 @@ func TestSpecRecords(t *testing.T) {
 	if r := mustRecords(t, hl, eps); len(under(r, base)) != 4 {
 		t.Errorf("publishNotReadyAddresses: %v", under(r, base))
 	}
-	rev, _ = namer.ReverseRecords(hl, eps)
+	rev, _, _ = namer.ReverseRecords(hl, eps)
 	if got := rev["/skydns/arpa/in-addr/10/3/0/100"]; !strings.Contains(got, `"host":"my-pet.testservice.default.svc.cluster.local."`) || len(rev) != 4 ||
 		rev["/skydns/arpa/in-addr/10/3/0/200"] == "" {
 		t.Errorf("S13 PTR for each published endpoint (the one with a hostname by it), the not-ready one too: %v", rev)
@@ -223,7 +224,7 @@ func TestSpecRecords(t *testing.T) {
 		t.Errorf("1.2 hostnames-map annotation: %v", slices.Sorted(maps.Keys(r)))
 	}
 	eps.Annotations[hostnamesAnnotation] = `{"10.3.0.101":`
-	if _, err := namer.ServiceRecords(hl, eps); err == nil {
+	if _, _, err := namer.ServiceRecords(hl, eps); err == nil {
 		t.Errorf("a malformed annotation must be an error")
 	}
 
@@ -274,7 +275,7 @@ func TestHeadlessPTRWithoutHostname(t *testing.T) {
 			if got := r[base+"_tcp/_https/"+label]; !strings.Contains(got, `"host":"`+target+`"`) {
 				t.Errorf("SRV: %q, want a target of %s", got, target)
 			}
-			rev, err := namer.ReverseRecords(hl, eps)
+			rev, _, err := namer.ReverseRecords(hl, eps)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -316,7 +317,7 @@ func TestHeadlessPTRsFollowAddressRecords(t *testing.T) {
 					withA = append(withA, strings.Split(strings.Split(v, `"host":"`)[1], `"`)[0])
 				}
 			}
-			rev, err := namer.ReverseRecords(hl, eps)
+			rev, _, err := namer.ReverseRecords(hl, eps)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -332,4 +333,103 @@ func TestHeadlessPTRsFollowAddressRecords(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Records skydns could not serve as kube2sky means them are left out, each
+// noted with its reason, and their neighbours are still written. "api"
+// cases are objects a real API server accepts; the others only a fake (or
+// an older server) can hand kube2sky.
+func TestRecordsSkydnsCannotServeAreSkipped(t *testing.T) {
+	const svcName = "testservice.default.svc.cluster.local."
+	long := strings.Repeat("p", 63) // A valid port name; with its "_" a 64-byte label.
+	external := func(target string) *v1.Service {
+		s := service("")
+		s.Spec.Type, s.Spec.ExternalName = v1.ServiceTypeExternalName, target
+		return s
+	}
+	named := func(ns, name string) *v1.Service {
+		s := service("1.2.3.4", port("http", 80))
+		s.Namespace, s.Name = ns, name
+		return s
+	}
+	headless := service("None")
+	twoPorts := []v1.EndpointPort{epPort(long, 80), epPort("http", 81)}
+	tests := []struct {
+		name    string
+		svc     *v1.Service
+		eps     *v1.Endpoints
+		keys    []string // Every key written.
+		skipped []string // "<reason> <name>", in order.
+	}{
+		{"api: ExternalName 169.254.169.254", external("169.254.169.254"), nil, nil,
+			[]string{"externalname_ip " + svcName}},
+		{"api: ExternalName IP with the root dot", external("10.0.0.1."), nil, nil,
+			[]string{"externalname_ip " + svcName}},
+		{"ExternalName IPv6 (the API server refuses colons)", external("2001:db8::1"), nil, nil,
+			[]string{"externalname_ip " + svcName}},
+		{"api: ExternalName that only starts like an IP is a name", external("10.0.0.1.example.com"), nil,
+			[]string{strings.TrimSuffix(base, "/")}, nil},
+		{"api: ExternalName with a 64-byte label", external(strings.Repeat("a", 64) + ".example.com"), nil, nil,
+			[]string{"invalid_value " + svcName}},
+		{"api: ClusterIP port named with 63 bytes", service("1.2.3.4", port(long, 80), port("http", 81)), nil,
+			[]string{base + "b882ad2c", base + "_tcp/_http/b882ad2c", "/skydns/arpa/in-addr/1/2/3/4"},
+			[]string{"invalid_label b882ad2c._" + long + "._tcp." + svcName}},
+		{"api: headless endpoint port named with 63 bytes", headless, endpoints(subset(twoPorts, "10.0.0.1", "10.0.0.2")),
+			[]string{
+				base + "f488b1a2", base + "d8321f45", base + "_tcp/_http/f488b1a2", base + "_tcp/_http/d8321f45",
+				"/skydns/arpa/in-addr/10/0/0/1", "/skydns/arpa/in-addr/10/0/0/2",
+			},
+			[]string{"invalid_label f488b1a2._" + long + "._tcp." + svcName, "invalid_label d8321f45._" + long + "._tcp." + svcName}},
+		{"api: headless endpoint with an invalid hostname takes its hash label", headless,
+			endpoints(v1.EndpointSubset{Addresses: []v1.EndpointAddress{{IP: "10.0.0.1", Hostname: "a.b"}}}),
+			[]string{base + "f488b1a2", "/skydns/arpa/in-addr/10/0/0/1"}, nil},
+		{"port name with a dot", service("1.2.3.4", port("ht.tp", 80)), nil,
+			[]string{base + "b882ad2c", "/skydns/arpa/in-addr/1/2/3/4"},
+			[]string{"invalid_label b882ad2c._ht.tp._tcp." + svcName}},
+		{"protocol with a slash", service("1.2.3.4", v1.ServicePort{Name: "http", Port: 80, Protocol: "T/CP"}), nil,
+			[]string{base + "b882ad2c", "/skydns/arpa/in-addr/1/2/3/4"},
+			[]string{"invalid_label b882ad2c._http._t/cp." + svcName}},
+		{"upper-case port name is lowercased, not skipped", service("1.2.3.4", port("HTTP", 80)), nil,
+			[]string{base + "b882ad2c", base + "_tcp/_http/b882ad2c", "/skydns/arpa/in-addr/1/2/3/4"}, nil},
+		{"service name with a dot", named("default", "web.x"), nil, nil,
+			[]string{"invalid_label web.x.default.svc.cluster.local.", "invalid_label web.x.default.svc.cluster.local."}},
+		{"service name with a slash", named("default", "web/x"), nil, nil,
+			[]string{"invalid_label web/x.default.svc.cluster.local.", "invalid_label web/x.default.svc.cluster.local."}},
+		{"service name over 63 bytes", named("default", strings.Repeat("w", 64)), nil, nil,
+			[]string{"invalid_label " + strings.Repeat("w", 64) + ".default.svc.cluster.local.", "invalid_label " + strings.Repeat("w", 64) + ".default.svc.cluster.local."}},
+		{"empty namespace", named("", "web"), nil, nil,
+			[]string{"invalid_label web..svc.cluster.local.", "invalid_label web..svc.cluster.local."}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, skipped, err := namer.serviceOwned(tc.svc, tc.eps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := slices.Sorted(maps.Keys(r)); !slices.Equal(got, sorted(tc.keys)) {
+				t.Errorf("keys %q, want %q", got, sorted(tc.keys))
+			}
+			var got []string
+			for _, s := range skipped {
+				got = append(got, s.Reason+" "+s.Name)
+			}
+			if !slices.Equal(got, tc.skipped) {
+				t.Errorf("skipped %q, want %q", got, tc.skipped)
+			}
+		})
+	}
+}
+
+func TestPodInANamespaceThatIsNoLabelIsSkipped(t *testing.T) {
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "a.b"}, Status: v1.PodStatus{PodIP: "1.2.3.4"}}
+	r, skipped := namer.PodRecords(pod)
+	if len(r) != 0 || len(skipped) != 1 || skipped[0].Reason != skipLabel || skipped[0].Name != "b882ad2c.1-2-3-4.a.b.pod.cluster.local." {
+		t.Errorf("records %v, skipped %v", r, skipped)
+	}
+}
+
+func sorted(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
 }

@@ -2,8 +2,6 @@ package kube2sky
 
 import (
 	"fmt"
-	"maps"
-	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -103,42 +101,34 @@ func (s *source) owners() map[Owner]bool {
 	return out
 }
 
-// desired is what etcd should hold for owner. An error means its objects
-// are malformed.
-func (s *source) desired(owner Owner) (Records, error) {
+// desired is what etcd should hold for owner, and the records left out of
+// it. An error means its objects are malformed.
+func (s *source) desired(owner Owner) (Records, []Skip, error) {
 	switch owner.Kind {
 	case serviceKind:
 		return s.serviceDesired(owner.Namespace, owner.Name)
 	case podKind:
-		return s.podDesired(owner), nil
+		r, skipped := s.podDesired(owner)
+		return r, skipped, nil
 	case dnsVersionKind:
-		return s.namer.DNSVersion(), nil
+		return s.namer.DNSVersion(), nil, nil
 	}
-	return nil, fmt.Errorf("unknown owner %v", owner)
+	return nil, nil, fmt.Errorf("unknown owner %v", owner)
 }
 
-func (s *source) serviceDesired(ns, name string) (Records, error) {
+func (s *source) serviceDesired(ns, name string) (Records, []Skip, error) {
 	svc, err := s.services.Services(ns).Get(name)
 	if apierrors.IsNotFound(err) {
-		return Records{}, nil // Deleted: everything it owned goes.
+		return Records{}, nil, nil // Deleted: everything it owned goes.
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	eps, err := s.endpointsOf(ns, name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out, err := s.namer.ServiceRecords(svc, eps)
-	if err != nil {
-		return nil, err
-	}
-	rev, err := s.namer.ReverseRecords(svc, eps)
-	if err != nil {
-		return nil, err
-	}
-	maps.Copy(out, rev)
-	return out, nil
+	return s.namer.serviceOwned(svc, eps)
 }
 
 // endpointsOf returns the service's endpoints, from EndpointSlices when
@@ -160,16 +150,16 @@ func (s *source) endpointsOf(ns, name string) (*v1.Endpoints, error) {
 
 // podDesired is the one record of a pod IP while any pod in the namespace
 // has it.
-func (s *source) podDesired(owner Owner) Records {
-	out := Records{}
-	dir := s.namer.PodsKey() + owner.Namespace + "/" + owner.Name + "/"
+func (s *source) podDesired(owner Owner) (Records, []Skip) {
+	rs := s.namer.newSet()
 	objs, _ := s.pods.ByIndex(podOwnerIndex, owner.String())
 	for _, obj := range objs {
-		for k, v := range s.namer.PodRecords(obj.(*v1.Pod)) {
-			if strings.HasPrefix(k, dir) {
-				out[k] = v
+		pod := obj.(*v1.Pod)
+		for _, ip := range podIPs(pod) {
+			if podOwner(pod.Namespace, ip) == owner {
+				rs.podIP(pod.Namespace, ip)
 			}
 		}
 	}
-	return out
+	return rs.records, rs.skipped
 }

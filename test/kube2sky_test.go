@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
@@ -529,6 +530,9 @@ func TestKube2skyAgainstARealAPIServer(t *testing.T) {
 		}
 		pod.expect(t, "NXDOMAIN", nil, "1-2-3-4."+ns+".pod.cluster.local", "A") // K9d: the old IP's record is gone.
 	})
+	t.Run("records skydns cannot serve as meant are skipped and counted", func(t *testing.T) {
+		skippedRecordsThroughTheAPI(t, pod, admin, ns)
+	})
 	t.Run("restart after services were deleted and recreated", func(t *testing.T) {
 		pod.kube2sky.Kill()
 		old := svc2.Spec.ClusterIP
@@ -560,6 +564,75 @@ func TestKube2skyAgainstARealAPIServer(t *testing.T) {
 			t.Errorf("SIGTERM: want exit 0 once every goroutine has stopped: %v\n%s", err, pod.kube2sky.Log())
 		}
 	})
+}
+
+// skippedRecordsThroughTheAPI: objects the API server accepts whose
+// records skydns could not serve as kube2sky means them (an externalName
+// that parses as an IP, or has a label over 63 bytes; a 63-byte port name,
+// 64 bytes with its "_") leave no key in etcd and are counted by reason,
+// while the services beside them answer.
+func skippedRecordsThroughTheAPI(t *testing.T, pod *dnsPod, admin kubernetes.Interface, ns string) {
+	ctx, suffix := context.Background(), ns+".svc.cluster.local."
+	create := func(name string, spec v1.ServiceSpec) (*v1.Service, error) {
+		return admin.CoreV1().Services(ns).Create(ctx, &v1.Service{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}, metav1.CreateOptions{})
+	}
+	external := func(target string) v1.ServiceSpec {
+		return v1.ServiceSpec{Type: v1.ServiceTypeExternalName, ExternalName: target}
+	}
+	http := v1.ServicePort{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}
+	long := v1.ServicePort{Name: strings.Repeat("p", 63), Port: 81, Protocol: v1.ProtocolTCP}
+	must(create("metadata", external("169.254.169.254")))(t)
+	must(create("long-label", external(strings.Repeat("a", 64)+".example.com")))(t)
+	must(create("ext-ok", external("www.example.com")))(t)
+	plain := must(create("plain", v1.ServiceSpec{Ports: []v1.ServicePort{http, long}}))(t)
+	if _, err := create("v6", external("2001:db8::1")); err == nil {
+		t.Errorf("the API server accepted an IPv6 externalName; kube2sky skips it, but no test shows that through the API")
+	}
+
+	for reason, want := range map[string]string{"externalname_ip": "1", "invalid_value": "1", "invalid_label": "1"} {
+		harness.Eventually(t, 10*time.Second, "kube2sky_skipped_records_total "+reason, func() error {
+			if got := scrape(t, pod.healthz+"/metrics", `kube2sky_skipped_records_total{reason="`+reason+`"}`); got != want {
+				return fmt.Errorf("%q, want %s", got, want)
+			}
+			return nil
+		})
+	}
+	pod.expect(t, "NOERROR", []string{"CNAME www.example.com."}, "ext-ok."+suffix, "CNAME")
+	pod.expect(t, "NOERROR", []string{"A " + plain.Spec.ClusterIP}, "plain."+suffix, "A")
+	pod.expect(t, "NOERROR", []string{"SRV 10 100 80 plain." + suffix}, "_http._tcp.plain."+suffix, "SRV")
+	for _, name := range []string{"metadata", "long-label"} {
+		pod.expect(t, "NXDOMAIN", nil, name+"."+suffix, "A")
+		m, err := harness.Exchange(pod.skydns.Addr, "udp", name+"."+suffix, dns.TypeA)
+		if err := harness.WantRcode(m, err, dns.RcodeNameError); err != nil || len(m.Answer) != 0 {
+			t.Errorf("miekg/dns A %s: %v %v", name, err, m)
+		}
+	}
+
+	keys := etcdKeys(t, pod, "/skydns/local/cluster/svc/"+ns+"/")
+	for _, k := range keys {
+		if strings.Contains(k, "/metadata") || strings.Contains(k, "/long-label") || strings.Contains(k, long.Name) {
+			t.Errorf("a skipped record's key is in etcd: %s", k)
+		}
+	}
+	for _, k := range []string{"/ext-ok", "/plain/_tcp/_http/"} {
+		if !slices.ContainsFunc(keys, func(key string) bool { return strings.Contains(key, k) }) {
+			t.Errorf("no key with %s in etcd: %q", k, keys)
+		}
+	}
+	if n := strings.Count(pod.kube2sky.Log(), "record=metadata."+suffix); n != 1 {
+		t.Errorf("the IP externalName logged %d times, want once", n)
+	}
+}
+
+// etcdKeys are the keys under prefix in the DNS pod's etcd.
+func etcdKeys(t *testing.T, pod *dnsPod, prefix string) []string {
+	t.Helper()
+	resp := must(pod.etcd.Client().Get(context.Background(), prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly()))(t)
+	var keys []string
+	for _, kv := range resp.Kvs {
+		keys = append(keys, string(kv.Key))
+	}
+	return keys
 }
 
 // endpointName is the one target of the SRV records at srv other than

@@ -74,13 +74,20 @@ func startSkydnsUnloaded(t testing.TB, etcdURL string, extra ...string) *skydnsP
 
 func (s *skydnsProc) metric(t *testing.T, name string) string {
 	t.Helper()
-	_, body, err := harness.HTTPGet(s.Metrics + "/metrics")
+	return scrape(t, s.Metrics+"/metrics", name)
+}
+
+// scrape is the value of the sample named name (labels included, as
+// exposed: `x_total{reason="y"}`) at a /metrics url, or "" if absent.
+func scrape(t *testing.T, url, name string) string {
+	t.Helper()
+	_, body, err := harness.HTTPGet(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(body, "\n") {
-		if strings.HasPrefix(line, name+" ") {
-			return strings.TrimPrefix(line, name+" ")
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
 		}
 	}
 	return ""
@@ -330,6 +337,9 @@ func TestKeyThatIsNotANameIsSkipped(t *testing.T) {
 	if err := harness.WantAnswers(m, err, "10.7.1.1"); err != nil {
 		t.Fatalf("after the dotted key was deleted: %v", err)
 	}
+	if n := strings.Count(s.Log(), "skipping malformed record"); n != 1 || s.metric(t, "skydns_etcd_malformed_values_total") != "1" {
+		t.Fatalf("the dotted key logged %d times, counted %s; want once each, its delete neither", n, s.metric(t, "skydns_etcd_malformed_values_total"))
+	}
 }
 
 // A value no reply could carry (a host that is no name, a port past 16
@@ -349,6 +359,9 @@ func TestUnservableValuesAreSkipped(t *testing.T) {
 	})
 	if v := s.metric(t, "skydns_etcd_malformed_values_total"); v != "2" {
 		t.Fatalf("skydns_etcd_malformed_values_total = %q, want 2", v)
+	}
+	if log := s.Log(); strings.Count(log, "skipping malformed record") != 2 || !strings.Contains(log, "/_http/bad") || !strings.Contains(log, "/_http/big") {
+		t.Fatalf("want one log line each for bad and big:\n%s", log)
 	}
 }
 
