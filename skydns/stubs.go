@@ -32,18 +32,34 @@ func (s *stubStep) serve(ctx context.Context, req *request) {
 }
 
 // forward sends the query to the zone's servers with the loop-guard option
-// set.
+// set. A client that sent no OPT record gets none back (RFC 6891 7), and
+// over UDP no more than the 512 bytes it can take: the OPT record that
+// carries the option asks for no more, and is taken off the reply.
 func (s *stubStep) forward(ctx context.Context, req *request, servers []string) (*dns.Msg, error) {
 	out := req.msg.Copy()
 	opt := out.IsEdns0()
 	if opt == nil {
-		out.SetEdns0(dns.DefaultMsgSize, false)
+		out.SetEdns0(dns.MinMsgSize, false)
 		opt = out.IsEdns0()
 	}
 	opt.Option = append(opt.Option, &dns.EDNS0_LOCAL{Code: stubLoopOption, Data: []byte{1}})
 	m, err := s.up.failover(ctx, req.proto(), out, servers, int(req.msg.Id)%len(servers))
 	s.up.metrics.forwardResult("stub", err)
+	if err == nil && req.msg.IsEdns0() == nil {
+		m.Extra = withoutOPT(m.Extra)
+	}
 	return m, err
+}
+
+// withoutOPT is extra without its OPT record.
+func withoutOPT(extra []dns.RR) []dns.RR {
+	out := extra[:0]
+	for _, rr := range extra {
+		if rr.Header().Rrtype != dns.TypeOPT {
+			out = append(out, rr)
+		}
+	}
+	return out
 }
 
 // stubLoopOption marks queries skydns sends to a stub zone's servers. A
