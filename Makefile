@@ -3,7 +3,8 @@
 #   make build   static binaries in bin/
 #   make images  FROM scratch images of the four containers
 #   make test-unit  vet, gofmt check, the unit tests: Go only, seconds
-#   make test    vet, gofmt check, every unit and integration test
+#   make test    vet, gofmt check, every unit and integration test, then make fuzz
+#   make fuzz    each fuzz target for FUZZTIME (10s; make fuzz FUZZTIME=10m)
 #   make bench-dns   dnsperf: skydns against a fixed-answer responder
 #   make bench-kube2sky  kube2sky with 10,000 services in a real apiserver
 #   make bench-attack    skydns under the attacks of issue #9 (BEFORE=<older skydns> compares)
@@ -29,7 +30,7 @@ RACE       = $(if $(filter 1,$(shell $(GO) env CGO_ENABLED 2>/dev/null)),-race)
 # Debian packages the tests drive: dig and nslookup, dnsperf, busybox.
 APT_PACKAGES := dnsutils dnsperf busybox-static openssl
 
-.PHONY: build test test-unit check vet fmt-check deps etcd apiserver bench-dns bench-kube2sky bench-attack images up down docs clean
+.PHONY: build test test-unit fuzz check vet fmt-check deps etcd apiserver bench-dns bench-kube2sky bench-attack images up down docs clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/skydns ./cmd/kube2sky ./cmd/exec-healthz ./test/bench/fixedresponder
@@ -89,6 +90,20 @@ test-unit: vet fmt-check
 
 test: check deps build etcd apiserver images
 	SKYPOD_BIN_DIR=$(CURDIR)/bin SKYPOD_ETCD_BIN=$(ETCD) SKYPOD_APISERVER_BIN=$(APISERVER) $(GO) test -tags $(INTEGRATION) -race -count=1 $(GOTESTFLAGS) ./...
+	@$(MAKE) --no-print-directory fuzz
+
+# Each fuzz target runs for FUZZTIME, one go test per target (-fuzz takes
+# one at a time); a crasher lands in <pkg>/testdata/fuzz/<target>/. Their
+# seeds and those files also run, as plain tests, in go test ./...
+FUZZTIME ?= 10s
+FUZZ_TARGETS := skydns:FuzzServeDNS skydns:FuzzPackedEqualsBuilt skydns:FuzzHasUpperASCII \
+	skydns/msg:FuzzUnmarshal skydns/msg:FuzzKeySegments skydns/msg:FuzzPathDomain kube2sky:FuzzRecords
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo ">> fuzzing $$name (./$$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
+	done
 
 # kube2sky against a real apiserver with 10,000 services: initial sync,
 # propagation p50/p99, writes of a no-change resync, peak RSS.

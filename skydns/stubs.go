@@ -32,12 +32,15 @@ func (s *stubStep) serve(ctx context.Context, req *request) {
 }
 
 // forward sends the query to the zone's servers with the loop-guard option
-// set.
+// set. A client that sent no OPT record asked for no more than 512 bytes,
+// and the OPT record that carries the option asks for no more; the reply
+// is fitted to the client like every relayed one (shape.go), which also
+// takes that OPT record off.
 func (s *stubStep) forward(ctx context.Context, req *request, servers []string) (*dns.Msg, error) {
 	out := req.msg.Copy()
 	opt := out.IsEdns0()
 	if opt == nil {
-		out.SetEdns0(dns.DefaultMsgSize, false)
+		out.SetEdns0(dns.MinMsgSize, false)
 		opt = out.IsEdns0()
 	}
 	opt.Option = append(opt.Option, &dns.EDNS0_LOCAL{Code: stubLoopOption, Data: []byte{1}})

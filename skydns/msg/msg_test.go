@@ -98,6 +98,9 @@ func TestUnmarshalChecksWhatARecordCanServe(t *testing.T) {
 		{`{"host":".","port":80}`, false},
 		{`{"host":"` + strings.Repeat("x", 64) + `.example."}`, false},
 		{`{"host":"` + strings.Repeat("abcdefg.", 32) + `"}`, false}, // 256 bytes.
+		{`{"host":"a\\"}`, false},                                    // A lone backslash escapes the root dot: FuzzUnmarshal's packing check.
+		{`{"host":"a\\\\"}`, true},                                   // An escaped backslash.
+		{`{"host":"a\\."}`, true},                                    // An escaped dot.
 		{`{"host":"10.0.0.1","port":70000}`, false},
 		{`{"host":"10.0.0.1","port":-1}`, false},
 		{`{"host":"10.0.0.1","priority":65536}`, false},

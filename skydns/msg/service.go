@@ -83,8 +83,14 @@ func (s *Service) check() error {
 const maxNameLen = 253
 
 // isDomainName reports whether name is made of labels of 1 to 63 bytes,
-// 253 bytes in all, with or without the root dot.
+// 253 bytes in all, with or without the root dot, and does not end in an
+// escape: in a name's text form a backslash escapes the next byte, so in
+// `a\` it would escape the root dot a reply adds (`a\.` is still not fully
+// qualified), and no reply with the name would pack.
 func isDomainName(name string) bool {
+	if trailing := len(name) - len(strings.TrimRight(name, `\`)); trailing%2 == 1 {
+		return false
+	}
 	name = strings.TrimSuffix(name, ".")
 	if name == "" || len(name) > maxNameLen {
 		return false

@@ -49,9 +49,9 @@ func headless(ns, name string, n int) kube2sky.Records {
 }
 
 func mustRecords(svc *v1.Service, eps *v1.Endpoints) kube2sky.Records {
-	r, err := namer().ServiceRecords(svc, eps)
-	if err != nil {
-		panic(err) // The objects above are well formed.
+	r, skipped, err := namer().ServiceRecords(svc, eps)
+	if err != nil || len(skipped) > 0 {
+		panic(fmt.Sprint(err, skipped)) // The objects above are well formed.
 	}
 	return r
 }
