@@ -139,10 +139,13 @@ func StartWithFiles(t testing.TB, name, path string, args []string, files []*os.
 	return p
 }
 
+// Pid is the process's id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // PeakRSSMiB is the process's peak resident set size so far (VmHWM).
 func (p *Process) PeakRSSMiB(t testing.TB) float64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
 	if err != nil {
 		t.Fatal(err)
 	}
