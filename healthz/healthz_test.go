@@ -1,8 +1,10 @@
 package healthz
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -35,7 +37,10 @@ func TestHealthzResults(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1000, 0)}
 	var output []byte
 	var runErr error
-	run := func(context.Context, string) ([]byte, error) { return output, runErr }
+	run := func(_ context.Context, _ string, out io.Writer) error {
+		_, _ = out.Write(output)
+		return runErr
+	}
 	reg := prometheus.NewRegistry()
 	metrics := NewMetrics(reg)
 	p := NewProber(Probe{Cmd: "nslookup x", URL: "/healthz"}, run, clock.now, time.Second, metrics, slog.New(slog.DiscardHandler))
@@ -77,7 +82,7 @@ func TestHealthzResults(t *testing.T) {
 
 func TestHangingCommandIsKilled(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	p := NewProber(Probe{Cmd: "sleep 30", URL: "/healthz"}, ShellRunner, time.Now, 200*time.Millisecond, NewMetrics(reg), slog.New(slog.DiscardHandler))
+	p := NewProber(Probe{Cmd: "sleep 30", URL: "/healthz"}, startReaper(t).Shell, time.Now, 200*time.Millisecond, NewMetrics(reg), slog.New(slog.DiscardHandler))
 	start := time.Now()
 	p.RunOnce(context.Background())
 	if took := time.Since(start); took > 5*time.Second {
@@ -88,17 +93,18 @@ func TestHangingCommandIsKilled(t *testing.T) {
 	}
 }
 
-func TestShellRunnerKeepsRedirections(t *testing.T) {
-	out, err := ShellRunner(context.Background(), "echo visible; echo hidden >/dev/null")
-	if err != nil || string(out) != "visible\n" {
-		t.Fatalf("%q %v", out, err)
+func TestShellKeepsRedirections(t *testing.T) {
+	var out bytes.Buffer
+	err := startReaper(t).Shell(context.Background(), "echo visible; echo hidden >/dev/null", &out)
+	if err != nil || out.String() != "visible\n" {
+		t.Fatalf("%q %v", out.String(), err)
 	}
 }
 
 func TestMultiProbeWording(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
-	fail := func(context.Context, string) ([]byte, error) { return nil, errors.New("boom") }
+	fail := func(context.Context, string, io.Writer) error { return errors.New("boom") }
 	log := slog.New(slog.DiscardHandler)
 	a := NewProber(Probe{Cmd: "a", URL: "/a"}, fail, time.Now, time.Second, m, log)
 	b := NewProber(Probe{Cmd: "b", URL: "/b"}, fail, time.Now, time.Second, m, log)
@@ -159,12 +165,12 @@ func TestRunReturnsOnlyAfterItsProbersStopped(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
 	var startOnce sync.Once
 	var ended atomic.Bool
-	slowToStop := func(ctx context.Context, _ string) ([]byte, error) {
+	slowToStop := func(ctx context.Context, _ string, _ io.Writer) error {
 		startOnce.Do(func() { close(started) })
 		<-ctx.Done()
 		<-release // Held by the test until the server has stopped.
 		ended.Store(true)
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 	reg := prometheus.NewRegistry()
 	log := slog.New(slog.DiscardHandler)

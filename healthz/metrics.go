@@ -11,6 +11,8 @@ type Metrics struct {
 	runs     *prometheus.CounterVec
 	failures *prometheus.CounterVec
 	duration *prometheus.GaugeVec
+	cut      *prometheus.CounterVec
+	orphans  prometheus.Counter
 }
 
 // NewMetrics registers the metrics with reg.
@@ -25,13 +27,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		duration: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "exechealthz", Name: "probe_last_duration_seconds", Help: "How long the last run took.",
 		}, []string{"url"}),
+		cut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "exechealthz", Name: "probe_output_truncated_total", Help: "Probe command runs whose output passed the bound and was cut.",
+		}, []string{"url"}),
+		orphans: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "exechealthz", Name: "orphans_reaped_total", Help: "Exited processes reaped that were not a probe command: descendants orphaned by one.",
+		}),
 	}
-	reg.MustRegister(m.runs, m.failures, m.duration)
+	reg.MustRegister(m.runs, m.failures, m.duration, m.cut, m.orphans)
 	return m
 }
 
-func (m *Metrics) observe(url string, err error, took time.Duration) {
+func (m *Metrics) observe(url string, err error, took time.Duration, cut bool) {
 	m.runs.WithLabelValues(url).Inc()
+	if cut {
+		m.cut.WithLabelValues(url).Inc()
+	}
 	if err != nil {
 		m.failures.WithLabelValues(url).Inc()
 	}

@@ -10,6 +10,6 @@ import (
 
 func TestMetricsPassPromlint(t *testing.T) {
 	reg := metricslint.NewRegistry()
-	NewMetrics(reg).observe("/healthz", errors.New("probe failed"), time.Second)
+	NewMetrics(reg).observe("/healthz", errors.New("probe failed"), time.Second, true)
 	metricslint.Check(t, reg)
 }

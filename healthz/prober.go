@@ -4,21 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os/exec"
 	"sync"
 	"time"
 )
-
-// Runner runs one command line and returns its combined output.
-type Runner func(ctx context.Context, cmd string) ([]byte, error)
-
-// ShellRunner runs cmd through "sh -c", as exec-healthz always has, so
-// redirections like ">/dev/null" in the legacy manifest work as written.
-func ShellRunner(ctx context.Context, cmd string) ([]byte, error) {
-	c := exec.CommandContext(ctx, "sh", "-c", cmd)
-	c.WaitDelay = time.Second // Do not wait on pipes held open by orphaned children.
-	return c.CombinedOutput()
-}
 
 // Result is one run of a command.
 type Result struct {
@@ -58,22 +46,24 @@ func (p *Prober) Last() Result {
 	return p.last
 }
 
-// RunOnce runs the command with the timeout and records the result.
+// RunOnce runs the command with the timeout and records the result, its
+// output bounded to MaxOutput.
 func (p *Prober) RunOnce(ctx context.Context) {
 	start := p.now()
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
-	out, err := p.run(ctx, p.probe.Cmd)
+	out := newTail(MaxOutput)
+	err := p.run(ctx, p.probe.Cmd, out)
 	cancel()
 	if ctx.Err() == context.DeadlineExceeded && err != nil {
 		err = fmt.Errorf("killed after %v: %w", p.timeout, err)
 	}
-	r := Result{Output: out, Err: err, At: p.now()}
+	r := Result{Output: out.Bytes(), Err: err, At: p.now()}
 	p.mu.Lock()
 	p.last = r
 	p.mu.Unlock()
-	p.metrics.observe(p.probe.URL, err, r.At.Sub(start))
+	p.metrics.observe(p.probe.URL, err, r.At.Sub(start), out.Cut())
 	if err != nil {
-		p.log.Warn("probe failed", "url", p.probe.URL, "cmd", p.probe.Cmd, "err", err, "output", string(out))
+		p.log.Warn("probe failed", "url", p.probe.URL, "cmd", p.probe.Cmd, "err", err, "output", string(r.Output))
 	} else {
 		p.log.Info("probe ok", "url", p.probe.URL, "seconds", r.At.Sub(start).Seconds())
 	}

@@ -25,19 +25,24 @@ func Mux(probers []*Prober, latency time.Duration, reg *prometheus.Registry) *ht
 	return mux
 }
 
-// Run probes and serves until ctx ends, and returns only once every prober
-// and the HTTP server have stopped.
+// Run probes and serves until ctx ends, and returns only once every prober,
+// the HTTP server and the reaper have stopped.
 func Run(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Registry) error {
 	ln, err := httpserve.Listen(net.JoinHostPort("", strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return err
 	}
 	metrics := NewMetrics(reg)
+	reaper := NewReaper(log, metrics)
 	var probers []*Prober
 	for _, p := range cfg.Probes() {
-		probers = append(probers, NewProber(p, ShellRunner, time.Now, cfg.Timeout, metrics, log))
+		probers = append(probers, NewProber(p, reaper.Shell, time.Now, cfg.Timeout, metrics, log))
 	}
-	return superviseProbers(ctx, log, ln, probers, cfg.Period, cfg.Latency, reg)
+	// The reaper outlives the probers: a probe command stopped at shutdown
+	// is collected by it.
+	return reaper.While(ctx, func(ctx context.Context) error {
+		return superviseProbers(ctx, log, ln, probers, cfg.Period, cfg.Latency, reg)
+	})
 }
 
 // superviseProbers runs each prober and the server on ln under one group:

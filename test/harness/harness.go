@@ -139,6 +139,9 @@ func StartWithFiles(t testing.TB, name, path string, args []string, files []*os.
 	return p
 }
 
+// Pid is the process's id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // PeakRSSMiB is the process's peak resident set size so far (VmHWM).
 func (p *Process) PeakRSSMiB(t testing.TB) float64 {
 	t.Helper()
@@ -188,9 +191,6 @@ func (p *Process) CPUSeconds(t testing.TB) float64 {
 	}
 	return (utime + stime) / clockTicks
 }
-
-// Pid is the process's id.
-func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
 // Log returns what the process has written so far.
 func (p *Process) Log() string {
