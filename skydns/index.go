@@ -20,12 +20,18 @@ var (
 
 // node is one key segment. A node can hold a value and children at once:
 // etcd v3 allows "/a" and "/a/b" side by side, where v2 did not.
+//
+// Nodes are what the index is made of (about 1.4 per record in kube2sky's
+// layout), so each is kept small: its segment is the first label of its
+// name rather than a string of its own, and its children are one slice
+// sorted by segment, searched by bisection, rather than a slice to walk
+// and a map to probe (most nodes have one or two children, and an empty
+// Go map alone is larger than the node; a lookup by name does not come
+// this way but through the tree's byName map).
 type node struct {
-	children map[string]*node
-	kids     []*node // The same children, for walks: a slice iterates far faster than a map.
-	value    *msg.Service
-	seg      string // This node's own key segment.
-	name     string // The DNS name of this node, lowercase, with the root dot.
+	kids  []*node // Sorted by segment.
+	value *msg.Service
+	name  string // The DNS name of this node, lowercase, with the root dot; "" at the root.
 
 	// changed holds the number of the last change at or below this node:
 	// a put or delete whose path runs through it, its own pruning, or the
@@ -34,10 +40,44 @@ type node struct {
 	changed *atomic.Uint64
 }
 
-func newNode(seg, name string, stamp uint64) *node {
-	n := &node{seg: seg, name: name, changed: new(atomic.Uint64)}
+func newNode(name string, stamp uint64) *node {
+	n := &node{name: name, changed: new(atomic.Uint64)}
 	n.changed.Store(stamp)
 	return n
+}
+
+// seg is the node's own key segment: the first label of its name.
+func (n *node) seg() string {
+	if i := strings.IndexByte(n.name, '.'); i >= 0 {
+		return n.name[:i]
+	}
+	return n.name
+}
+
+// search returns where seg is or would go among n's children.
+func (n *node) search(seg string) (int, bool) {
+	return slices.BinarySearchFunc(n.kids, seg, func(k *node, seg string) int { return strings.Compare(k.seg(), seg) })
+}
+
+// child is the child at seg, or nil.
+func (n *node) child(seg string) *node {
+	if i, ok := n.search(seg); ok {
+		return n.kids[i]
+	}
+	return nil
+}
+
+// addChild links c, a new child at seg, below n.
+func (n *node) addChild(seg string, c *node) {
+	i, _ := n.search(seg)
+	n.kids = slices.Insert(n.kids, i, c)
+}
+
+// removeChild unlinks the child at seg.
+func (n *node) removeChild(seg string) {
+	if i, ok := n.search(seg); ok {
+		n.kids = slices.Delete(n.kids, i, i+1)
+	}
 }
 
 // Version identifies the records a lookup read: it stays current until a
@@ -64,7 +104,7 @@ type tree struct {
 }
 
 func newTree(stamp uint64) *tree {
-	return &tree{root: *newNode("", "", stamp), byName: make(map[string]*node)}
+	return &tree{root: *newNode("", stamp), byName: make(map[string]*node)}
 }
 
 // Index holds the records under the prefix in memory. Reads take a read
@@ -101,25 +141,51 @@ func (ix *Index) Len() int {
 // Generation changes whenever the content does.
 func (ix *Index) Generation() uint64 { return ix.generation.Load() }
 
-// Replace swaps in a freshly listed set of records. Every node of the old
-// tree is stamped, so no Version taken from it stays current.
+// Replace swaps in a freshly listed set of records.
 func (ix *Index) Replace(records []msg.Service) {
-	// Built outside the lock, with stamps of 0: a Version needs only that
-	// its cell changes with every later change, which stamps from the
-	// generation counter (never 0) guarantee.
-	t := newTree(0)
-	for i := range records {
-		if segs, ok := msg.KeySegments(lowerASCII(records[i].Key), ix.prefix); ok {
-			t.put(segs, &records[i], 0)
-		}
+	l := ix.NewLoad()
+	for _, s := range records {
+		l.Add(s)
 	}
+	l.Commit()
+}
+
+// Load is a whole new tree being built, record by record, while the
+// current one keeps answering; Commit swaps it in. A list of etcd adds
+// each page as it comes, so the records never all sit in a response (or a
+// slice) beside the two trees.
+type Load struct {
+	ix *Index
+	t  *tree
+}
+
+// NewLoad starts a new tree for ix. Its nodes are stamped 0: a Version
+// needs only that its cell changes with every later change, which stamps
+// from the generation counter (never 0) guarantee.
+func (ix *Index) NewLoad() *Load {
+	return &Load{ix: ix, t: newTree(0)}
+}
+
+// Add puts s into the new tree; a later Add at the same key replaces it.
+func (l *Load) Add(s msg.Service) {
+	if segs, ok := msg.KeySegments(lowerASCII(s.Key), l.ix.prefix); ok {
+		l.t.put(segs, &s, 0)
+	}
+}
+
+// Commit swaps the new tree in. Every node of the old tree is stamped, so
+// no Version taken from it stays current.
+func (l *Load) Commit() {
+	l.t.internHosts()
+	ix := l.ix
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	stamp := ix.generation.Add(1)
 	if ix.tree != nil {
 		ix.tree.root.retire(stamp)
 	}
-	ix.tree = t
+	ix.tree = l.t
+	l.t = nil
 	ix.loaded.Store(true)
 }
 
@@ -164,14 +230,10 @@ func (t *tree) put(segs []string, s *msg.Service, stamp uint64) {
 	n := &t.root
 	n.changed.Store(stamp)
 	for _, seg := range segs {
-		child := n.children[seg]
+		child := n.child(seg)
 		if child == nil {
-			if n.children == nil {
-				n.children = make(map[string]*node, 1)
-			}
-			child = newNode(seg, seg+"."+n.name, stamp)
-			n.children[seg] = child
-			n.kids = append(n.kids, child)
+			child = newNode(seg+"."+n.name, stamp) // The root's name is "": its children are "<seg>.".
+			n.addChild(seg, child)
 			t.byName[child.name] = child
 		}
 		child.changed.Store(stamp)
@@ -180,7 +242,38 @@ func (t *tree) put(segs []string, s *msg.Service, stamp uint64) {
 	if n.value == nil {
 		t.count++
 	}
+	t.keep(n, s)
 	n.value = s
+}
+
+// keep slims s for keeping at n. Its key is n's name turned around, so
+// when the name says it all (a lowercase key: every key kube2sky writes)
+// the record takes its domain from the name the index holds anyway and
+// drops the key. A host that names a node shares that node's name.
+func (t *tree) keep(n *node, s *msg.Service) {
+	if s.Key != "" && lowerASCII(s.Key) == s.Key {
+		s.SetDomain(n.name)
+		s.Key = ""
+	}
+	t.internHost(s)
+}
+
+// internHost makes s's host share the name of the node it names, if any:
+// SRV and PTR targets are the names of services and endpoints.
+func (t *tree) internHost(s *msg.Service) {
+	if n := t.byName[s.Host]; n != nil {
+		s.Host = n.name
+	}
+}
+
+// internHosts interns every host once the whole tree is there: a PTR
+// record comes in the list before the service it names (arpa sorts first).
+func (t *tree) internHosts() {
+	for _, n := range t.byName {
+		if n.value != nil {
+			t.internHost(n.value)
+		}
+	}
 }
 
 // remove deletes the value at segs below n, pruning nodes left empty and
@@ -192,15 +285,14 @@ func (t *tree) remove(n *node, segs []string, stamp uint64) bool {
 		n.value = nil
 		return had
 	}
-	child := n.children[segs[0]]
+	child := n.child(segs[0])
 	if child == nil {
 		return false
 	}
 	had := t.remove(child, segs[1:], stamp)
-	if child.value == nil && len(child.children) == 0 {
-		delete(n.children, segs[0])
+	if child.value == nil && len(child.kids) == 0 {
+		n.removeChild(segs[0])
 		delete(t.byName, child.name)
-		n.kids = slices.DeleteFunc(n.kids, func(k *node) bool { return k == child })
 	}
 	return had
 }
@@ -256,7 +348,7 @@ func (t *tree) deepestOnPath(name string) *node {
 	labels := msg.Labels(name)
 	n := &t.root
 	for i := len(labels) - 1; i >= 0; i-- {
-		child := n.children[labels[i]]
+		child := n.child(labels[i])
 		if child == nil {
 			break
 		}
@@ -328,7 +420,7 @@ func (n *node) lookup(segs []string, exact bool, b *budget) ([]*msg.Service, err
 // answer is what a lookup that ends at n returns: the value of a leaf, or
 // everything below a directory (nothing for an exact lookup).
 func (n *node) answer(exact bool, b *budget) []*msg.Service {
-	if len(n.children) == 0 || exact {
+	if len(n.kids) == 0 || exact {
 		if n.value == nil {
 			return nil
 		}
@@ -339,7 +431,7 @@ func (n *node) answer(exact bool, b *budget) []*msg.Service {
 
 func (n *node) find(segs []string) *node {
 	for _, seg := range segs {
-		n = n.children[seg]
+		n = n.child(seg)
 		if n == nil {
 			return nil
 		}
@@ -358,7 +450,7 @@ func (n *node) collect(out []*msg.Service, b *budget) []*msg.Service {
 		out = append(out, n.value)
 	}
 	for _, child := range n.kids {
-		if isHidden(child.seg) {
+		if child.hidden() {
 			continue
 		}
 		if !b.visit() {
@@ -369,7 +461,8 @@ func (n *node) collect(out []*msg.Service, b *budget) []*msg.Service {
 	return out
 }
 
-func isHidden(seg string) bool { return seg != "" && seg[0] == '_' }
+// hidden reports whether the node's segment starts with "_".
+func (n *node) hidden() bool { return n.name != "" && n.name[0] == '_' }
 
 // wildcard reads the directory above the first wildcard segment and keeps
 // the leaves whose segments match the query's position by position. A leaf
@@ -394,13 +487,13 @@ func (n *node) matchBelow(pattern []string, out *[]*msg.Service, b *budget) {
 		return
 	}
 	if !msg.IsWildcard(pattern[0]) {
-		if child := n.children[pattern[0]]; child != nil && !isHidden(child.seg) && b.visit() {
+		if child := n.child(pattern[0]); child != nil && !child.hidden() && b.visit() {
 			child.matchBelow(pattern[1:], out, b)
 		}
 		return
 	}
 	for _, child := range n.kids {
-		if isHidden(child.seg) {
+		if child.hidden() {
 			continue
 		}
 		if !b.visit() {
