@@ -131,8 +131,10 @@ func (w *Watcher) listAt(ctx context.Context, l *Load) (rev int64, records int, 
 			rev = resp.Header.Revision
 		}
 		for _, kv := range resp.Kvs {
-			if s, ok := w.parse(kv); ok {
-				l.Add(s)
+			if l.Keep(string(kv.Key), kv.ModRevision) {
+				records++ // Unchanged since the last list or watch: shared, not parsed.
+			} else if s, ok := w.parse(kv); ok {
+				l.Add(s, kv.ModRevision)
 				records++
 			}
 		}
@@ -197,7 +199,7 @@ func (w *Watcher) apply(events []*clientv3.Event) {
 		switch ev.Type {
 		case mvccpb.PUT:
 			if s, ok := w.parse(ev.Kv); ok {
-				w.index.Put(s)
+				w.index.PutAt(s, ev.Kv.ModRevision)
 			} else {
 				w.index.Delete(key) // The key no longer holds a usable record.
 			}

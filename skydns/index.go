@@ -31,6 +31,7 @@ var (
 type node struct {
 	kids  []*node // Sorted by segment.
 	value *msg.Service
+	rev   int64  // The etcd revision value was written at; 0 if unknown. Fills the 64-byte size class.
 	name  string // The DNS name of this node, lowercase, with the root dot; "" at the root.
 
 	// changed holds the number of the last change at or below this node:
@@ -145,7 +146,7 @@ func (ix *Index) Generation() uint64 { return ix.generation.Load() }
 func (ix *Index) Replace(records []msg.Service) {
 	l := ix.NewLoad()
 	for _, s := range records {
-		l.Add(s)
+		l.Add(s, 0)
 	}
 	l.Commit()
 }
@@ -153,30 +154,74 @@ func (ix *Index) Replace(records []msg.Service) {
 // Load is a whole new tree being built, record by record, while the
 // current one keeps answering; Commit swaps it in. A list of etcd adds
 // each page as it comes, so the records never all sit in a response (or a
-// slice) beside the two trees.
+// slice) beside the two trees. A relist shares with the current tree what
+// has not changed: every name, and each record written at the same
+// revision (Keep), so the new tree costs its nodes and little more.
 type Load struct {
-	ix *Index
-	t  *tree
+	ix    *Index
+	t     *tree
+	old   *tree          // The tree answering when the load began; nil before the first.
+	fresh []*msg.Service // Records parsed for this load, not shared: Commit interns their hosts.
 }
 
 // NewLoad starts a new tree for ix. Its nodes are stamped 0: a Version
 // needs only that its cell changes with every later change, which stamps
 // from the generation counter (never 0) guarantee.
 func (ix *Index) NewLoad() *Load {
-	return &Load{ix: ix, t: newTree(0)}
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return &Load{ix: ix, t: newTree(0), old: ix.tree}
 }
 
-// Add puts s into the new tree; a later Add at the same key replaces it.
-func (l *Load) Add(s msg.Service) {
-	if segs, ok := msg.KeySegments(lowerASCII(s.Key), l.ix.prefix); ok {
-		l.t.put(segs, &s, 0)
+// Add puts s, written at revision rev (0: unknown), into the new tree; a
+// later Add at the same key replaces it.
+func (l *Load) Add(s msg.Service, rev int64) {
+	segs, ok := msg.KeySegments(lowerASCII(s.Key), l.ix.prefix)
+	if !ok {
+		return
 	}
+	l.ix.mu.RLock() // The old tree is read for its names.
+	defer l.ix.mu.RUnlock()
+	n := l.t.put(segs, &s, 0, rev, l.oldRoot())
+	l.t.slim(n, &s)
+	l.fresh = append(l.fresh, &s)
+}
+
+// Keep puts into the new tree the record the current tree holds at key
+// if it was written at rev, instead of parsing the value again, and
+// reports whether it did. The record is shared, not copied: records are
+// never changed once an index holds them.
+func (l *Load) Keep(key string, rev int64) bool {
+	lower := lowerASCII(key)
+	segs, ok := msg.KeySegments(lower, l.ix.prefix)
+	if !ok || rev == 0 || l.old == nil {
+		return false
+	}
+	l.ix.mu.RLock()
+	defer l.ix.mu.RUnlock()
+	o := l.old.root.find(segs)
+	// The key check tells apart keys that differ only in case, which
+	// share a node: a lowercase one's record keeps no key (see slim).
+	if o == nil || o.value == nil || o.rev != rev || (o.value.Key != key && (o.value.Key != "" || lower != key)) {
+		return false
+	}
+	l.t.put(segs, o.value, 0, rev, l.oldRoot())
+	return true
+}
+
+func (l *Load) oldRoot() *node {
+	if l.old == nil {
+		return nil
+	}
+	return &l.old.root
 }
 
 // Commit swaps the new tree in. Every node of the old tree is stamped, so
 // no Version taken from it stays current.
 func (l *Load) Commit() {
-	l.t.internHosts()
+	for _, s := range l.fresh {
+		l.t.internHost(s)
+	}
 	ix := l.ix
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
@@ -185,7 +230,7 @@ func (l *Load) Commit() {
 		ix.tree.root.retire(stamp)
 	}
 	ix.tree = l.t
-	l.t = nil
+	*l = Load{}
 	ix.loaded.Store(true)
 }
 
@@ -198,7 +243,10 @@ func (n *node) retire(stamp uint64) {
 }
 
 // Put adds or replaces the record at s.Key.
-func (ix *Index) Put(s msg.Service) {
+func (ix *Index) Put(s msg.Service) { ix.PutAt(s, 0) }
+
+// PutAt adds or replaces the record at s.Key, written at revision rev.
+func (ix *Index) PutAt(s msg.Service, rev int64) {
 	segs, ok := msg.KeySegments(lowerASCII(s.Key), ix.prefix)
 	if !ok {
 		return
@@ -207,7 +255,9 @@ func (ix *Index) Put(s msg.Service) {
 	defer ix.mu.Unlock()
 	stamp := ix.generation.Add(1)
 	if ix.tree != nil {
-		ix.tree.put(segs, &s, stamp)
+		n := ix.tree.put(segs, &s, stamp, rev, nil)
+		ix.tree.slim(n, &s)
+		ix.tree.internHost(&s)
 	}
 }
 
@@ -225,14 +275,23 @@ func (ix *Index) Delete(key string) {
 	}
 }
 
-// put stores s at segs, stamping every node on the way.
-func (t *tree) put(segs []string, s *msg.Service, stamp uint64) {
+// put stores s, written at rev, at segs, stamping every node on the way,
+// and returns its node. A new node takes its name from old's node at the
+// same place, if any, rather than making the same string again.
+func (t *tree) put(segs []string, s *msg.Service, stamp uint64, rev int64, old *node) *node {
 	n := &t.root
 	n.changed.Store(stamp)
 	for _, seg := range segs {
+		if old != nil {
+			old = old.child(seg)
+		}
 		child := n.child(seg)
 		if child == nil {
-			child = newNode(seg+"."+n.name, stamp) // The root's name is "": its children are "<seg>.".
+			name := seg + "." + n.name // The root's name is "": its children are "<seg>.".
+			if old != nil {
+				name = old.name
+			}
+			child = newNode(name, stamp)
 			n.addChild(seg, child)
 			t.byName[child.name] = child
 		}
@@ -242,37 +301,28 @@ func (t *tree) put(segs []string, s *msg.Service, stamp uint64) {
 	if n.value == nil {
 		t.count++
 	}
-	t.keep(n, s)
-	n.value = s
+	n.value, n.rev = s, rev
+	return n
 }
 
-// keep slims s for keeping at n. Its key is n's name turned around, so
-// when the name says it all (a lowercase key: every key kube2sky writes)
-// the record takes its domain from the name the index holds anyway and
-// drops the key. A host that names a node shares that node's name.
-func (t *tree) keep(n *node, s *msg.Service) {
+// slim makes s, new at n, smaller to keep. Its key is n's name turned
+// around, so when the name says it all (a lowercase key: every key
+// kube2sky writes) the record takes its domain from the name the index
+// holds anyway and drops the key.
+func (t *tree) slim(n *node, s *msg.Service) {
 	if s.Key != "" && lowerASCII(s.Key) == s.Key {
 		s.SetDomain(n.name)
 		s.Key = ""
 	}
-	t.internHost(s)
 }
 
 // internHost makes s's host share the name of the node it names, if any:
-// SRV and PTR targets are the names of services and endpoints.
+// SRV and PTR targets are the names of services and endpoints. A load
+// interns at its end: a PTR record comes in the list before the service it
+// names (arpa sorts first).
 func (t *tree) internHost(s *msg.Service) {
 	if n := t.byName[s.Host]; n != nil {
 		s.Host = n.name
-	}
-}
-
-// internHosts interns every host once the whole tree is there: a PTR
-// record comes in the list before the service it names (arpa sorts first).
-func (t *tree) internHosts() {
-	for _, n := range t.byName {
-		if n.value != nil {
-			t.internHost(n.value)
-		}
 	}
 }
 

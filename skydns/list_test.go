@@ -23,7 +23,7 @@ import (
 // take that revision away. beforePage runs before each page is served.
 type revEtcd struct {
 	mu         sync.Mutex
-	kvs        map[string]string
+	kvs        map[string]*mvccpb.KeyValue // With the revision each was written at.
 	history    map[int64][]*mvccpb.KeyValue
 	rev        int64
 	compacted  int64
@@ -33,9 +33,9 @@ type revEtcd struct {
 }
 
 func newRevEtcd(kvs []*mvccpb.KeyValue) *revEtcd {
-	e := &revEtcd{kvs: map[string]string{}, history: map[int64][]*mvccpb.KeyValue{}}
+	e := &revEtcd{kvs: map[string]*mvccpb.KeyValue{}, history: map[int64][]*mvccpb.KeyValue{}}
 	for _, kv := range kvs {
-		e.kvs[string(kv.Key)] = string(kv.Value)
+		e.kvs[string(kv.Key)] = &mvccpb.KeyValue{Key: kv.Key, Value: kv.Value, ModRevision: 1}
 	}
 	e.commit()
 	return e
@@ -46,7 +46,7 @@ func (e *revEtcd) commit() {
 	e.rev++
 	var snap []*mvccpb.KeyValue
 	for _, k := range slices.Sorted(maps.Keys(e.kvs)) {
-		snap = append(snap, &mvccpb.KeyValue{Key: []byte(k), Value: []byte(e.kvs[k]), ModRevision: e.rev})
+		snap = append(snap, e.kvs[k])
 	}
 	e.history[e.rev] = snap
 }
@@ -54,7 +54,7 @@ func (e *revEtcd) commit() {
 func (e *revEtcd) put(key, value string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.kvs[key] = value
+	e.kvs[key] = &mvccpb.KeyValue{Key: []byte(key), Value: []byte(value), ModRevision: e.rev + 1}
 	e.commit()
 }
 
@@ -219,4 +219,44 @@ func TestPagedListGivesUpOnEndlessCompaction(t *testing.T) {
 	if _, err := w.list(context.Background()); err == nil || etcd.firstPages != listRestarts || ix.Loaded() {
 		t.Fatalf("err %v after %d lists, loaded %v; want the compaction after %d, nothing loaded", err, etcd.firstPages, ix.Loaded(), listRestarts)
 	}
+}
+
+// A relist builds the index one Get of the new revision would, sharing
+// the records whose keys were not written since the last list and parsing
+// the rest again.
+func TestRelistSharesUnchangedRecords(t *testing.T) {
+	kvs := kube2skyKVs(20)
+	etcd := newRevEtcd(kvs)
+	w, ix := pagedWatcher(etcd, 7)
+	if _, err := w.list(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	unchanged, rewritten, deleted := string(kvs[3].Key), string(kvs[4].Key), string(kvs[5].Key)
+	before := map[string]*msg.Service{}
+	for _, key := range []string{unchanged, rewritten} {
+		before[key] = valueAt(t, ix, key)
+	}
+	etcd.put(rewritten, `{"host":"10.9.9.9"}`)
+	etcd.del(deleted)
+	etcd.put("/skydns/local/cluster/svc/ns-0/new/x", `{"host":"10.9.9.8"}`)
+	rev, err := w.list(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameIndex(t, ix, indexOf(t, etcd.snapshot(rev)))
+	if valueAt(t, ix, unchanged) != before[unchanged] || valueAt(t, ix, rewritten) == before[rewritten] {
+		t.Fatal("the relist did not share exactly the unchanged record")
+	}
+}
+
+func valueAt(t *testing.T, ix *Index, key string) *msg.Service {
+	t.Helper()
+	segs, _ := msg.KeySegments(key, "skydns")
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	n := ix.tree.root.find(segs)
+	if n == nil || n.value == nil {
+		t.Fatalf("no record at %s", key)
+	}
+	return n.value
 }
