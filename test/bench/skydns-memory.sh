@@ -5,7 +5,7 @@
 # its watch ends and it lists everything again while the old index still
 # answers. Prints the keys loaded, VmHWM and RSS after each stage, and the
 # Go heap in use.
-# Usage: make bench-skydns-memory   (or BIN_DIR=bin SKYPOD_ETCD_BIN=... test/bench/skydns-memory.sh)
+# Usage: make build etcd && SERVICES=100000 BIN_DIR=bin SKYPOD_ETCD_BIN=.cache/etcd-v3.6.6 test/bench/skydns-memory.sh
 set -euo pipefail
 
 BIN_DIR=${BIN_DIR:-bin}
