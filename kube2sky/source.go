@@ -73,6 +73,11 @@ func newSource(namer Namer, useSlices bool, factory informers.SharedInformerFact
 	}
 	s.pods = podInformer.GetIndexer()
 	w = append(w, watched{podInformer, podOwners})
+	for _, inf := range w {
+		if err := inf.informer.SetTransform(keepUsed); err != nil {
+			return nil, nil, err
+		}
+	}
 	return s, w, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/skypod/skypod/internal/backoff"
@@ -36,6 +37,7 @@ type Watcher struct {
 	timeout     time.Duration // Per request.
 	probeEvery  time.Duration // How often an idle watch checks etcd is there.
 	maxBackoff  time.Duration
+	page        int64 // Keys a list reads per request: listPage.
 	up          atomic.Bool
 	downSince   atomic.Int64 // Unix nanoseconds; 0 while up.
 	malformedMu sync.Mutex
@@ -46,7 +48,7 @@ type Watcher struct {
 func NewWatcher(etcd etcdReader, prefix string, index *Index, metrics *Metrics, log *slog.Logger, timeout time.Duration) *Watcher {
 	w := &Watcher{
 		etcd: etcd, prefix: "/" + prefix + "/", index: index, metrics: metrics, log: log,
-		timeout: timeout, probeEvery: 2 * time.Second, maxBackoff: 5 * time.Second,
+		timeout: timeout, probeEvery: 2 * time.Second, maxBackoff: 5 * time.Second, page: listPage,
 		malformed: make(map[string]int64),
 	}
 	w.downSince.Store(time.Now().UnixNano())
@@ -79,25 +81,77 @@ func (w *Watcher) Run(ctx context.Context) {
 	}
 }
 
-// list loads every record under the prefix and swaps it in.
+// listPage is how many keys one request of a list reads. A list builds the
+// new index page by page and drops each response before asking for the
+// next, so what it holds beside the two indexes is one page (about 100
+// KiB of kube2sky's records), not the whole prefix (over 40 MiB at
+// 100,000 services); a thousand keys a request keep the round trips to
+// a few hundred at that size.
+const listPage = 1000
+
+// listRestarts bounds how often a list starts over because etcd compacted
+// the revision it was reading: each start takes a fresh revision, so only
+// a compaction interval shorter than a list fails them all.
+const listRestarts = 5
+
+// list loads every record under the prefix and swaps them in, starting
+// over at a newer revision when the one it read is compacted mid-list.
 func (w *Watcher) list(ctx context.Context) (int64, error) {
-	lctx, cancel := context.WithTimeout(ctx, w.timeout)
-	defer cancel()
-	resp, err := w.etcd.Get(lctx, w.prefix, clientv3.WithPrefix())
-	if err != nil {
-		return 0, fmt.Errorf("list %s: %w", w.prefix, err)
-	}
-	records := make([]msg.Service, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		if s, ok := w.parse(kv); ok {
-			records = append(records, s)
+	for attempt := 1; ; attempt++ {
+		rev, records, err := w.listAt(ctx, w.index.NewLoad())
+		if errors.Is(err, rpctypes.ErrCompacted) && attempt < listRestarts {
+			w.log.Warn("etcd compacted the revision being listed; listing again", "attempt", attempt)
+			continue
 		}
+		if err != nil {
+			return 0, err
+		}
+		w.metrics.relists.Inc()
+		w.metrics.lastChange.SetToCurrentTime()
+		w.log.Info("loaded records from etcd", "records", records, "revision", rev)
+		return rev, nil
 	}
-	w.index.Replace(records)
-	w.metrics.relists.Inc()
-	w.metrics.lastChange.SetToCurrentTime()
-	w.log.Info("loaded records from etcd", "records", len(records), "revision", resp.Header.Revision)
-	return resp.Header.Revision, nil
+}
+
+// listAt reads the prefix a page at a time into l, every page at the
+// revision of the first, so the result is one consistent snapshot, and
+// commits it. It returns that revision and the records loaded.
+func (w *Watcher) listAt(ctx context.Context, l *Load) (rev int64, records int, err error) {
+	from, end := w.prefix, clientv3.GetPrefixRangeEnd(w.prefix)
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(w.page)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := w.get(ctx, from, opts...)
+		if err != nil {
+			return 0, 0, fmt.Errorf("list %s from %q: %w", w.prefix, from, err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			if l.Keep(string(kv.Key), kv.ModRevision) {
+				records++ // Unchanged since the last list or watch: shared, not parsed.
+			} else if s, ok := w.parse(kv); ok {
+				l.Add(s, kv.ModRevision)
+				records++
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			l.Commit()
+			return rev, records, nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00" // The next key after the last one read.
+	}
+}
+
+// get is one request, with its own timeout: a list of many pages is as
+// patient with each as with a single read.
+func (w *Watcher) get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	gctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	return w.etcd.Get(gctx, key, opts...)
 }
 
 // watch applies changes after rev until the watch breaks or etcd stops
@@ -132,9 +186,7 @@ func (w *Watcher) watch(ctx context.Context, rev int64) error {
 // probe asks etcd for a count of nothing: the watch stream alone does not
 // say when the server has gone, because the client silently retries.
 func (w *Watcher) probe(ctx context.Context) error {
-	pctx, cancel := context.WithTimeout(ctx, w.timeout)
-	defer cancel()
-	_, err := w.etcd.Get(pctx, w.prefix+"config", clientv3.WithCountOnly())
+	_, err := w.get(ctx, w.prefix+"config", clientv3.WithCountOnly())
 	if err != nil {
 		return fmt.Errorf("etcd health probe: %w", err)
 	}
@@ -147,7 +199,7 @@ func (w *Watcher) apply(events []*clientv3.Event) {
 		switch ev.Type {
 		case mvccpb.PUT:
 			if s, ok := w.parse(ev.Kv); ok {
-				w.index.Put(s)
+				w.index.PutAt(s, ev.Kv.ModRevision)
 			} else {
 				w.index.Delete(key) // The key no longer holds a usable record.
 			}

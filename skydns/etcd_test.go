@@ -33,12 +33,33 @@ func (e *scriptedEtcd) Get(_ context.Context, key string, opts ...clientv3.OpOpt
 	if e.fail {
 		return nil, errors.New("connection refused")
 	}
-	if !clientv3.IsOptsWithPrefix(opts) {
+	op := clientv3.OpGet(key, opts...)
+	if op.IsCountOnly() {
 		return &clientv3.GetResponse{Header: &etcdserverpb.ResponseHeader{}}, nil // The health probe.
 	}
-	snap := e.snapshots[min(e.lists, len(e.snapshots)-1)]
-	e.lists++
-	return &clientv3.GetResponse{Header: &etcdserverpb.ResponseHeader{Revision: int64(10 * e.lists)}, Kvs: snap}, nil
+	if op.Rev() == 0 {
+		e.lists++ // The first page of a list.
+	}
+	return page(e.snapshots[min(e.lists-1, len(e.snapshots)-1)], op, int64(10*e.lists)), nil
+}
+
+// page is etcd's answer to the range request op over snap (sorted by key)
+// when its current revision is rev.
+func page(snap []*mvccpb.KeyValue, op clientv3.Op, rev int64) *clientv3.GetResponse {
+	resp := &clientv3.GetResponse{Header: &etcdserverpb.ResponseHeader{Revision: rev}}
+	from, end := string(op.KeyBytes()), string(op.RangeBytes())
+	for _, kv := range snap {
+		if k := string(kv.Key); k < from || k >= end {
+			continue
+		}
+		if op.Limit() > 0 && int64(len(resp.Kvs)) == op.Limit() {
+			resp.More = true
+			break
+		}
+		resp.Kvs = append(resp.Kvs, kv)
+	}
+	resp.Count = int64(len(resp.Kvs))
+	return resp
 }
 
 func (e *scriptedEtcd) Watch(ctx context.Context, _ string, _ ...clientv3.OpOption) clientv3.WatchChan {

@@ -20,12 +20,19 @@ var (
 
 // node is one key segment. A node can hold a value and children at once:
 // etcd v3 allows "/a" and "/a/b" side by side, where v2 did not.
+//
+// Nodes are what the index is made of (about 1.4 per record in kube2sky's
+// layout), so each is kept small: its segment is the first label of its
+// name rather than a string of its own, and its children are one slice
+// sorted by segment, searched by bisection, rather than a slice to walk
+// and a map to probe (most nodes have one or two children, and an empty
+// Go map alone is larger than the node; a lookup by name does not come
+// this way but through the tree's byName map).
 type node struct {
-	children map[string]*node
-	kids     []*node // The same children, for walks: a slice iterates far faster than a map.
-	value    *msg.Service
-	seg      string // This node's own key segment.
-	name     string // The DNS name of this node, lowercase, with the root dot.
+	kids  []*node // Sorted by segment.
+	value *msg.Service
+	rev   int64  // The etcd revision value was written at; 0 if unknown. Fills the 64-byte size class.
+	name  string // The DNS name of this node, lowercase, with the root dot; "" at the root.
 
 	// changed holds the number of the last change at or below this node:
 	// a put or delete whose path runs through it, its own pruning, or the
@@ -34,10 +41,44 @@ type node struct {
 	changed *atomic.Uint64
 }
 
-func newNode(seg, name string, stamp uint64) *node {
-	n := &node{seg: seg, name: name, changed: new(atomic.Uint64)}
+func newNode(name string, stamp uint64) *node {
+	n := &node{name: name, changed: new(atomic.Uint64)}
 	n.changed.Store(stamp)
 	return n
+}
+
+// seg is the node's own key segment: the first label of its name.
+func (n *node) seg() string {
+	if i := strings.IndexByte(n.name, '.'); i >= 0 {
+		return n.name[:i]
+	}
+	return n.name
+}
+
+// search returns where seg is or would go among n's children.
+func (n *node) search(seg string) (int, bool) {
+	return slices.BinarySearchFunc(n.kids, seg, func(k *node, seg string) int { return strings.Compare(k.seg(), seg) })
+}
+
+// child is the child at seg, or nil.
+func (n *node) child(seg string) *node {
+	if i, ok := n.search(seg); ok {
+		return n.kids[i]
+	}
+	return nil
+}
+
+// addChild links c, a new child at seg, below n.
+func (n *node) addChild(seg string, c *node) {
+	i, _ := n.search(seg)
+	n.kids = slices.Insert(n.kids, i, c)
+}
+
+// removeChild unlinks the child at seg.
+func (n *node) removeChild(seg string) {
+	if i, ok := n.search(seg); ok {
+		n.kids = slices.Delete(n.kids, i, i+1)
+	}
 }
 
 // Version identifies the records a lookup read: it stays current until a
@@ -64,7 +105,7 @@ type tree struct {
 }
 
 func newTree(stamp uint64) *tree {
-	return &tree{root: *newNode("", "", stamp), byName: make(map[string]*node)}
+	return &tree{root: *newNode("", stamp), byName: make(map[string]*node)}
 }
 
 // Index holds the records under the prefix in memory. Reads take a read
@@ -101,25 +142,95 @@ func (ix *Index) Len() int {
 // Generation changes whenever the content does.
 func (ix *Index) Generation() uint64 { return ix.generation.Load() }
 
-// Replace swaps in a freshly listed set of records. Every node of the old
-// tree is stamped, so no Version taken from it stays current.
+// Replace swaps in a freshly listed set of records.
 func (ix *Index) Replace(records []msg.Service) {
-	// Built outside the lock, with stamps of 0: a Version needs only that
-	// its cell changes with every later change, which stamps from the
-	// generation counter (never 0) guarantee.
-	t := newTree(0)
-	for i := range records {
-		if segs, ok := msg.KeySegments(lowerASCII(records[i].Key), ix.prefix); ok {
-			t.put(segs, &records[i], 0)
-		}
+	l := ix.NewLoad()
+	for _, s := range records {
+		l.Add(s, 0)
 	}
+	l.Commit()
+}
+
+// Load is a whole new tree being built, record by record, while the
+// current one keeps answering; Commit swaps it in. A list of etcd adds
+// each page as it comes, so the records never all sit in a response (or a
+// slice) beside the two trees. A relist shares with the current tree what
+// has not changed: every name, and each record written at the same
+// revision (Keep), so the new tree costs its nodes and little more.
+type Load struct {
+	ix    *Index
+	t     *tree
+	old   *tree          // The tree answering when the load began; nil before the first.
+	fresh []*msg.Service // Records parsed for this load, not shared: Commit interns their hosts.
+}
+
+// NewLoad starts a new tree for ix. Its nodes are stamped 0: a Version
+// needs only that its cell changes with every later change, which stamps
+// from the generation counter (never 0) guarantee.
+func (ix *Index) NewLoad() *Load {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return &Load{ix: ix, t: newTree(0), old: ix.tree}
+}
+
+// Add puts s, written at revision rev (0: unknown), into the new tree; a
+// later Add at the same key replaces it.
+func (l *Load) Add(s msg.Service, rev int64) {
+	segs, ok := msg.KeySegments(lowerASCII(s.Key), l.ix.prefix)
+	if !ok {
+		return
+	}
+	l.ix.mu.RLock() // The old tree is read for its names.
+	defer l.ix.mu.RUnlock()
+	n := l.t.put(segs, &s, 0, rev, l.oldRoot())
+	l.t.slim(n, &s)
+	l.fresh = append(l.fresh, &s)
+}
+
+// Keep puts into the new tree the record the current tree holds at key
+// if it was written at rev, instead of parsing the value again, and
+// reports whether it did. The record is shared, not copied: records are
+// never changed once an index holds them.
+func (l *Load) Keep(key string, rev int64) bool {
+	lower := lowerASCII(key)
+	segs, ok := msg.KeySegments(lower, l.ix.prefix)
+	if !ok || rev == 0 || l.old == nil {
+		return false
+	}
+	l.ix.mu.RLock()
+	defer l.ix.mu.RUnlock()
+	o := l.old.root.find(segs)
+	// The key check tells apart keys that differ only in case, which
+	// share a node: a lowercase one's record keeps no key (see slim).
+	if o == nil || o.value == nil || o.rev != rev || (o.value.Key != key && (o.value.Key != "" || lower != key)) {
+		return false
+	}
+	l.t.put(segs, o.value, 0, rev, l.oldRoot())
+	return true
+}
+
+func (l *Load) oldRoot() *node {
+	if l.old == nil {
+		return nil
+	}
+	return &l.old.root
+}
+
+// Commit swaps the new tree in. Every node of the old tree is stamped, so
+// no Version taken from it stays current.
+func (l *Load) Commit() {
+	for _, s := range l.fresh {
+		l.t.internHost(s)
+	}
+	ix := l.ix
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	stamp := ix.generation.Add(1)
 	if ix.tree != nil {
 		ix.tree.root.retire(stamp)
 	}
-	ix.tree = t
+	ix.tree = l.t
+	*l = Load{}
 	ix.loaded.Store(true)
 }
 
@@ -132,7 +243,10 @@ func (n *node) retire(stamp uint64) {
 }
 
 // Put adds or replaces the record at s.Key.
-func (ix *Index) Put(s msg.Service) {
+func (ix *Index) Put(s msg.Service) { ix.PutAt(s, 0) }
+
+// PutAt adds or replaces the record at s.Key, written at revision rev.
+func (ix *Index) PutAt(s msg.Service, rev int64) {
 	segs, ok := msg.KeySegments(lowerASCII(s.Key), ix.prefix)
 	if !ok {
 		return
@@ -141,7 +255,9 @@ func (ix *Index) Put(s msg.Service) {
 	defer ix.mu.Unlock()
 	stamp := ix.generation.Add(1)
 	if ix.tree != nil {
-		ix.tree.put(segs, &s, stamp)
+		n := ix.tree.put(segs, &s, stamp, rev, nil)
+		ix.tree.slim(n, &s)
+		ix.tree.internHost(&s)
 	}
 }
 
@@ -159,19 +275,24 @@ func (ix *Index) Delete(key string) {
 	}
 }
 
-// put stores s at segs, stamping every node on the way.
-func (t *tree) put(segs []string, s *msg.Service, stamp uint64) {
+// put stores s, written at rev, at segs, stamping every node on the way,
+// and returns its node. A new node takes its name from old's node at the
+// same place, if any, rather than making the same string again.
+func (t *tree) put(segs []string, s *msg.Service, stamp uint64, rev int64, old *node) *node {
 	n := &t.root
 	n.changed.Store(stamp)
 	for _, seg := range segs {
-		child := n.children[seg]
+		if old != nil {
+			old = old.child(seg)
+		}
+		child := n.child(seg)
 		if child == nil {
-			if n.children == nil {
-				n.children = make(map[string]*node, 1)
+			name := seg + "." + n.name // The root's name is "": its children are "<seg>.".
+			if old != nil {
+				name = old.name
 			}
-			child = newNode(seg, seg+"."+n.name, stamp)
-			n.children[seg] = child
-			n.kids = append(n.kids, child)
+			child = newNode(name, stamp)
+			n.addChild(seg, child)
 			t.byName[child.name] = child
 		}
 		child.changed.Store(stamp)
@@ -180,7 +301,29 @@ func (t *tree) put(segs []string, s *msg.Service, stamp uint64) {
 	if n.value == nil {
 		t.count++
 	}
-	n.value = s
+	n.value, n.rev = s, rev
+	return n
+}
+
+// slim makes s, new at n, smaller to keep. Its key is n's name turned
+// around, so when the name says it all (a lowercase key: every key
+// kube2sky writes) the record takes its domain from the name the index
+// holds anyway and drops the key.
+func (t *tree) slim(n *node, s *msg.Service) {
+	if s.Key != "" && lowerASCII(s.Key) == s.Key {
+		s.SetDomain(n.name)
+		s.Key = ""
+	}
+}
+
+// internHost makes s's host share the name of the node it names, if any:
+// SRV and PTR targets are the names of services and endpoints. A load
+// interns at its end: a PTR record comes in the list before the service it
+// names (arpa sorts first).
+func (t *tree) internHost(s *msg.Service) {
+	if n := t.byName[s.Host]; n != nil {
+		s.Host = n.name
+	}
 }
 
 // remove deletes the value at segs below n, pruning nodes left empty and
@@ -192,15 +335,14 @@ func (t *tree) remove(n *node, segs []string, stamp uint64) bool {
 		n.value = nil
 		return had
 	}
-	child := n.children[segs[0]]
+	child := n.child(segs[0])
 	if child == nil {
 		return false
 	}
 	had := t.remove(child, segs[1:], stamp)
-	if child.value == nil && len(child.children) == 0 {
-		delete(n.children, segs[0])
+	if child.value == nil && len(child.kids) == 0 {
+		n.removeChild(segs[0])
 		delete(t.byName, child.name)
-		n.kids = slices.DeleteFunc(n.kids, func(k *node) bool { return k == child })
 	}
 	return had
 }
@@ -256,7 +398,7 @@ func (t *tree) deepestOnPath(name string) *node {
 	labels := msg.Labels(name)
 	n := &t.root
 	for i := len(labels) - 1; i >= 0; i-- {
-		child := n.children[labels[i]]
+		child := n.child(labels[i])
 		if child == nil {
 			break
 		}
@@ -328,7 +470,7 @@ func (n *node) lookup(segs []string, exact bool, b *budget) ([]*msg.Service, err
 // answer is what a lookup that ends at n returns: the value of a leaf, or
 // everything below a directory (nothing for an exact lookup).
 func (n *node) answer(exact bool, b *budget) []*msg.Service {
-	if len(n.children) == 0 || exact {
+	if len(n.kids) == 0 || exact {
 		if n.value == nil {
 			return nil
 		}
@@ -339,7 +481,7 @@ func (n *node) answer(exact bool, b *budget) []*msg.Service {
 
 func (n *node) find(segs []string) *node {
 	for _, seg := range segs {
-		n = n.children[seg]
+		n = n.child(seg)
 		if n == nil {
 			return nil
 		}
@@ -358,7 +500,7 @@ func (n *node) collect(out []*msg.Service, b *budget) []*msg.Service {
 		out = append(out, n.value)
 	}
 	for _, child := range n.kids {
-		if isHidden(child.seg) {
+		if child.hidden() {
 			continue
 		}
 		if !b.visit() {
@@ -369,7 +511,8 @@ func (n *node) collect(out []*msg.Service, b *budget) []*msg.Service {
 	return out
 }
 
-func isHidden(seg string) bool { return seg != "" && seg[0] == '_' }
+// hidden reports whether the node's segment starts with "_".
+func (n *node) hidden() bool { return n.name != "" && n.name[0] == '_' }
 
 // wildcard reads the directory above the first wildcard segment and keeps
 // the leaves whose segments match the query's position by position. A leaf
@@ -394,13 +537,13 @@ func (n *node) matchBelow(pattern []string, out *[]*msg.Service, b *budget) {
 		return
 	}
 	if !msg.IsWildcard(pattern[0]) {
-		if child := n.children[pattern[0]]; child != nil && !isHidden(child.seg) && b.visit() {
+		if child := n.child(pattern[0]); child != nil && !child.hidden() && b.visit() {
 			child.matchBelow(pattern[1:], out, b)
 		}
 		return
 	}
 	for _, child := range n.kids {
-		if isHidden(child.seg) {
+		if child.hidden() {
 			continue
 		}
 		if !b.visit() {

@@ -63,7 +63,7 @@ func dedupServices(sx []*msg.Service) []*msg.Service {
 }
 
 // filterGroups applies SkyDNS groups: the records with the shortest keys
-// decide the group. If they agree on a non-empty group, only records of
+// (the fewest labels: the index keeps names, not keys) decide the group. If they agree on a non-empty group, only records of
 // that group or of no group are kept; if any of them has no group, or they
 // disagree, every record is kept.
 //
@@ -74,13 +74,13 @@ func filterGroups(sx []*msg.Service) []*msg.Service {
 	}
 	shallowest := -1
 	for _, s := range sx {
-		if d := strings.Count(s.Key, "/"); shallowest < 0 || d < shallowest {
+		if d := depth(s); shallowest < 0 || d < shallowest {
 			shallowest = d
 		}
 	}
 	group := ""
 	for _, s := range sx {
-		if strings.Count(s.Key, "/") != shallowest {
+		if depth(s) != shallowest {
 			continue
 		}
 		if s.Group == "" || (group != "" && s.Group != group) {
@@ -96,6 +96,9 @@ func filterGroups(sx []*msg.Service) []*msg.Service {
 	}
 	return out
 }
+
+// depth is the number of labels of the record's name.
+func depth(s *msg.Service) int { return strings.Count(s.Domain(), ".") }
 
 // ttl is the record's TTL, or the configured default when it sets none.
 func (r *Resolver) ttl(s *msg.Service) uint32 {

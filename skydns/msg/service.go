@@ -30,8 +30,12 @@ type Service struct {
 	TargetStrip int    `json:"targetstrip,omitempty"`
 	Group       string `json:"group,omitempty"`
 
-	// Key is the etcd key the value was read from. It is not stored.
+	// Key is the etcd key the value was read from. It is not stored. A
+	// holder that knows the record's name may drop it after SetDomain.
 	Key string `json:"-"`
+
+	// domain is the DNS name the record lives at, when its holder set it.
+	domain string
 
 	// hostIP caches Host parsed as an IP by Unmarshal, because a DNS server
 	// asks for it on every answer.
@@ -121,10 +125,19 @@ func (s *Service) HostIP() net.IP {
 	return net.ParseIP(s.Host)
 }
 
-// Domain is the DNS name the record lives at, derived from its key.
+// Domain is the DNS name the record lives at: as set by SetDomain, else
+// derived from its key.
 func (s *Service) Domain() string {
+	if s.domain != "" {
+		return s.domain
+	}
 	return Domain(s.Key)
 }
+
+// SetDomain records the DNS name the record lives at, so that Domain need
+// not derive it from Key: the skydns index sets the name its tree holds
+// anyway and drops the key, a string per record.
+func (s *Service) SetDomain(name string) { s.domain = name }
 
 // TargetStrip removes n labels from the left of name. Stripping more labels
 // than the name has keeps the name whole, as SkyDNS did.
