@@ -106,7 +106,8 @@ fuzz:
 	done
 
 # kube2sky against a real apiserver with 10,000 services: initial sync,
-# propagation p50/p99, writes of a no-change resync, peak RSS.
+# propagation p50/p99, writes of a no-change resync, peak RSS, writes of a
+# no-change restart.
 bench-kube2sky: deps build etcd apiserver
 	SKYPOD_BIN_DIR=$(CURDIR)/bin SKYPOD_ETCD_BIN=$(ETCD) SKYPOD_APISERVER_BIN=$(APISERVER) \
 		$(GO) test -tags $(INTEGRATION) -run '^$$' -bench Kube2sky -benchtime 1x -timeout 30m ./test/

@@ -127,7 +127,15 @@ func (c *Controller) Run(ctx context.Context, workers int, period time.Duration)
 		}
 		return errors.New("informer caches did not sync")
 	}
-	c.log.Info("informer caches synced; starting the full sync")
+	c.log.Info("informer caches synced; listing etcd for the full sync")
+	// The informers have queued every object by now. A worker that planned
+	// one before the registry holds etcd's records would find nothing there
+	// and put every key again, each a watch event for every skydns: so the
+	// first list comes before any worker starts.
+	c.resyncUntilListed(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
 	var g errgroup.Group
 	for range workers {
 		g.Go(func() error {
@@ -141,14 +149,12 @@ func (c *Controller) Run(ctx context.Context, workers int, period time.Duration)
 	return g.Wait()
 }
 
-// loop resyncs at start, every period and after etcd recovers, until ctx
-// ends.
+// loop resyncs every period and after etcd recovers, until ctx ends.
 func (c *Controller) loop(ctx context.Context, period time.Duration) {
 	resync := time.NewTicker(period)
 	defer resync.Stop()
 	probe := time.NewTicker(probeEvery)
 	defer probe.Stop()
-	c.resyncUntilListed(ctx)
 	for {
 		select {
 		case <-ctx.Done():

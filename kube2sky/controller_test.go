@@ -87,9 +87,14 @@ type fixture struct {
 
 func start(t *testing.T, etcdData Records, objects ...runtime.Object) *fixture {
 	t.Helper()
+	return startWith(t, &memStore{data: maps.Clone(etcdData)}, objects...)
+}
+
+// startWith runs a controller over store, which may hold records already.
+func startWith(t *testing.T, store *memStore, objects ...runtime.Object) *fixture {
+	t.Helper()
 	client := fake.NewClientset(objects...)
 	factory := informers.NewSharedInformerFactory(client, 0)
-	store := &memStore{data: maps.Clone(etcdData)}
 	if store.data == nil {
 		store.data = Records{}
 	}

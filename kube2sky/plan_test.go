@@ -6,6 +6,9 @@ import (
 	"testing"
 )
 
+// recA is a value as kube2sky writes it.
+const recA = `{"host":"10.0.0.1","priority":10,"weight":10,"ttl":30}`
+
 func TestPlanChanges(t *testing.T) {
 	tests := []struct {
 		name             string
@@ -21,6 +24,8 @@ func TestPlanChanges(t *testing.T) {
 		{"keys no longer called for are deleted, sorted", Records{}, Records{"/c": "1", "/a": "1", "/b": "1"}, Records{}, []string{"/a", "/b", "/c"}},
 		{"an owner's whole change at once", Records{"/new": "1", "/same": "1"}, Records{"/old": "1", "/same": "1"}, Records{"/new": "1"}, []string{"/old"}},
 		{"a key taken over from another owner with the same value", Records{"/ptr": "v"}, Records{"/ptr": "v"}, Records{}, nil},
+		{"a value etcd holds in another encoding is adopted", Records{"/a": recA}, Records{"/a": `{"ttl":30, "host":"10.0.0.1","priority":10,"weight":10}`}, Records{}, nil},
+		{"a value etcd holds that serves something else is put", Records{"/a": recA}, Records{"/a": `{"host":"10.0.0.1"}`}, Records{"/a": recA}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -30,6 +35,33 @@ func TestPlanChanges(t *testing.T) {
 			}
 			if p.Empty() != (len(tc.puts) == 0 && len(tc.deletes) == 0) {
 				t.Errorf("Empty() = %v", p.Empty())
+			}
+		})
+	}
+}
+
+func TestSameRecord(t *testing.T) {
+	tests := []struct {
+		name   string
+		inEtcd string
+		same   bool
+	}{
+		{"the same bytes", recA, true},
+		{"fields in another order", `{"ttl":30,"weight":10,"priority":10,"host":"10.0.0.1"}`, true},
+		{"spacing", "{ \"host\": \"10.0.0.1\",\n \"priority\": 10, \"weight\": 10, \"ttl\": 30 }", true},
+		{"a field skydns ignores", `{"host":"10.0.0.1","priority":10,"weight":10,"ttl":30,"owner":"me"}`, true},
+		{"zero fields spelled out", `{"host":"10.0.0.1","port":0,"priority":10,"weight":10,"ttl":30,"mail":false}`, true},
+		{"another TTL", `{"host":"10.0.0.1","priority":10,"weight":10,"ttl":60}`, false},
+		{"another host", `{"host":"10.0.0.2","priority":10,"weight":10,"ttl":30}`, false},
+		{"a field kube2sky does not write", `{"host":"10.0.0.1","priority":10,"weight":10,"ttl":30,"group":"g"}`, false},
+		{"not JSON", `{"host":`, false},
+		{"not a servable record", `{"host":"10.0.0.1 ","priority":10,"weight":10,"ttl":30}`, false},
+		{"empty", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := sameRecord(tc.inEtcd, recA); got != tc.same {
+				t.Errorf("sameRecord(%q) = %v, want %v", tc.inEtcd, got, tc.same)
 			}
 		})
 	}

@@ -427,9 +427,3 @@ func TestPodInANamespaceThatIsNoLabelIsSkipped(t *testing.T) {
 		t.Errorf("records %v, skipped %v", r, skipped)
 	}
 }
-
-func sorted(s []string) []string {
-	out := slices.Clone(s)
-	slices.Sort(out)
-	return out
-}
