@@ -68,10 +68,10 @@ func TestBudgetBoundsOneQuery(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			before, _ := overBudget(h)
-			m := ask(t, h, question(tc.qname, dns.TypeA, 1), "tcp")
+			m := ask(t, h, question(tc.qname, dns.TypeA, 1).SetEdns0(1232, false), "tcp")
 			after, _ := overBudget(h)
-			if m.Rcode != dns.RcodeServerFailure || len(m.Answer) != 0 {
-				t.Fatalf("over budget: got %s with %d answers, want an empty SERVFAIL", dns.RcodeToString[m.Rcode], len(m.Answer))
+			if m.Rcode != dns.RcodeServerFailure || len(m.Answer) != 0 || m.IsEdns0() == nil {
+				t.Fatalf("over budget: got %s with %d answers (OPT %v), want an empty SERVFAIL with OPT", dns.RcodeToString[m.Rcode], len(m.Answer), m.IsEdns0())
 			}
 			if after[tc.limit] != before[tc.limit]+1 {
 				t.Fatalf("limit %s counted %v -> %v (all: %v)", tc.limit, before[tc.limit], after[tc.limit], after)

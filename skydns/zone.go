@@ -46,7 +46,9 @@ func (s *zoneStep) serve(ctx context.Context, req *request) {
 		if req.work.over != "" {
 			s.metrics.overBudget(req.work.over)
 		}
-		req.reply = reply{msg: servfail(req.msg, true)}
+		// fromZone: shaped like every zone reply, so an EDNS0 request
+		// gets its OPT record.
+		req.reply = reply{msg: servfail(req.msg, true), fromZone: true}
 		return
 	case len(a.answer) == 0:
 		m.Ns = []dns.RR{s.res.soa(s.opts.MinTTL, req.serial())}
