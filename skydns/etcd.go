@@ -205,6 +205,7 @@ func (w *Watcher) apply(events []*clientv3.Event) {
 			}
 		case mvccpb.DELETE:
 			w.index.Delete(key)
+			w.forgetMalformed(key)
 		}
 	}
 	if len(events) > 0 {
@@ -223,10 +224,14 @@ func (w *Watcher) parse(kv *mvccpb.KeyValue) (msg.Service, bool) {
 		err = fmt.Errorf("key segments must be DNS labels (1-%d bytes, no dots)", msg.MaxLabelLen)
 	}
 	if err == nil {
+		w.forgetMalformed(key) // Fixed by this write.
 		return s, true
 	}
 	w.malformedMu.Lock()
 	seen := w.malformed[key] == kv.ModRevision
+	if !seen && len(w.malformed) >= maxMalformedRemembered {
+		clear(w.malformed) // Bounded: past it, a relist may log a key again.
+	}
 	w.malformed[key] = kv.ModRevision
 	w.malformedMu.Unlock()
 	if !seen {
@@ -234,6 +239,21 @@ func (w *Watcher) parse(kv *mvccpb.KeyValue) (msg.Service, bool) {
 		w.log.Warn("skipping malformed record", "key", key, "err", err)
 	}
 	return msg.Service{}, false
+}
+
+// maxMalformedRemembered bounds the malformed keys remembered so each is
+// logged once: whoever can write under the prefix could otherwise grow
+// skydns's memory with ever new bad keys.
+const maxMalformedRemembered = 4096
+
+// forgetMalformed drops key from the malformed keys once it is deleted or
+// holds a good record again.
+func (w *Watcher) forgetMalformed(key string) {
+	w.malformedMu.Lock()
+	defer w.malformedMu.Unlock()
+	if len(w.malformed) > 0 {
+		delete(w.malformed, key)
+	}
 }
 
 // nameKey reports whether key maps to a DNS name under the prefix.

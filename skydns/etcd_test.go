@@ -3,6 +3,7 @@ package skydns
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -134,4 +135,27 @@ func testutilCounter(c prometheus.Counter) float64 {
 
 func promGauge(g prometheus.Gauge) float64 {
 	return promtestutil.ToFloat64(g)
+}
+
+// The malformed keys remembered (so each is logged once per write) are
+// bounded, and a key deleted or fixed is forgotten: a writer of ever new
+// bad keys cannot grow skydns's memory.
+func TestMalformedKeysRememberedAreBounded(t *testing.T) {
+	ix := NewIndex("skydns")
+	w := NewWatcher(nil, "skydns", ix, NewMetrics(prometheus.NewRegistry(), ix), slog.New(slog.DiscardHandler), time.Second)
+	for i := range 3 * maxMalformedRemembered {
+		w.parse(kv(fmt.Sprintf("/skydns/test/bad%d", i), `{`))
+		if n := len(w.malformed); n > maxMalformedRemembered {
+			t.Fatalf("%d malformed keys remembered, bound %d", n, maxMalformedRemembered)
+		}
+	}
+	w.parse(kv("/skydns/test/fixed", `{`))
+	w.parse(kv("/skydns/test/deleted", `{`))
+	w.parse(kv("/skydns/test/fixed", `{"host":"10.0.0.1"}`))
+	w.apply([]*clientv3.Event{{Type: mvccpb.DELETE, Kv: kv("/skydns/test/deleted", "")}})
+	for _, key := range []string{"/skydns/test/fixed", "/skydns/test/deleted"} {
+		if _, ok := w.malformed[key]; ok {
+			t.Fatalf("%s still remembered as malformed", key)
+		}
+	}
 }
