@@ -2,9 +2,9 @@ package kube2sky
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +34,7 @@ type Controller struct {
 	inFlight map[Owner]time.Time // The same, for changes a worker is syncing now.
 	pending  map[Owner]bool      // Owners the first full sync still waits for.
 	ready    atomic.Bool
+	alive    *heartbeat
 }
 
 // NewController wires handlers into the informers of factory.
@@ -54,6 +55,7 @@ func NewController(cfg *Config, factory informers.SharedInformerFactory, store S
 			workqueue.TypedRateLimitingQueueConfig[Owner]{Name: "kube2sky"}),
 		enqueued: map[Owner]time.Time{},
 		inFlight: map[Owner]time.Time{},
+		alive:    newHeartbeat(heartbeatBound(cfg.EtcdMutationTimeout), time.Now),
 	}
 	for _, w := range watches {
 		reg, err := w.informer.AddEventHandler(c.handler(w.owners))
@@ -108,9 +110,26 @@ func (c *Controller) enqueue(owner Owner) {
 	c.queue.Add(owner)
 }
 
-// Ready reports whether the records in etcd can be trusted: the first full
-// sync has completed and etcd is answering.
-func (c *Controller) Ready() bool { return c.ready.Load() && c.registry.Up() }
+// Ready reports whether the first full sync has completed. It stays true
+// through etcd outages: the records skydns serves are still there, and a
+// readiness probe that failed with etcd would take a pod that answers out
+// of its Service (docs/architecture.md, "Probes").
+func (c *Controller) Ready() bool { return c.ready.Load() }
+
+// Status is /readiness: Ready, with a detail that says when etcd is
+// unreachable and the records may be behind.
+func (c *Controller) Status() (ready bool, detail string) {
+	switch {
+	case !c.Ready():
+		return false, "first sync not complete"
+	case !c.registry.Up():
+		return true, "ok; etcd unreachable: records may be behind until it answers"
+	}
+	return true, "ok"
+}
+
+// Alive is /healthz: the loop has turned within its bound (heartbeat).
+func (c *Controller) Alive() (ok bool, detail string) { return c.alive.Status() }
 
 // probeEvery is how often an idle kube2sky checks that etcd still answers,
 // so readiness and kube2sky_etcd_up follow an outage with no writes pending.
@@ -121,11 +140,8 @@ const probeEvery = 2 * time.Second
 // returns after its workers have stopped.
 func (c *Controller) Run(ctx context.Context, workers int, period time.Duration) error {
 	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return errors.New("informer caches did not sync")
+	if !c.waitForCaches(ctx) {
+		return nil
 	}
 	c.log.Info("informer caches synced; listing etcd for the full sync")
 	// The informers have queued every object by now. A worker that planned
@@ -149,6 +165,25 @@ func (c *Controller) Run(ctx context.Context, workers int, period time.Duration)
 	return g.Wait()
 }
 
+// waitForCaches waits for every handler's sync, beating meanwhile: an API
+// server that is slow or away is not a hung kube2sky. False when ctx ended.
+func (c *Controller) waitForCaches(ctx context.Context) bool {
+	poll := time.NewTicker(100 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		c.alive.beat()
+		if slices.ContainsFunc(c.synced, func(s cache.InformerSynced) bool { return !s() }) {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-poll.C:
+				continue
+			}
+		}
+		return true
+	}
+}
+
 // loop resyncs every period and after etcd recovers, until ctx ends.
 func (c *Controller) loop(ctx context.Context, period time.Duration) {
 	resync := time.NewTicker(period)
@@ -162,6 +197,7 @@ func (c *Controller) loop(ctx context.Context, period time.Duration) {
 		case <-resync.C:
 			c.resyncUntilListed(ctx)
 		case <-probe.C:
+			c.alive.beat()
 			c.registry.Probe(ctx, probeEvery)
 			if c.registry.TakeRecovered() && c.ready.Load() {
 				c.resyncUntilListed(ctx) // Compare everything, in case writes were lost.
@@ -170,10 +206,15 @@ func (c *Controller) loop(ctx context.Context, period time.Duration) {
 	}
 }
 
-// resyncUntilListed retries resync with backoff while etcd is down.
+// retryMax is the longest wait between two resync attempts.
+const retryMax = 10 * time.Second
+
+// resyncUntilListed retries resync with backoff while etcd is down. Each
+// attempt is a beat: retrying through an outage is the loop alive.
 func (c *Controller) resyncUntilListed(ctx context.Context) {
-	retry := backoff.Doubling{Min: 100 * time.Millisecond, Max: 10 * time.Second}
+	retry := backoff.Doubling{Min: 100 * time.Millisecond, Max: retryMax}
 	for ctx.Err() == nil {
+		c.alive.beat()
 		if _, err := c.resync(ctx); err == nil {
 			return
 		}

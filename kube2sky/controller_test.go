@@ -2,6 +2,7 @@ package kube2sky
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -32,10 +33,15 @@ type memStore struct {
 	// afterList, when set, runs after List has taken its snapshot and
 	// before it returns: a write racing a resync.
 	afterList func()
+	down      bool // etcd unreachable: List fails.
 }
 
 func (m *memStore) List(_ context.Context, prefixes ...string) (Records, int64, error) {
 	m.mu.Lock()
+	if m.down {
+		m.mu.Unlock()
+		return nil, 0, errors.New("etcd unreachable")
+	}
 	out := Records{}
 	for k, v := range m.data {
 		for _, prefix := range prefixes {

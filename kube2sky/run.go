@@ -99,20 +99,16 @@ func listen(cfg *Config, ops http.Handler, reg *prometheus.Registry) ([]server, 
 	return append(servers, server{ln: mln, handler: mux}), nil
 }
 
-// opsMux serves /readiness (200 after the first full sync, as the legacy
-// readiness probe expects on this port), /healthz and /metrics (kept here
-// when --metrics-addr also serves it, for scrapers configured before it).
+// opsMux serves /readiness (200 once the first full sync is complete, as
+// the legacy readiness probe expects on this port, and still 200 while etcd
+// is unreachable: the body says so), /healthz (the sync loop is alive; see
+// heartbeat) and /metrics (kept here when --metrics-addr also serves it,
+// for scrapers configured before it). docs/architecture.md, "Probes".
 func opsMux(reg *prometheus.Registry, ctrl *Controller) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", httpserve.MetricsHandler(reg))
-	mux.HandleFunc("/readiness", func(w http.ResponseWriter, _ *http.Request) {
-		if !ctrl.Ready() {
-			http.Error(w, "first sync not complete", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readiness", httpserve.StatusHandler(func(context.Context) (bool, string) { return ctrl.Status() }))
+	mux.HandleFunc("/healthz", httpserve.StatusHandler(func(context.Context) (bool, string) { return ctrl.Alive() }))
 	return mux
 }
 

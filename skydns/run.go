@@ -66,7 +66,8 @@ func runServers(ctx context.Context, opts Options, client *clientv3.Client, log 
 		serveDNS(gctx, g, s)
 	}
 	if metricsLn != nil {
-		g.Go(func() error { return httpserve.Serve(gctx, log, metricsLn, opsMux(opts.Serve, reg, watcher)) })
+		mux := opsMux(opts.Serve, reg, watcher, newSelfCheck(udp.LocalAddr()))
+		g.Go(func() error { return httpserve.Serve(gctx, log, metricsLn, mux) })
 	}
 	log.Info("ready for queries", "domain", opts.Zone.Domain, "udp", udp.LocalAddr().String(), "tcp", tcp.Addr().String(),
 		"nameservers", opts.Forward.Nameservers, "no_rec", opts.Forward.NoRec, "etcd", opts.Etcd.Client.Endpoints)
@@ -125,20 +126,15 @@ func serveDNS(ctx context.Context, g *errgroup.Group, s *dns.Server) {
 	})
 }
 
-// opsMux serves metrics, readiness (ready once loaded; the body says when
-// the records are stale) and liveness.
-func opsMux(opts ServeOptions, reg *prometheus.Registry, w *Watcher) *http.ServeMux {
+// opsMux serves metrics, readiness (ready once loaded, and staying ready
+// while etcd is away; the body says when the records are stale) and
+// liveness (the DNS server answers a query sent to itself; see selfCheck).
+// docs/architecture.md, "Probes", says why each means what it does.
+func opsMux(opts ServeOptions, reg *prometheus.Registry, w *Watcher, self *selfCheck) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle(opts.MetricsPath, httpserve.MetricsHandler(reg))
-	mux.HandleFunc("/ready", func(rw http.ResponseWriter, _ *http.Request) {
-		ready, detail := w.Status()
-		if !ready {
-			http.Error(rw, detail, http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(rw, detail)
-	})
-	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { fmt.Fprintln(rw, "ok") })
+	mux.HandleFunc("/ready", httpserve.StatusHandler(func(context.Context) (bool, string) { return w.Status() }))
+	mux.HandleFunc("/healthz", httpserve.StatusHandler(self.Status))
 	return mux
 }
 

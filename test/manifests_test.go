@@ -54,6 +54,7 @@ func TestManifestsAreAcceptedByTheAPIServer(t *testing.T) {
 	if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
 		t.Errorf("the Deployment must run as non-root")
 	}
+	checkDeploymentProbes(t, deploy.Spec.Template.Spec.Containers)
 	for _, c := range deploy.Spec.Template.Spec.Containers {
 		s := c.SecurityContext
 		if s == nil || s.ReadOnlyRootFilesystem == nil || !*s.ReadOnlyRootFilesystem || s.Capabilities == nil ||
@@ -62,6 +63,27 @@ func TestManifestsAreAcceptedByTheAPIServer(t *testing.T) {
 		}
 		if add := s.Capabilities.Add; len(add) > 0 && (c.Name != "skydns" || !slices.Equal(add, []v1.Capability{"NET_BIND_SERVICE"})) {
 			t.Errorf("%s adds capabilities %v; only skydns may, and only NET_BIND_SERVICE", c.Name, add)
+		}
+	}
+}
+
+// checkDeploymentProbes: each liveness probe is the container's own, so it
+// restarts the container that is unhealthy (docs/architecture.md, "Probes").
+func checkDeploymentProbes(t *testing.T, containers []v1.Container) {
+	t.Helper()
+	want := map[string][2]string{ // Container: liveness, readiness (path:port, "" for none).
+		"etcd": {"", ""}, "kube2sky": {"/healthz:8081", "/readiness:8081"},
+		"skydns": {"/healthz:9153", "/ready:9153"}, "healthz": {"", ""},
+	}
+	probe := func(p *v1.Probe) string {
+		if p == nil || p.HTTPGet == nil {
+			return ""
+		}
+		return p.HTTPGet.Path + ":" + p.HTTPGet.Port.String()
+	}
+	for _, c := range containers {
+		if got := [2]string{probe(c.LivenessProbe), probe(c.ReadinessProbe)}; got != want[c.Name] {
+			t.Errorf("%s: liveness, readiness %q, want %q", c.Name, got, want[c.Name])
 		}
 	}
 }

@@ -57,3 +57,20 @@ func Serve(ctx context.Context, log *slog.Logger, ln net.Listener, h http.Handle
 	}
 	return nil
 }
+
+// StatusFunc reports one probe's result and a line saying why.
+type StatusFunc func(ctx context.Context) (ok bool, detail string)
+
+// StatusHandler serves a probe: 200 and the detail when status is ok, 503
+// and the detail when not, so the kubelet's verdict and a person's curl
+// read the same answer.
+func StatusHandler(status StatusFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ok, detail := status(r.Context())
+		if !ok {
+			http.Error(w, detail, http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, detail)
+	}
+}

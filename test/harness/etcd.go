@@ -3,7 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
-
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,6 +57,20 @@ func (e *Etcd) Start() {
 
 // Stop kills the server (as a crash would).
 func (e *Etcd) Stop() { e.proc.Kill() }
+
+// Pause stops the server in place (SIGSTOP): connections stay open and
+// requests hang, as in a stall of the node or the disk, until Resume.
+func (e *Etcd) Pause() { e.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (e *Etcd) Resume() { e.signal(syscall.SIGCONT) }
+
+func (e *Etcd) signal(sig syscall.Signal) {
+	e.t.Helper()
+	if err := syscall.Kill(e.proc.Pid(), sig); err != nil {
+		e.t.Fatalf("etcd: %s: %v", sig, err)
+	}
+}
 
 // Client is a new client, closed when the test ends.
 func (e *Etcd) Client() *clientv3.Client {
