@@ -30,7 +30,7 @@ var (
 // this way but through the tree's byName map).
 type node struct {
 	kids  []*node // Sorted by segment.
-	value *msg.Service
+	value *record
 	rev   int64  // The etcd revision value was written at; 0 if unknown. Fills the 64-byte size class.
 	name  string // The DNS name of this node, lowercase, with the root dot; "" at the root.
 
@@ -160,8 +160,8 @@ func (ix *Index) Replace(records []msg.Service) {
 type Load struct {
 	ix    *Index
 	t     *tree
-	old   *tree          // The tree answering when the load began; nil before the first.
-	fresh []*msg.Service // Records parsed for this load, not shared: Commit interns their hosts.
+	old   *tree     // The tree answering when the load began; nil before the first.
+	fresh []*record // Records parsed for this load, not shared: Commit interns their hosts.
 }
 
 // NewLoad starts a new tree for ix. Its nodes are stamped 0: a Version
@@ -182,9 +182,10 @@ func (l *Load) Add(s msg.Service, rev int64) {
 	}
 	l.ix.mu.RLock() // The old tree is read for its names.
 	defer l.ix.mu.RUnlock()
-	n := l.t.put(segs, &s, 0, rev, l.oldRoot())
-	l.t.slim(n, &s)
-	l.fresh = append(l.fresh, &s)
+	n := l.t.path(segs, 0, l.oldRoot())
+	r := newRecord(&s, n.name)
+	l.t.set(n, r, rev)
+	l.fresh = append(l.fresh, r)
 }
 
 // Keep puts into the new tree the record the current tree holds at key
@@ -201,11 +202,11 @@ func (l *Load) Keep(key string, rev int64) bool {
 	defer l.ix.mu.RUnlock()
 	o := l.old.root.find(segs)
 	// The key check tells apart keys that differ only in case, which
-	// share a node: a lowercase one's record keeps no key (see slim).
-	if o == nil || o.value == nil || o.rev != rev || (o.value.Key != key && (o.value.Key != "" || lower != key)) {
+	// share a node: a lowercase one's record keeps no key (see newRecord).
+	if o == nil || o.value == nil || o.rev != rev || (o.value.key() != key && (o.value.key() != "" || lower != key)) {
 		return false
 	}
-	l.t.put(segs, o.value, 0, rev, l.oldRoot())
+	l.t.set(l.t.path(segs, 0, l.oldRoot()), o.value, rev)
 	return true
 }
 
@@ -255,9 +256,10 @@ func (ix *Index) PutAt(s msg.Service, rev int64) {
 	defer ix.mu.Unlock()
 	stamp := ix.generation.Add(1)
 	if ix.tree != nil {
-		n := ix.tree.put(segs, &s, stamp, rev, nil)
-		ix.tree.slim(n, &s)
-		ix.tree.internHost(&s)
+		n := ix.tree.path(segs, stamp, nil)
+		r := newRecord(&s, n.name)
+		ix.tree.set(n, r, rev)
+		ix.tree.internHost(r)
 	}
 }
 
@@ -275,10 +277,10 @@ func (ix *Index) Delete(key string) {
 	}
 }
 
-// put stores s, written at rev, at segs, stamping every node on the way,
-// and returns its node. A new node takes its name from old's node at the
+// path returns the node at segs, creating what is missing and stamping
+// every node on the way. A new node takes its name from old's node at the
 // same place, if any, rather than making the same string again.
-func (t *tree) put(segs []string, s *msg.Service, stamp uint64, rev int64, old *node) *node {
+func (t *tree) path(segs []string, stamp uint64, old *node) *node {
 	n := &t.root
 	n.changed.Store(stamp)
 	for _, seg := range segs {
@@ -298,31 +300,24 @@ func (t *tree) put(segs []string, s *msg.Service, stamp uint64, rev int64, old *
 		child.changed.Store(stamp)
 		n = child
 	}
-	if n.value == nil {
-		t.count++
-	}
-	n.value, n.rev = s, rev
 	return n
 }
 
-// slim makes s, new at n, smaller to keep. Its key is n's name turned
-// around, so when the name says it all (a lowercase key: every key
-// kube2sky writes) the record takes its domain from the name the index
-// holds anyway and drops the key.
-func (t *tree) slim(n *node, s *msg.Service) {
-	if s.Key != "" && lowerASCII(s.Key) == s.Key {
-		s.SetDomain(n.name)
-		s.Key = ""
+// set stores r, written at rev, at n.
+func (t *tree) set(n *node, r *record, rev int64) {
+	if n.value == nil {
+		t.count++
 	}
+	n.value, n.rev = r, rev
 }
 
-// internHost makes s's host share the name of the node it names, if any:
+// internHost makes r's host share the name of the node it names, if any:
 // SRV and PTR targets are the names of services and endpoints. A load
 // interns at its end: a PTR record comes in the list before the service it
 // names (arpa sorts first).
-func (t *tree) internHost(s *msg.Service) {
-	if n := t.byName[s.Host]; n != nil {
-		s.Host = n.name
+func (t *tree) internHost(r *record) {
+	if n := t.byName[r.Host]; n != nil {
+		r.Host = n.name
 	}
 }
 
@@ -350,7 +345,7 @@ func (t *tree) remove(n *node, segs []string, stamp uint64) bool {
 // Records returns the records at name: the value of a leaf, or every record
 // below a directory. Labels "*" and "any" match any label. With exact, a
 // directory yields nothing (SkyDNS's CNAME lookup).
-func (ix *Index) Records(name string, exact bool) ([]*msg.Service, error) {
+func (ix *Index) Records(name string, exact bool) ([]*record, error) {
 	sx, _, err := ix.VersionedRecords(name, exact, nil)
 	return sx, err
 }
@@ -359,7 +354,7 @@ func (ix *Index) Records(name string, exact bool) ([]*msg.Service, error) {
 // every node it visits to b (nil: no limit). A wildcard name gets the zero
 // Version: its answer spans a directory's siblings. A walk that passes b's
 // limit stops there and fails with errOverBudget.
-func (ix *Index) VersionedRecords(name string, exact bool, b *budget) ([]*msg.Service, Version, error) {
+func (ix *Index) VersionedRecords(name string, exact bool, b *budget) ([]*record, Version, error) {
 	if hasWildcard(name) {
 		sx, err := ix.recordsAt(msg.Labels(name), exact, b)
 		return sx, Version{}, err
@@ -429,7 +424,7 @@ func hasWildcard(name string) bool {
 }
 
 // recordsAt looks up the reversed-label path of labels (in name order).
-func (ix *Index) recordsAt(labels []string, exact bool, b *budget) ([]*msg.Service, error) {
+func (ix *Index) recordsAt(labels []string, exact bool, b *budget) ([]*record, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	if ix.tree == nil {
@@ -454,7 +449,7 @@ func (ix *Index) recordsAt(labels []string, exact bool, b *budget) ([]*msg.Servi
 
 // lookup answers the path segs below n, the first wildcard segment, if
 // any, starting a walk.
-func (n *node) lookup(segs []string, exact bool, b *budget) ([]*msg.Service, error) {
+func (n *node) lookup(segs []string, exact bool, b *budget) ([]*record, error) {
 	for i, seg := range segs {
 		if msg.IsWildcard(seg) {
 			return n.wildcard(segs, i, b)
@@ -469,12 +464,12 @@ func (n *node) lookup(segs []string, exact bool, b *budget) ([]*msg.Service, err
 
 // answer is what a lookup that ends at n returns: the value of a leaf, or
 // everything below a directory (nothing for an exact lookup).
-func (n *node) answer(exact bool, b *budget) []*msg.Service {
+func (n *node) answer(exact bool, b *budget) []*record {
 	if len(n.kids) == 0 || exact {
 		if n.value == nil {
 			return nil
 		}
-		return []*msg.Service{n.value}
+		return []*record{n.value}
 	}
 	return n.collect(nil, b)
 }
@@ -495,7 +490,7 @@ func (n *node) find(segs []string) *node {
 // live under such segments, and clients depend on a service's A query not
 // seeing them (legacy-behaviour.md §2.5). Each node visited is charged to
 // b; past its limit the walk stops.
-func (n *node) collect(out []*msg.Service, b *budget) []*msg.Service {
+func (n *node) collect(out []*record, b *budget) []*record {
 	if n.value != nil {
 		out = append(out, n.value)
 	}
@@ -518,12 +513,12 @@ func (n *node) hidden() bool { return n.name != "" && n.name[0] == '_' }
 // the leaves whose segments match the query's position by position. A leaf
 // shorter than the query does not match; a longer one does (SkyDNS's
 // loopNodes).
-func (n *node) wildcard(segs []string, first int, b *budget) ([]*msg.Service, error) {
+func (n *node) wildcard(segs []string, first int, b *budget) ([]*record, error) {
 	dir := n.find(segs[:first])
 	if dir == nil {
 		return nil, errNameNotFound
 	}
-	var out []*msg.Service
+	var out []*record
 	dir.matchBelow(segs[first:], &out, b)
 	return out, nil
 }
@@ -531,7 +526,7 @@ func (n *node) wildcard(segs []string, first int, b *budget) ([]*msg.Service, er
 // matchBelow walks only where pattern can match: every child for a
 // wildcard segment, the one child of that name for any other (a map probe,
 // not a scan, so "web.any.svc" costs a probe per namespace).
-func (n *node) matchBelow(pattern []string, out *[]*msg.Service, b *budget) {
+func (n *node) matchBelow(pattern []string, out *[]*record, b *budget) {
 	if len(pattern) == 0 {
 		*out = n.collect(*out, b)
 		return

@@ -8,7 +8,7 @@ import (
 	"github.com/skypod/skypod/skydns/msg"
 )
 
-func hosts(sx []*msg.Service) []string {
+func hosts(sx []*record) []string {
 	out := make([]string, len(sx))
 	for i, s := range sx {
 		out[i] = s.Host
@@ -105,7 +105,7 @@ func TestIndexValueAndChildren(t *testing.T) {
 	}
 }
 
-func must(sx []*msg.Service, err error) []*msg.Service {
+func must(sx []*record, err error) []*record {
 	if err != nil {
 		panic(err)
 	}

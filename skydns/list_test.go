@@ -131,7 +131,7 @@ func contents(t *testing.T, ix *Index) map[string]string {
 	for name, n := range ix.tree.byName {
 		v := ""
 		if n.value != nil {
-			b, _ := msg.Marshal(*n.value)
+			b, _ := msg.Marshal(n.value.service())
 			v = n.value.Domain() + " " + string(b)
 		}
 		out[name] = v
@@ -232,7 +232,7 @@ func TestRelistSharesUnchangedRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	unchanged, rewritten, deleted := string(kvs[3].Key), string(kvs[4].Key), string(kvs[5].Key)
-	before := map[string]*msg.Service{}
+	before := map[string]*record{}
 	for _, key := range []string{unchanged, rewritten} {
 		before[key] = valueAt(t, ix, key)
 	}
@@ -249,7 +249,7 @@ func TestRelistSharesUnchangedRecords(t *testing.T) {
 	}
 }
 
-func valueAt(t *testing.T, ix *Index, key string) *msg.Service {
+func valueAt(t *testing.T, ix *Index, key string) *record {
 	t.Helper()
 	segs, _ := msg.KeySegments(key, "skydns")
 	ix.mu.RLock()

@@ -2,27 +2,25 @@ package skydns
 
 import (
 	"strings"
-
-	"github.com/skypod/skypod/skydns/msg"
 )
 
 // recordSource is what the resolver reads records from; the Index is the
 // real one.
 type recordSource interface {
-	VersionedRecords(name string, exact bool, b *budget) ([]*msg.Service, Version, error)
+	VersionedRecords(name string, exact bool, b *budget) ([]*record, Version, error)
 }
 
 // records reads name from the source, then applies SkyDNS's per-lookup
 // de-duplication and group filtering. Every record type reads through here
 // (and versionedRecords), so hidden keys, dedup, groups and the query's
 // budget b apply alike.
-func (r *Resolver) records(name string, exact bool, b *budget) ([]*msg.Service, error) {
+func (r *Resolver) records(name string, exact bool, b *budget) ([]*record, error) {
 	sx, _, err := r.versionedRecords(name, exact, b)
 	return sx, err
 }
 
 // versionedRecords is records with the Version of what it read.
-func (r *Resolver) versionedRecords(name string, exact bool, b *budget) ([]*msg.Service, Version, error) {
+func (r *Resolver) versionedRecords(name string, exact bool, b *budget) ([]*record, Version, error) {
 	if !b.lookup() {
 		return nil, Version{}, errOverBudget
 	}
@@ -41,19 +39,19 @@ func (r *Resolver) versionedRecords(name string, exact bool, b *budget) ([]*msg.
 // on a fresh goroutine whose stack would have to grow).
 //
 //go:noinline
-func dedupServices(sx []*msg.Service) []*msg.Service {
+func dedupServices(sx []*record) []*record {
 	if len(sx) < 2 {
 		return sx
 	}
 	type bare struct {
 		host                   string
-		port, priority, weight int
+		port, priority, weight uint16
 		text                   string
 	}
 	seen := make(map[bare]bool, len(sx))
 	out := sx[:0:0]
 	for _, s := range sx {
-		b := bare{s.Host, s.Port, s.Priority, s.Weight, s.Text}
+		b := bare{s.Host, s.Port, s.Priority, s.Weight, s.Text()}
 		if !seen[b] {
 			seen[b] = true
 			out = append(out, s)
@@ -68,7 +66,7 @@ func dedupServices(sx []*msg.Service) []*msg.Service {
 // disagree, every record is kept.
 //
 //go:noinline
-func filterGroups(sx []*msg.Service) []*msg.Service {
+func filterGroups(sx []*record) []*record {
 	if len(sx) < 2 {
 		return sx
 	}
@@ -83,14 +81,14 @@ func filterGroups(sx []*msg.Service) []*msg.Service {
 		if depth(s) != shallowest {
 			continue
 		}
-		if s.Group == "" || (group != "" && s.Group != group) {
+		if s.Group() == "" || (group != "" && s.Group() != group) {
 			return sx
 		}
-		group = s.Group
+		group = s.Group()
 	}
-	out := make([]*msg.Service, 0, len(sx))
+	out := make([]*record, 0, len(sx))
 	for _, s := range sx {
-		if s.Group == "" || s.Group == group {
+		if s.Group() == "" || s.Group() == group {
 			out = append(out, s)
 		}
 	}
@@ -98,10 +96,10 @@ func filterGroups(sx []*msg.Service) []*msg.Service {
 }
 
 // depth is the number of labels of the record's name.
-func depth(s *msg.Service) int { return strings.Count(s.Domain(), ".") }
+func depth(s *record) int { return strings.Count(s.Domain(), ".") }
 
 // ttl is the record's TTL, or the configured default when it sets none.
-func (r *Resolver) ttl(s *msg.Service) uint32 {
+func (r *Resolver) ttl(s *record) uint32 {
 	if s.TTL == 0 {
 		return r.opts.TTL
 	}
@@ -109,9 +107,9 @@ func (r *Resolver) ttl(s *msg.Service) uint32 {
 }
 
 // priority is the record's priority, or the configured default for 0.
-func (r *Resolver) priority(s *msg.Service) int {
+func (r *Resolver) priority(s *record) int {
 	if s.Priority == 0 {
 		return int(r.opts.Priority)
 	}
-	return s.Priority
+	return int(s.Priority)
 }

@@ -132,7 +132,7 @@ func (r *Resolver) addressAnswer(ctx context.Context, q dns.Question, b *budget)
 	return r.addressesOf(ctx, b, q, sx, nil, false), v, nil
 }
 
-func (r *Resolver) addressesOf(ctx context.Context, b *budget, q dns.Question, sx []*msg.Service, previous []dns.RR, both bool) []dns.RR {
+func (r *Resolver) addressesOf(ctx context.Context, b *budget, q dns.Question, sx []*record, previous []dns.RR, both bool) []dns.RR {
 	var out []dns.RR
 	for _, s := range sx {
 		ip := s.HostIP()
@@ -155,7 +155,7 @@ func (r *Resolver) addressesOf(ctx context.Context, b *budget, q dns.Question, s
 // from upstream. A target that resolves to nothing drops the CNAME. Each
 // chase is charged to b, so a wide answer of names is bounded as well as
 // a deep one.
-func (r *Resolver) chaseCNAME(ctx context.Context, b *budget, q dns.Question, s *msg.Service, previous []dns.RR, both bool) []dns.RR {
+func (r *Resolver) chaseCNAME(ctx context.Context, b *budget, q dns.Question, s *record, previous []dns.RR, both bool) []dns.RR {
 	target := strings.ToLower(dns.Fqdn(s.Host))
 	if strings.EqualFold(q.Name, target) || len(previous) > maxCNAMEChain || cnameSeen(previous, target) {
 		return nil // A direct loop, a loop through others, or too long.
@@ -216,7 +216,7 @@ func (r *Resolver) upstreamTTL(rrs []dns.RR) []dns.RR {
 
 // srvWeights is, per priority, the sum of weights, a weight of 0 counting
 // as 100.
-func srvWeights(sx []*msg.Service, priority func(*msg.Service) int) map[int]int {
+func srvWeights(sx []*record, priority func(*record) int) map[int]int {
 	sums := make(map[int]int)
 	for _, s := range sx {
 		if s.Host == "" {
@@ -227,11 +227,11 @@ func srvWeights(sx []*msg.Service, priority func(*msg.Service) int) map[int]int 
 	return sums
 }
 
-func weightOf(s *msg.Service) int {
+func weightOf(s *record) int {
 	if s.Weight == 0 {
 		return 100
 	}
-	return s.Weight
+	return int(s.Weight)
 }
 
 // srvRecords answers SRV: one record per service, weights scaled so each
@@ -253,7 +253,7 @@ func (r *Resolver) srvRecords(ctx context.Context, q dns.Question, b *budget) (a
 		target, addrs := r.target(ctx, b, s, looked)
 		answer = append(answer, &dns.SRV{
 			Hdr:      rrHeader(q.Name, dns.TypeSRV, r.ttl(s)),
-			Priority: uint16(prio), Weight: weight, Port: uint16(s.Port), Target: target,
+			Priority: uint16(prio), Weight: weight, Port: s.Port, Target: target,
 		})
 		extra = append(extra, addrs...)
 	}
@@ -263,12 +263,12 @@ func (r *Resolver) srvRecords(ctx context.Context, q dns.Question, b *budget) (a
 // target is the SRV or MX target of s, and the addresses to put in extra
 // for it (only the first time a target is seen, tracked in looked). An IP
 // host is named by its own key; a name host is the name itself.
-func (r *Resolver) target(ctx context.Context, b *budget, s *msg.Service, looked map[string]bool) (string, []dns.RR) {
+func (r *Resolver) target(ctx context.Context, b *budget, s *record, looked map[string]bool) (string, []dns.RR) {
 	if ip := s.HostIP(); ip != nil {
-		name := msg.TargetStrip(s.Domain(), s.TargetStrip)
+		name := msg.TargetStrip(s.Domain(), int(s.TargetStrip))
 		return name, []dns.RR{addressRR(name, r.ttl(s), ip)}
 	}
-	name := msg.TargetStrip(dns.Fqdn(s.Host), s.TargetStrip)
+	name := msg.TargetStrip(dns.Fqdn(s.Host), int(s.TargetStrip))
 	if looked[name] {
 		return name, nil
 	}
@@ -315,7 +315,7 @@ func (r *Resolver) mxRecords(ctx context.Context, q dns.Question, b *budget) (an
 	}
 	looked := make(map[string]bool)
 	for _, s := range sx {
-		if !s.Mail {
+		if !s.Mail() {
 			continue
 		}
 		target, addrs := r.target(ctx, b, s, looked)
@@ -333,8 +333,8 @@ func (r *Resolver) txtRecords(q dns.Question, b *budget) ([]dns.RR, error) {
 	}
 	var out []dns.RR
 	for _, s := range sx {
-		if s.Text != "" {
-			out = append(out, &dns.TXT{Hdr: rrHeader(q.Name, dns.TypeTXT, r.ttl(s)), Txt: splitText(s.Text)})
+		if s.Text() != "" {
+			out = append(out, &dns.TXT{Hdr: rrHeader(q.Name, dns.TypeTXT, r.ttl(s)), Txt: splitText(s.Text())})
 		}
 	}
 	return out, nil

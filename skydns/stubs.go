@@ -8,8 +8,6 @@ import (
 	"sync"
 
 	"github.com/miekg/dns"
-
-	"github.com/skypod/skypod/skydns/msg"
 )
 
 // stubStep sends names inside a stub zone to that zone's own nameservers
@@ -91,7 +89,7 @@ func newStubZones(domain string, index *Index) *stubZones {
 }
 
 // zonesFrom builds the zone table from the records under the suffix.
-func zonesFrom(sx []*msg.Service, suffix string) map[string][]string {
+func zonesFrom(sx []*record, suffix string) map[string][]string {
 	zones := make(map[string][]string)
 	for _, s := range sx {
 		ip := s.HostIP()
@@ -111,7 +109,7 @@ func zonesFrom(sx []*msg.Service, suffix string) map[string][]string {
 		if port == 0 {
 			port = 53
 		}
-		zones[dns.Fqdn(zone)] = append(zones[dns.Fqdn(zone)], net.JoinHostPort(ip.String(), strconv.Itoa(port)))
+		zones[dns.Fqdn(zone)] = append(zones[dns.Fqdn(zone)], net.JoinHostPort(ip.String(), strconv.Itoa(int(port))))
 	}
 	return zones
 }
