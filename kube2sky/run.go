@@ -107,10 +107,10 @@ func opsMux(reg *prometheus.Registry, ctrl *Controller) *http.ServeMux {
 	mux.Handle("/metrics", httpserve.MetricsHandler(reg))
 	mux.HandleFunc("/readiness", func(w http.ResponseWriter, _ *http.Request) {
 		if !ctrl.Ready() {
-			http.Error(w, "first sync not complete", http.StatusServiceUnavailable)
+			http.Error(w, "first sync not complete"+ctrl.EtcdNote(), http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintln(w, "ok")
+		fmt.Fprintln(w, "ok"+ctrl.EtcdNote())
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	return mux
