@@ -117,15 +117,17 @@ func (c *Controller) enqueue(owner Owner) {
 func (c *Controller) Ready() bool { return c.ready.Load() }
 
 // Status is /readiness: Ready, with a detail that says when etcd is
-// unreachable and the records may be behind.
+// unreachable or refusing writes (NOSPACE) and the records may be behind.
 func (c *Controller) Status() (ready bool, detail string) {
 	switch {
 	case !c.Ready():
-		return false, "first sync not complete"
+		ready, detail = false, "first sync not complete"
 	case !c.registry.Up():
-		return true, "ok; etcd unreachable: records may be behind until it answers"
+		ready, detail = true, "ok; etcd unreachable: records may be behind until it answers"
+	default:
+		ready, detail = true, "ok"
 	}
-	return true, "ok"
+	return ready, detail + c.EtcdNote()
 }
 
 // Alive is /healthz: the loop has turned within its bound (heartbeat).

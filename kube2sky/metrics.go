@@ -18,6 +18,7 @@ type Metrics struct {
 	lastResync prometheus.Gauge
 	ready      prometheus.Gauge
 	etcdUp     prometheus.Gauge
+	noSpace    prometheus.Gauge
 }
 
 // NewMetrics registers kube2sky's metrics with reg.
@@ -53,13 +54,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "kube2sky", Name: "ready", Help: "1 once the first full sync has completed.",
 		}),
 		etcdUp: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "kube2sky", Name: "etcd_up", Help: "1 while etcd accepts kube2sky's requests.",
+			Namespace: "kube2sky", Name: "etcd_up", Help: "1 while etcd answers kube2sky's requests (at NOSPACE too: it answers, refusing writes).",
+		}),
+		noSpace: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "kube2sky", Name: "etcd_nospace", Help: "1 while etcd's NOSPACE alarm is raised: it refuses kube2sky's writes until space is freed and the alarm disarmed.",
 		}),
 	}
 	for _, reason := range []string{skipExternalNameIP, skipLabel, skipValue} {
 		m.skipped.WithLabelValues(reason) // Each reason shows from the start, at 0.
 	}
-	reg.MustRegister(m.written, m.deleted, m.etcdErrors, m.malformed, m.skipped, m.syncs, m.latency, m.lastResync, m.ready, m.etcdUp)
+	reg.MustRegister(m.written, m.deleted, m.etcdErrors, m.malformed, m.skipped, m.syncs, m.latency, m.lastResync, m.ready, m.etcdUp, m.noSpace)
 	return m
 }
 

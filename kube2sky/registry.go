@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/skypod/skypod/internal/etcdclient"
 )
 
 // Registry is what kube2sky owns in etcd: it plans each owner's change from
@@ -29,6 +31,12 @@ import (
 // select) is held by the first to commit it: the other's plan leaves it
 // out and it waits; when the holder's plan deletes the key, Apply returns
 // the waiting owners for the controller to sync again, and one claims it.
+//
+// At etcd's quota (the NOSPACE alarm) etcd is up but refusing writes: it
+// still answers lists, so kube2sky stays up and ready, its records as
+// current as the last write etcd took; the refused owners wait in their
+// backoff, and once the alarm clears a full resync retries them all at
+// once (see newNoSpaceState).
 type Registry struct {
 	store   Store
 	namer   Namer
@@ -41,13 +49,17 @@ type Registry struct {
 
 	up        atomic.Bool
 	everUp    atomic.Bool
-	recovered atomic.Bool // A full resync is due: etcd answered again after failing, or went back in time.
+	recovered atomic.Bool // A full resync is due: etcd answered again after failing, went back in time, or took writes again.
+
+	noSpace *etcdclient.NoSpaceState
 }
 
 // NewRegistry keeps the records of namer's domain in store; timeout bounds
 // each etcd request.
 func NewRegistry(store Store, namer Namer, timeout time.Duration, metrics *Metrics, log *slog.Logger) *Registry {
-	return &Registry{store: store, namer: namer, timeout: timeout, log: log, metrics: metrics, state: newOwned(namer)}
+	r := &Registry{store: store, namer: namer, timeout: timeout, log: log, metrics: metrics, state: newOwned(namer)}
+	r.noSpace = newNoSpaceState(metrics, log, func() { r.recovered.Store(true) })
+	return r
 }
 
 // Plan is what turns owner's records in etcd into desired, less the keys
@@ -71,6 +83,7 @@ func (r *Registry) Apply(ctx context.Context, owner Owner, p Plan) ([]Owner, err
 	if err := r.result(err); err != nil {
 		return nil, fmt.Errorf("sync %s: %w", owner, err)
 	}
+	r.noSpace.Set(false, nil) // A write etcd took: no alarm now, whatever the last probe saw.
 	r.mu.Lock()
 	released := r.state.applied(owner, p, rev)
 	r.mu.Unlock()
@@ -128,30 +141,43 @@ func (r *Registry) Probe(ctx context.Context, timeout time.Duration) {
 			r.log.Warn("etcd's revision went back (restored or wiped); resyncing", "revision", rev, "highest_seen", floor)
 		}
 	}
+	r.noSpace.Check(pctx, r.store) // So the alarm, and its end, show with no write pending.
 }
 
 // Up reports whether etcd answered kube2sky's last request.
 func (r *Registry) Up() bool { return r.up.Load() }
 
 // TakeRecovered reports, once, that a full resync is due: etcd answered
-// again after failing, or its revision went back.
+// again after failing, its revision went back, or its NOSPACE alarm cleared.
 func (r *Registry) TakeRecovered() bool { return r.recovered.Swap(false) }
 
-// result notes the outcome of one etcd request and returns its error.
+// result notes the outcome of one etcd request and returns its error. A
+// write refused for space is an answer: etcd is up, and the alarm is what
+// to report (once, not per refused write).
 func (r *Registry) result(err error) error {
 	if err != nil {
 		r.metrics.etcdErrors.Inc()
+	}
+	switch {
+	case etcdclient.IsNoSpace(err):
+		r.noSpace.Set(true, err)
+	case err != nil:
 		if r.up.Swap(false) {
 			r.log.Error("etcd request failed; retrying with backoff", "err", err)
 		}
 		r.metrics.etcdUp.Set(0)
 		return err
 	}
+	r.answered()
+	return err
+}
+
+// answered notes that etcd answered: after a failure, a full resync is due.
+func (r *Registry) answered() {
 	if !r.up.Swap(true) {
 		r.metrics.etcdUp.Set(1)
 		if r.everUp.Swap(true) {
 			r.recovered.Store(true) // Not at the first answer: the first resync is under way then.
 		}
 	}
-	return nil
 }

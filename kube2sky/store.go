@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/skypod/skypod/internal/etcdclient"
 )
 
 // Store is where records go: etcd in production, a map in unit tests.
@@ -19,20 +21,35 @@ type Store interface {
 	// deletes, so a name never passes through NXDOMAIN on the way. It
 	// returns the revision at which every write is visible.
 	Apply(ctx context.Context, puts Records, deletes []string) (int64, error)
+	// AlarmList is etcd's alarms: at NOSPACE reads work, and writes are
+	// refused until space is freed and the alarm disarmed.
+	etcdclient.AlarmLister
 }
 
 // maxTxnOps is etcd's default limit of operations in one transaction.
 const maxTxnOps = 128
 
+// EtcdClient is what the Store needs of the etcd client: keys, and the
+// alarm list. *clientv3.Client has both.
+type EtcdClient interface {
+	clientv3.KV
+	etcdclient.AlarmLister
+}
+
 // etcdStore is the Store over etcd v3.
 type etcdStore struct {
-	kv clientv3.KV
+	kv EtcdClient
 }
 
 var _ Store = etcdStore{}
 
-// NewEtcdStore stores records in etcd through kv.
-func NewEtcdStore(kv clientv3.KV) Store { return etcdStore{kv: kv} }
+// NewEtcdStore stores records in etcd through c.
+func NewEtcdStore(c EtcdClient) Store { return etcdStore{kv: c} }
+
+// AlarmList lists etcd's alarms.
+func (s etcdStore) AlarmList(ctx context.Context) (*clientv3.AlarmResponse, error) {
+	return s.kv.AlarmList(ctx)
+}
 
 // List reads the first prefix at the current revision and the others at
 // that same revision, so the result is one consistent snapshot.

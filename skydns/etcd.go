@@ -15,6 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/skypod/skypod/internal/backoff"
+	"github.com/skypod/skypod/internal/etcdclient"
 	"github.com/skypod/skypod/skydns/msg"
 )
 
@@ -22,6 +23,7 @@ import (
 type etcdReader interface {
 	Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error)
 	Watch(ctx context.Context, key string, opts ...clientv3.OpOption) clientv3.WatchChan
+	etcdclient.AlarmLister // For the NOSPACE alarm, which skydns reports but is not stopped by.
 }
 
 // Watcher keeps an Index equal to the prefix in etcd: it lists once, then
@@ -42,6 +44,7 @@ type Watcher struct {
 	downSince   atomic.Int64 // Unix nanoseconds; 0 while up.
 	malformedMu sync.Mutex
 	malformed   map[string]int64 // Key -> mod revision already logged.
+	noSpace     *etcdclient.NoSpaceState
 }
 
 // NewWatcher mirrors /prefix/ of etcd into index.
@@ -50,6 +53,12 @@ func NewWatcher(etcd etcdReader, prefix string, index *Index, metrics *Metrics, 
 		etcd: etcd, prefix: "/" + prefix + "/", index: index, metrics: metrics, log: log,
 		timeout: timeout, probeEvery: 2 * time.Second, maxBackoff: 5 * time.Second, page: listPage,
 		malformed: make(map[string]int64),
+		noSpace: &etcdclient.NoSpaceState{
+			Gauge: metrics.noSpace, Log: log,
+			Raised: "etcd raised its NOSPACE alarm: kube2sky's writes are refused, so records stay as etcd last took them " +
+				"until an operator frees space (compact, defrag) and disarms the alarm; still answering",
+			Cleared: "etcd's NOSPACE alarm has cleared: records follow kube2sky's writes again",
+		},
 	}
 	w.downSince.Store(time.Now().UnixNano())
 	return w
@@ -190,6 +199,11 @@ func (w *Watcher) probe(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("etcd health probe: %w", err)
 	}
+	actx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	// skydns only reads, which the alarm allows; it reports it because its
+	// records stop following the cluster while kube2sky's writes fail.
+	w.noSpace.Check(actx, w.etcd)
 	return nil
 }
 
@@ -286,6 +300,17 @@ func (w *Watcher) Status() (ready bool, detail string) {
 		since := time.Unix(0, w.downSince.Load()).UTC().Format(time.RFC3339)
 		return true, fmt.Sprintf("stale: etcd unreachable since %s; serving the %d records last loaded", since, w.index.Len())
 	default:
-		return true, "ok"
+		return true, "ok" + w.noSpaceNote()
 	}
+}
+
+// noSpaceNote tells /ready about the NOSPACE alarm, or is empty. It does
+// not make skydns unready: every record etcd holds is still served.
+func (w *Watcher) noSpaceNote() string {
+	since, on := w.noSpace.Since()
+	if !on {
+		return ""
+	}
+	return fmt.Sprintf("; etcd NOSPACE alarm raised since %s: kube2sky's writes refused, records may be stale",
+		since.UTC().Format(time.RFC3339))
 }

@@ -29,6 +29,7 @@ type Metrics struct {
 	packedMisses prometheus.Counter
 
 	watchUp    prometheus.Gauge
+	noSpace    prometheus.Gauge
 	relists    prometheus.Counter
 	malformed  prometheus.Counter
 	lastChange prometheus.Gauge
@@ -86,6 +87,9 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 		watchUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "skydns", Name: "etcd_watch_up", Help: "1 while skydns is listing or watching etcd successfully, 0 while etcd is unreachable.",
 		}),
+		noSpace: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "skydns", Name: "etcd_nospace", Help: "1 while etcd's NOSPACE alarm is raised: kube2sky's writes are refused, so records may be stale (still served).",
+		}),
 		relists: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "skydns", Name: "etcd_lists_total", Help: "Full lists of the prefix loaded (start, compaction, reconnect).",
 		}),
@@ -100,7 +104,7 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 		Namespace: "skydns", Name: "answer_cache_lookups_total", Help: "Address queries looked up in the packed answers, by result (hit or miss).",
 	}, []string{"result"})
 	m.packedHits, m.packedMisses = packed.WithLabelValues("hit"), packed.WithLabelValues("miss")
-	reg.MustRegister(packed, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.udpCapped, m.overBudgetBy, m.loopDetected, m.tcpConns, m.tcpRefused, m.tcpEvicted, m.watchUp, m.relists, m.malformed, m.lastChange)
+	reg.MustRegister(packed, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.udpCapped, m.overBudgetBy, m.loopDetected, m.tcpConns, m.tcpRefused, m.tcpEvicted, m.watchUp, m.noSpace, m.relists, m.malformed, m.lastChange)
 	if index != nil {
 		reg.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{

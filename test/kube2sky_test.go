@@ -99,7 +99,12 @@ func applyManifest(t testing.TB, c *harness.Cluster, file string) []runtime.Obje
 
 func startDNSPod(t testing.TB, c *harness.Cluster, extra ...string) *dnsPod {
 	t.Helper()
-	etcd := harness.StartEtcd(t)
+	return startDNSPodOn(t, c, harness.StartEtcd(t), extra...)
+}
+
+// startDNSPodOn is startDNSPod against an etcd the test started.
+func startDNSPodOn(t testing.TB, c *harness.Cluster, etcd *harness.Etcd, extra ...string) *dnsPod {
+	t.Helper()
 	// Upstream is a fake on loopback, for ExternalName targets.
 	p := &dnsPod{etcd: etcd, skydns: startSkydns(t, etcd.URL, "-nameservers="+startFakeUpstream(t))}
 	port := harness.FreePort(t)

@@ -19,14 +19,17 @@ type Etcd struct {
 	bin     string
 	dataDir string
 	peerURL string
+	extra   []string
 	proc    *Process
 }
 
 // StartEtcd starts a fresh single-member etcd and waits until it answers.
-func StartEtcd(t testing.TB) *Etcd {
+// extra flags follow the project's own, so one of them given again there
+// (`--quota-backend-bytes=4194304`) overrides it: etcd takes the last.
+func StartEtcd(t testing.TB, extra ...string) *Etcd {
 	t.Helper()
 	e := &Etcd{
-		t: t, bin: EtcdBinary(t), dataDir: t.TempDir(),
+		t: t, bin: EtcdBinary(t), dataDir: t.TempDir(), extra: extra,
 		URL:     fmt.Sprintf("http://127.0.0.1:%d", FreePort(t)),
 		peerURL: fmt.Sprintf("http://127.0.0.1:%d", FreePort(t)),
 	}
@@ -37,7 +40,7 @@ func StartEtcd(t testing.TB) *Etcd {
 // Start (re)starts the server and waits for it to serve.
 func (e *Etcd) Start() {
 	e.t.Helper()
-	e.proc = Start(e.t, "etcd", e.bin, []string{
+	e.proc = Start(e.t, "etcd", e.bin, append([]string{
 		"--data-dir", e.dataDir, "--name", "test",
 		"--listen-client-urls", e.URL, "--advertise-client-urls", e.URL,
 		"--listen-peer-urls", e.peerURL, "--initial-advertise-peer-urls", e.peerURL,
@@ -45,7 +48,7 @@ func (e *Etcd) Start() {
 		// As every etcd the project starts (docs/architecture.md, "etcd").
 		"--auto-compaction-mode", "periodic", "--auto-compaction-retention", "5m",
 		"--quota-backend-bytes", "268435456",
-	})
+	}, e.extra...))
 	c := e.Client()
 	Eventually(e.t, 20*time.Second, "etcd serving", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
