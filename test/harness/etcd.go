@@ -3,7 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
-
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,14 +19,22 @@ type Etcd struct {
 	bin     string
 	dataDir string
 	peerURL string
+	extra   []string
 	proc    *Process
 }
 
 // StartEtcd starts a fresh single-member etcd and waits until it answers.
 func StartEtcd(t testing.TB) *Etcd {
 	t.Helper()
+	return StartEtcdWith(t)
+}
+
+// StartEtcdWith is StartEtcd with extra flags after the usual ones, which
+// they override (a small --quota-backend-bytes, say), on every (re)start.
+func StartEtcdWith(t testing.TB, extraFlags ...string) *Etcd {
+	t.Helper()
 	e := &Etcd{
-		t: t, bin: EtcdBinary(t), dataDir: t.TempDir(),
+		t: t, bin: EtcdBinary(t), dataDir: t.TempDir(), extra: extraFlags,
 		URL:     fmt.Sprintf("http://127.0.0.1:%d", FreePort(t)),
 		peerURL: fmt.Sprintf("http://127.0.0.1:%d", FreePort(t)),
 	}
@@ -37,7 +45,7 @@ func StartEtcd(t testing.TB) *Etcd {
 // Start (re)starts the server and waits for it to serve.
 func (e *Etcd) Start() {
 	e.t.Helper()
-	e.proc = Start(e.t, "etcd", e.bin, []string{
+	e.proc = Start(e.t, "etcd", e.bin, append([]string{
 		"--data-dir", e.dataDir, "--name", "test",
 		"--listen-client-urls", e.URL, "--advertise-client-urls", e.URL,
 		"--listen-peer-urls", e.peerURL, "--initial-advertise-peer-urls", e.peerURL,
@@ -45,7 +53,7 @@ func (e *Etcd) Start() {
 		// As every etcd the project starts (docs/architecture.md, "etcd").
 		"--auto-compaction-mode", "periodic", "--auto-compaction-retention", "5m",
 		"--quota-backend-bytes", "268435456",
-	})
+	}, e.extra...))
 	c := e.Client()
 	Eventually(e.t, 20*time.Second, "etcd serving", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -57,6 +65,13 @@ func (e *Etcd) Start() {
 
 // Stop kills the server (as a crash would).
 func (e *Etcd) Stop() { e.proc.Kill() }
+
+// Pause freezes the server with SIGSTOP: it holds its connections and
+// answers nothing, as a hung or partitioned etcd does. Resume thaws it.
+func (e *Etcd) Pause() { e.proc.Signal(e.t, syscall.SIGSTOP) }
+
+// Resume is SIGCONT, the end of a Pause.
+func (e *Etcd) Resume() { e.proc.Signal(e.t, syscall.SIGCONT) }
 
 // Client is a new client, closed when the test ends.
 func (e *Etcd) Client() *clientv3.Client {
