@@ -4,6 +4,7 @@ package test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -44,6 +45,8 @@ const (
 	convergeWithin = 60 * time.Second
 	queryEvery     = 50 * time.Millisecond
 	churnEvery     = 150 * time.Millisecond
+	// churnLead is how long churn runs before the fault.
+	churnLead = time.Second
 	// afterOps churn operations run right after each recovery, so every
 	// scenario also shows changes made after the fault getting through.
 	afterOps = 6
@@ -152,41 +155,61 @@ func (s *faultSuite) run(t *testing.T, sc faultScenario) {
 	r := &faultRun{faultSuite: s, t: t, pod: startDNSPodOn(t, s.cluster, etcd), etcdc: etcd.Client(), ns: "fault-" + sc.name}
 	createNamespace(t, s.admin, r.ns)
 	r.createStable()
-	q := startQuerier(r.pod.skydns.Addr, r.stable)
+	res := r.fault(sc)
+	res.converge = r.converge(res.recovered)
+	// Changes after the fault get through too: after is the time from the
+	// last of them to etcd matching again.
+	newChurner(r, "after-").run(afterOps)
+	res.after = r.converge(time.Now())
+	r.resolveAll()
+	res.lost, res.stale = r.diff(context.Background())
+	t.Logf("FAULT-REPORT scenario=%s answered=%d/%d nxdomain=%d servfail=%d unanswered=%d converge=%.2fs after=%.2fs lost=%d stale=%d churn_ops=%d churn_failed=%d",
+		sc.name, res.correct, res.total, res.nxdomain, res.servfail, res.unanswered,
+		res.converge.Seconds(), res.after.Seconds(), len(res.lost), len(res.stale), res.ops, res.failed)
+	r.check(sc, res)
+}
+
+// faultResult is what a scenario measured.
+type faultResult struct {
+	answerCounts        // Of the queries during the fault.
+	ops, failed     int // Churn changes tried during the fault, and failed.
+	recovered       time.Time
+	converge, after time.Duration
+	lost, stale     []string
+}
+
+// fault runs sc's fault with churn running, and the querier from its start
+// to its end.
+func (r *faultRun) fault(sc faultScenario) faultResult {
 	churn := startChurn(r)
+	time.Sleep(churnLead) // So the fault comes in the middle of churn, changes in flight.
+	q := startQuerier(r.pod.skydns.Addr, r.stable)
 	if sc.inject != nil {
 		sc.inject(r)
 	}
 	r.hold(sc.hold, sc.during)
-	ops, failed := churn.stop()
-	recovered := sc.recover(r)
-	answers := q.stop()
-	converge := r.converge(recovered)
-	// Changes after the fault get through too.
-	newChurner(r, "after-").run(afterOps)
-	r.converge(time.Now())
-	r.resolveAll()
-	lost, stale := r.diff(context.Background())
-	t.Logf("FAULT-REPORT scenario=%s answered=%d/%d nxdomain=%d servfail=%d unanswered=%d converge=%.2fs lost=%d stale=%d churn_ops=%d churn_failed=%d",
-		sc.name, answers.correct, answers.total, answers.nxdomain, answers.servfail, answers.unanswered, converge.Seconds(), len(lost), len(stale), ops, failed)
-	r.check(sc, answers, lost, stale)
+	var res faultResult
+	res.ops, res.failed = churn.stop()
+	res.recovered = sc.recover(r)
+	res.answerCounts = q.stop()
+	return res
 }
 
 // check fails the scenario on a lost or stale record, an NXDOMAIN for a
 // name that always existed, or, while skydns was up, any query it did not
 // answer correctly.
-func (r *faultRun) check(sc faultScenario, a answerCounts, lost, stale []string) {
-	if len(lost)+len(stale) > 0 {
-		r.t.Errorf("etcd differs from the API objects at the end: lost %q, stale %q", head(lost), head(stale))
+func (r *faultRun) check(sc faultScenario, res faultResult) {
+	if len(res.lost)+len(res.stale) > 0 {
+		r.t.Errorf("etcd differs from the API objects at the end: lost %q, stale %q", head(res.lost), head(res.stale))
 	}
-	if a.nxdomain > 0 {
-		r.t.Errorf("%d NXDOMAIN answers for names that existed throughout the fault", a.nxdomain)
+	if res.nxdomain > 0 {
+		r.t.Errorf("%d NXDOMAIN answers for names that existed throughout the fault", res.nxdomain)
 	}
-	if a.total < int64(sc.hold/queryEvery)/2 {
-		r.t.Errorf("only %d queries in a %s fault: the querier did not run", a.total, sc.hold)
+	if res.total < int64(sc.hold/queryEvery)/2 {
+		r.t.Errorf("only %d queries in a %s fault: the querier did not run", res.total, sc.hold)
 	}
-	if !sc.skydnsDown && a.correct != a.total {
-		r.t.Errorf("skydns stayed up, yet answered %d of %d queries correctly", a.correct, a.total)
+	if !sc.skydnsDown && res.correct != res.total {
+		r.t.Errorf("skydns stayed up, yet answered %d of %d queries correctly", res.correct, res.total)
 	}
 }
 
@@ -500,7 +523,7 @@ func (c *churner) step(ctx context.Context) {
 	default:
 		err = c.remove(ctx)
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, context.Canceled) { // Canceled: the churn was stopped.
 		c.failed++
 		c.r.t.Logf("churn: %v", err)
 	}
