@@ -35,6 +35,8 @@ type dnsPod struct {
 	skydns   *skydnsProc
 	healthz  string
 	args     []string
+	// skydnsArgs are skydns's extra arguments, for a restart.
+	skydnsArgs []string
 }
 
 // grantKube2sky applies manifests/kube2sky-rbac.yaml and binds its
@@ -106,7 +108,8 @@ func startDNSPod(t testing.TB, c *harness.Cluster, extra ...string) *dnsPod {
 func startDNSPodOn(t testing.TB, c *harness.Cluster, etcd *harness.Etcd, extra ...string) *dnsPod {
 	t.Helper()
 	// Upstream is a fake on loopback, for ExternalName targets.
-	p := &dnsPod{etcd: etcd, skydns: startSkydns(t, etcd.URL, "-nameservers="+startFakeUpstream(t))}
+	p := &dnsPod{etcd: etcd, skydnsArgs: []string{"-nameservers=" + startFakeUpstream(t)}}
+	p.skydns = startSkydns(t, etcd.URL, p.skydnsArgs...)
 	port := harness.FreePort(t)
 	p.healthz = fmt.Sprintf("http://127.0.0.1:%d", port)
 	p.args = []string{"--domain=cluster.local", "--etcd-server=" + etcd.URL,

@@ -34,6 +34,9 @@ type Cluster struct {
 	URL   string
 	Admin kubernetes.Interface
 	dir   string
+	t     testing.TB // The test that owns the apiserver process, restarted or not.
+	args  []string
+	proc  *Process
 }
 
 // APIServerBinary is the pinned build: SKYPOD_APISERVER_BIN, else
@@ -51,7 +54,7 @@ func StartCluster(t testing.TB) *Cluster {
 	dir := t.TempDir()
 	WriteClusterFiles(t, dir, "")
 	port := FreePort(t)
-	Start(t, "kube-apiserver", APIServerBinary(t), []string{
+	c := &Cluster{URL: fmt.Sprintf("https://127.0.0.1:%d", port), dir: dir, t: t, args: []string{
 		"--etcd-servers=" + etcd.URL,
 		"--service-account-issuer=https://kubernetes.default.svc",
 		"--service-account-key-file=" + filepath.Join(dir, "sa.pub"),
@@ -66,9 +69,8 @@ func StartCluster(t testing.TB) *Cluster {
 		fmt.Sprintf("--secure-port=%d", port),
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
 		"--cert-dir=" + filepath.Join(dir, "certs"),
-	})
-	c := &Cluster{URL: fmt.Sprintf("https://127.0.0.1:%d", port), dir: dir}
-	WaitAPIServerReady(t, c.URL)
+	}}
+	c.StartAPIServer()
 	admin, err := kubernetes.NewForConfig(c.RestConfig(AdminToken))
 	if err != nil {
 		t.Fatal(err)
@@ -82,6 +84,18 @@ func StartCluster(t testing.TB) *Cluster {
 	})
 	return c
 }
+
+// StartAPIServer (re)starts the apiserver process, on the same port, etcd
+// and certificates, and waits until it is ready.
+func (c *Cluster) StartAPIServer() {
+	c.t.Helper()
+	c.proc = Start(c.t, "kube-apiserver", APIServerBinary(c.t), c.args)
+	WaitAPIServerReady(c.t, c.URL)
+}
+
+// KillAPIServer kills the apiserver process (as a crash would); its etcd
+// keeps running.
+func (c *Cluster) KillAPIServer() { c.proc.Kill() }
 
 // RestConfig is a client config for the user with token.
 func (c *Cluster) RestConfig(token string) *rest.Config { return APIServerConfig(c.URL, token) }

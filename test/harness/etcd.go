@@ -25,7 +25,8 @@ type Etcd struct {
 
 // StartEtcd starts a fresh single-member etcd and waits until it answers.
 // extra flags follow the project's own, so one of them given again there
-// (`--quota-backend-bytes=4194304`) overrides it: etcd takes the last.
+// (`--quota-backend-bytes=4194304`) overrides it: etcd takes the last,
+// on every (re)start.
 func StartEtcd(t testing.TB, extra ...string) *Etcd {
 	t.Helper()
 	e := &Etcd{
@@ -61,19 +62,12 @@ func (e *Etcd) Start() {
 // Stop kills the server (as a crash would).
 func (e *Etcd) Stop() { e.proc.Kill() }
 
-// Pause stops the server in place (SIGSTOP): connections stay open and
-// requests hang, as in a stall of the node or the disk, until Resume.
-func (e *Etcd) Pause() { e.signal(syscall.SIGSTOP) }
+// Pause freezes the server with SIGSTOP: it holds its connections and
+// answers nothing, as a hung or partitioned etcd does. Resume thaws it.
+func (e *Etcd) Pause() { e.proc.Signal(e.t, syscall.SIGSTOP) }
 
-// Resume continues a paused server (SIGCONT).
-func (e *Etcd) Resume() { e.signal(syscall.SIGCONT) }
-
-func (e *Etcd) signal(sig syscall.Signal) {
-	e.t.Helper()
-	if err := syscall.Kill(e.proc.Pid(), sig); err != nil {
-		e.t.Fatalf("etcd: %s: %v", sig, err)
-	}
-}
+// Resume is SIGCONT, the end of a Pause.
+func (e *Etcd) Resume() { e.proc.Signal(e.t, syscall.SIGCONT) }
 
 // Client is a new client, closed when the test ends.
 func (e *Etcd) Client() *clientv3.Client {

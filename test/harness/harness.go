@@ -204,6 +204,14 @@ func (p *Process) Kill() {
 	<-p.exited
 }
 
+// Signal sends sig to the process, failing the test if it cannot.
+func (p *Process) Signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("%s: signal %v: %v", p.Name, sig, err)
+	}
+}
+
 // Stop sends SIGTERM and waits up to timeout, returning the exit error.
 func (p *Process) Stop(timeout time.Duration) error {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
