@@ -81,6 +81,11 @@ func (r *Registry) Apply(ctx context.Context, owner Owner, p Plan) ([]Owner, err
 	rev, err := r.store.Apply(actx, p.Puts, p.Deletes)
 	cancel()
 	if err := r.result(err); err != nil {
+		if !etcdclient.IsNoSpace(err) { // A refusal for space is certain; a timeout is not.
+			r.mu.Lock()
+			r.state.maybeApplied(owner, p)
+			r.mu.Unlock()
+		}
 		return nil, fmt.Errorf("sync %s: %w", owner, err)
 	}
 	r.noSpace.Set(false, nil) // A write etcd took: no alarm now, whatever the last probe saw.

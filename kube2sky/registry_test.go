@@ -193,3 +193,57 @@ func TestRacingClaimsFollowTheLaterCommit(t *testing.T) {
 		})
 	}
 }
+
+// lateStore is a memStore whose commits, while stalled, fail as a timeout
+// does and are applied later, on release: as etcd applies a transaction
+// it had taken before it froze, after kube2sky gave up on it.
+type lateStore struct {
+	*memStore
+	stalled bool
+	late    []func()
+}
+
+func (l *lateStore) Apply(ctx context.Context, puts Records, deletes []string) (int64, error) {
+	if !l.stalled {
+		return l.memStore.Apply(ctx, puts, deletes)
+	}
+	l.late = append(l.late, func() { _, _ = l.memStore.Apply(ctx, puts, deletes) })
+	return 0, context.DeadlineExceeded
+}
+
+// A commit that timed out may still be applied, even after the list of the
+// resync that follows the outage: its keys stay its owner's, with an
+// unknown value, until a later commit settles them, so a service created
+// and deleted during the outage leaves nothing behind (the fault suite's
+// etcd-down-30s found the records of such services stale).
+func TestTimedOutCommitIsSettledByTheOwnersNextPlan(t *testing.T) {
+	const key = "/skydns/local/cluster/svc/default/web/f488b1a2"
+	web := serviceOwner("default", "web")
+	store := &lateStore{memStore: &memStore{data: Records{}}}
+	r := newTestRegistry(store)
+	ctx := context.Background()
+	if _, _, err := r.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	store.stalled = true
+	if _, err := r.Apply(ctx, web, r.Plan(web, Records{key: `{"host":"10.0.0.1"}`})); err == nil {
+		t.Fatal("a stalled commit succeeded")
+	}
+	store.stalled = false
+	owners, _, err := r.Refresh(ctx) // etcd answers again: the resync's list, without the late commit.
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(owners, web) {
+		t.Fatalf("the owner of an uncertain commit is not planned by the resync: %v", owners)
+	}
+	for _, apply := range store.late {
+		apply() // etcd applies the commit kube2sky gave up on.
+	}
+	if _, err := r.Apply(ctx, web, r.Plan(web, Records{})); err != nil { // The service is gone.
+		t.Fatal(err)
+	}
+	if data, _, _ := store.snapshot(); len(data) != 0 {
+		t.Fatalf("stale records after the owner's plan: %v", data)
+	}
+}

@@ -12,19 +12,58 @@ package kube2sky
 //
 // waiting remembers, by key, the owners refused a key another owner holds
 // (see claimable), so that they are synced again when the holder gives it up.
+//
+// uncertain holds the keys of commits whose outcome is unknown (see
+// maybeApplied), with the owner whose plan named them.
 type owned struct {
-	namer   Namer
-	values  Records
-	holder  map[string]Owner // Of each key in values: found once, when set.
-	byOwner map[Owner]map[string]bool
-	written map[string]int64
-	highest int64
-	waiting map[string]map[Owner]bool
+	namer     Namer
+	values    Records
+	holder    map[string]Owner // Of each key in values: found once, when set.
+	byOwner   map[Owner]map[string]bool
+	written   map[string]int64
+	highest   int64
+	waiting   map[string]map[Owner]bool
+	uncertain map[string]Owner
 }
 
 func newOwned(n Namer) *owned {
 	return &owned{namer: n, values: Records{}, holder: map[string]Owner{}, byOwner: map[Owner]map[string]bool{},
-		written: map[string]int64{}, waiting: map[string]map[Owner]bool{}}
+		written: map[string]int64{}, waiting: map[string]map[Owner]bool{}, uncertain: map[string]Owner{}}
+}
+
+// unknownValue stands for the value of a key whose last commit may or may
+// not have been applied: no record encodes to it, so a plan compares it
+// unequal to anything desired (and writes that) or, with nothing desired,
+// deletes the key (harmless if it is absent).
+const unknownValue = ""
+
+// maybeApplied records a plan whose commit failed in a way that does not
+// say whether etcd applied it (a timeout, etcd unreachable): etcd may still
+// apply it later, even after kube2sky's next list of etcd. Every key it
+// named is held by owner with an unknown value until a later commit of
+// owner's settles it, and survives resets, so the owner's next plan
+// rewrites or deletes it, and a resync plans the owner even if its object
+// is gone by then.
+func (o *owned) maybeApplied(owner Owner, p Plan) {
+	for k := range p.Puts {
+		o.setUnknown(owner, k)
+	}
+	for _, k := range p.Deletes {
+		o.setUnknown(owner, k)
+	}
+}
+
+func (o *owned) setUnknown(owner Owner, key string) {
+	if prev, had := o.holder[key]; had && prev != owner {
+		return // Another owner's commit settled it since: that one stands.
+	}
+	o.values[key] = unknownValue
+	o.holder[key] = owner
+	if o.byOwner[owner] == nil {
+		o.byOwner[owner] = map[string]bool{}
+	}
+	o.byOwner[owner][key] = true
+	o.uncertain[key] = owner
 }
 
 // reset replaces everything with a list of the owned subtrees taken at
@@ -46,6 +85,9 @@ func (o *owned) reset(listed Records, rev, floor int64) (restored bool) {
 		if restored || o.written[k] <= rev {
 			fresh.set(k, v)
 		}
+	}
+	for k, owner := range o.uncertain {
+		fresh.setUnknown(owner, k) // Whatever the list says, a late commit may change it.
 	}
 	if !restored {
 		fresh.highest = max(rev, o.highest)
@@ -141,6 +183,7 @@ func (o *owned) applied(owner Owner, p Plan, rev int64) []Owner {
 		}
 		o.set(k, v)
 		o.written[k] = rev
+		delete(o.uncertain, k)
 	}
 	var released []Owner
 	for _, k := range p.Deletes {
@@ -149,6 +192,7 @@ func (o *owned) applied(owner Owner, p Plan, rev int64) []Owner {
 		}
 		o.remove(owner, k)
 		o.written[k] = rev
+		delete(o.uncertain, k)
 		for w := range o.waiting[k] {
 			released = append(released, w)
 		}
