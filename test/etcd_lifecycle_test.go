@@ -148,7 +148,7 @@ const churnServices = 5
 // Endpoints churn through the API server and kube2sky, with etcd compacted
 // after every round as its periodic compactor would (etcd's revision
 // compactor acts only every five minutes, too slow for a test): the
-// database in use stays flat while revisions grow tenfold, and skydns's
+// database in use stays flat (within flatSlack) while revisions grow tenfold, and skydns's
 // watch follows every round to the latest endpoints.
 func testCompactionChurn(t *testing.T, cluster *harness.Cluster) {
 	etcd := harness.StartEtcd(t)
@@ -178,8 +178,8 @@ func testCompactionChurn(t *testing.T, cluster *harness.Cluster) {
 			first = st
 			continue
 		}
-		if st.DbSizeInUse > 2*first.DbSizeInUse {
-			t.Fatalf("round %d: %d bytes in use, over twice the %d after the first round", round, st.DbSizeInUse, first.DbSizeInUse)
+		if st.DbSizeInUse > first.DbSizeInUse+flatSlack {
+			t.Fatalf("round %d: %d bytes in use, more than %d over the %d after the first round", round, st.DbSizeInUse, flatSlack, first.DbSizeInUse)
 		}
 		if st.Header.Revision > 10*first.Header.Revision {
 			return
@@ -189,6 +189,13 @@ func testCompactionChurn(t *testing.T, cluster *harness.Cluster) {
 		}
 	}
 }
+
+// flatSlack is how far the database in use may drift above the first
+// round's: bbolt's free pages move between rounds by tens of kilobytes (one
+// run saw 28 to 160 KiB), while without compaction each round's ~470
+// revisions add about 420 KiB (0.9 KiB a revision, docs/reliability.md),
+// 4 MiB by the tenfold revision where the test ends.
+const flatSlack = 256 << 10
 
 // churnUpdates is how many times each service's endpoints change a round.
 const churnUpdates = 100
