@@ -18,6 +18,9 @@ type Metrics struct {
 	lastResync prometheus.Gauge
 	ready      prometheus.Gauge
 	etcdUp     prometheus.Gauge
+	leader     prometheus.Gauge
+	transition prometheus.Counter
+	fenced     prometheus.Counter
 }
 
 // NewMetrics registers kube2sky's metrics with reg.
@@ -55,11 +58,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		etcdUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "kube2sky", Name: "etcd_up", Help: "1 while etcd accepts kube2sky's requests.",
 		}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "kube2sky", Name: "leader", Help: "1 while this kube2sky holds the leader Lease and writes (always 1 without --leader-elect).",
+		}),
+		transition: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "kube2sky", Name: "leader_transitions_total", Help: "Times this kube2sky became or stopped being the leader.",
+		}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "kube2sky", Name: "fenced_transactions_total", Help: "etcd transactions refused because another kube2sky took the leader's term since this one did.",
+		}),
 	}
 	for _, reason := range []string{skipExternalNameIP, skipLabel, skipValue} {
 		m.skipped.WithLabelValues(reason) // Each reason shows from the start, at 0.
 	}
-	reg.MustRegister(m.written, m.deleted, m.etcdErrors, m.malformed, m.skipped, m.syncs, m.latency, m.lastResync, m.ready, m.etcdUp)
+	reg.MustRegister(m.written, m.deleted, m.etcdErrors, m.malformed, m.skipped, m.syncs, m.latency, m.lastResync, m.ready, m.etcdUp, m.leader, m.transition, m.fenced)
 	return m
 }
 

@@ -2,6 +2,7 @@ package kube2sky
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -139,6 +140,9 @@ func (r *Registry) TakeRecovered() bool { return r.recovered.Swap(false) }
 
 // result notes the outcome of one etcd request and returns its error.
 func (r *Registry) result(err error) error {
+	if errors.Is(err, ErrFenced) {
+		return err // etcd answered: it refused a stale leader's write.
+	}
 	if err != nil {
 		r.metrics.etcdErrors.Inc()
 		if r.up.Swap(false) {
