@@ -197,6 +197,18 @@ func (c *Controller) waitForCaches(ctx context.Context) bool {
 	}
 }
 
+// restartClocks dates every change waiting in the queue from now: a
+// standby's changes waited for leadership, not for etcd, and would skew
+// kube2sky_event_to_etcd_seconds by how long it stood by.
+func (c *Controller) restartClocks() {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for o := range c.enqueued {
+		c.enqueued[o] = now
+	}
+}
+
 // cachesSynced reports whether every handler has seen its informer's list.
 func (c *Controller) cachesSynced() bool {
 	return !slices.ContainsFunc(c.synced, func(s cache.InformerSynced) bool { return !s() })

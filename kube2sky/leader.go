@@ -131,6 +131,7 @@ func (e *elector) lead(lctx context.Context, period time.Duration) error {
 	}
 	e.role.warm.Store(e.ctrl.cachesSynced())
 	e.ctrl.alive.beat() // The standby's heartbeat is old: Run beats from here on.
+	e.ctrl.restartClocks()
 	e.role.leading.Store(true)
 	e.metrics.leader.Set(1)
 	e.metrics.transition.Inc()

@@ -156,7 +156,7 @@ func TestKube2skyLeaderElection(t *testing.T) {
 	took := time.Since(killed)
 	createClusterIPService(t, e, ns, "two")
 	converged("records of two, written by the new leader")
-	t.Logf("takeover after SIGKILL of the leader: %s to kube2sky_leader 1 (lease %s); new service's records in etcd %s after the kill",
+	t.Logf("takeover after SIGKILL of the leader: %s to kube2sky_leader 1 (lease %s); records of a service created then in etcd %s after the kill",
 		took.Round(time.Millisecond), leaseDuration, time.Since(killed).Round(time.Millisecond))
 
 	// SIGSTOP: the leader goes stale, still believing it leads.
@@ -183,9 +183,12 @@ func TestKube2skyLeaderElection(t *testing.T) {
 		}
 		return nil
 	})
-	if log := second.proc.Log(); !strings.Contains(log, "write refused by the fence") {
-		t.Errorf("the stale leader logged no refused write:\n%s", log)
+	log := second.proc.Log()
+	i := strings.Index(log, "write refused by the fence")
+	if i < 0 {
+		t.Fatalf("the stale leader logged no refused write:\n%s", log)
 	}
+	t.Logf("the stale leader: %s", strings.SplitN(log[i:], "\n", 2)[0])
 	if err := etcdMatchesServices(t, e, etcd, ns); err != nil {
 		t.Fatalf("after the stale leader's attempt: %v", err)
 	}
