@@ -31,7 +31,19 @@ type Config struct {
 	UseEndpointSlices   bool
 	MetricsAddr         string
 	PathPrefix          string
+	LeaderElect         LeaderElection
 	Log                 logging.Options
+}
+
+// LeaderElection is the --leader-elect flags, in kube-controller-manager's
+// spelling and with its defaults (docs/compatibility.md, Additions).
+type LeaderElection struct {
+	Enabled           bool
+	LeaseDuration     time.Duration
+	RenewDeadline     time.Duration
+	RetryPeriod       time.Duration
+	ResourceName      string
+	ResourceNamespace string
 }
 
 // NewConfig returns the legacy defaults.
@@ -43,7 +55,11 @@ func NewConfig() *Config {
 		HealthzPort:         8081,
 		ResyncPeriod:        30 * time.Minute,
 		PathPrefix:          msg.DefaultPrefix,
-		Log:                 logging.DefaultOptions(),
+		LeaderElect: LeaderElection{
+			LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+			ResourceName: "kube2sky", ResourceNamespace: "kube-system",
+		},
+		Log: logging.DefaultOptions(),
 	}
 }
 
@@ -63,6 +79,13 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.UseEndpointSlices, "use-endpointslices", c.UseEndpointSlices, "read discovery.k8s.io/v1 EndpointSlices instead of Endpoints")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "also serve /metrics, alone, on this address (e.g. :9154); /metrics stays on --healthz-port")
 	fs.StringVar(&c.PathPrefix, "path-prefix", c.PathPrefix, "etcd directory of the SkyDNS records")
+	le := &c.LeaderElect
+	fs.BoolVar(&le.Enabled, "leader-elect", le.Enabled, "elect one writer among several kube2skys on one etcd through a coordination.k8s.io Lease; the others stand by with warm caches")
+	fs.DurationVar(&le.LeaseDuration, "leader-elect-lease-duration", le.LeaseDuration, "how long a standby waits after the last renewal before taking the lease over")
+	fs.DurationVar(&le.RenewDeadline, "leader-elect-renew-deadline", le.RenewDeadline, "how long the leader keeps trying to renew before it steps down; less than the lease duration")
+	fs.DurationVar(&le.RetryPeriod, "leader-elect-retry-period", le.RetryPeriod, "wait between two attempts to acquire or renew the lease")
+	fs.StringVar(&le.ResourceName, "leader-elect-resource-name", le.ResourceName, "name of the Lease")
+	fs.StringVar(&le.ResourceNamespace, "leader-elect-resource-namespace", le.ResourceNamespace, "namespace of the Lease")
 	c.Log.AddFlags(fs)
 }
 
@@ -96,6 +119,23 @@ func (c *Config) Finish() error {
 	}
 	if c.PathPrefix == "" || strings.Contains(c.PathPrefix, "/") {
 		return fmt.Errorf("--path-prefix: %q must be one non-empty key segment", c.PathPrefix)
+	}
+	return c.LeaderElect.finish()
+}
+
+// finish checks what client-go's elector would otherwise panic or
+// misbehave on, checked even when disabled so a typo shows at once.
+func (le *LeaderElection) finish() error {
+	switch {
+	case le.RetryPeriod <= 0:
+		return errors.New("--leader-elect-retry-period: must be positive")
+	case le.RenewDeadline <= le.RetryPeriod:
+		return errors.New("--leader-elect-renew-deadline: must be longer than --leader-elect-retry-period")
+	case le.LeaseDuration <= le.RenewDeadline:
+		// The gap is the leader's margin to stop before a standby may start.
+		return errors.New("--leader-elect-lease-duration: must be longer than --leader-elect-renew-deadline")
+	case le.ResourceName == "" || le.ResourceNamespace == "":
+		return errors.New("--leader-elect-resource-name and --leader-elect-resource-namespace: must not be empty")
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package kube2sky
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"slices"
@@ -35,6 +36,7 @@ type Controller struct {
 	pending  map[Owner]bool      // Owners the first full sync still waits for.
 	ready    atomic.Bool
 	alive    *heartbeat
+	stop     context.CancelCauseFunc // Run's own cancel: a fenced write ends it.
 }
 
 // NewController wires handlers into the informers of factory.
@@ -140,8 +142,15 @@ const probeEvery = 2 * time.Second
 // Run syncs until ctx ends: a full sync first, then events, with a full
 // resync every period and whenever etcd comes back after failing. It
 // returns after its workers have stopped.
+//
+// Under leader election a transaction refused by the fence (ErrFenced)
+// ends Run at once with that error: another kube2sky leads, and nothing
+// this one still has queued may be written.
 func (c *Controller) Run(ctx context.Context, workers int, period time.Duration) error {
 	defer c.queue.ShutDown()
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	c.stop = stop
 	if !c.waitForCaches(ctx) {
 		return nil
 	}
@@ -164,7 +173,11 @@ func (c *Controller) Run(ctx context.Context, workers int, period time.Duration)
 	}
 	c.loop(ctx, period)
 	c.queue.ShutDown()
-	return g.Wait()
+	err := g.Wait()
+	if cause := context.Cause(ctx); errors.Is(cause, ErrFenced) {
+		return cause
+	}
+	return err
 }
 
 // waitForCaches waits for every handler's sync, beating meanwhile: an API
@@ -174,7 +187,7 @@ func (c *Controller) waitForCaches(ctx context.Context) bool {
 	defer poll.Stop()
 	for {
 		c.alive.beat()
-		if slices.ContainsFunc(c.synced, func(s cache.InformerSynced) bool { return !s() }) {
+		if !c.cachesSynced() {
 			select {
 			case <-ctx.Done():
 				return false
@@ -184,6 +197,23 @@ func (c *Controller) waitForCaches(ctx context.Context) bool {
 		}
 		return true
 	}
+}
+
+// restartClocks dates every change waiting in the queue from now: a
+// standby's changes waited for leadership, not for etcd, and would skew
+// kube2sky_event_to_etcd_seconds by how long it stood by.
+func (c *Controller) restartClocks() {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for o := range c.enqueued {
+		c.enqueued[o] = now
+	}
+}
+
+// cachesSynced reports whether every handler has seen its informer's list.
+func (c *Controller) cachesSynced() bool {
+	return !slices.ContainsFunc(c.synced, func(s cache.InformerSynced) bool { return !s() })
 }
 
 // loop resyncs every period and after etcd recovers, until ctx ends.
@@ -261,6 +291,12 @@ func (c *Controller) processNext(ctx context.Context) bool {
 	}
 	c.pickUp(owner)
 	if err := c.sync(ctx, owner); err != nil {
+		if errors.Is(err, ErrFenced) {
+			c.metrics.fenced.Inc()
+			c.log.Error("write refused by the fence; stepping down", "owner", owner, "err", err)
+			c.stop(err)
+			return false
+		}
 		c.putBack(owner)
 		c.queue.AddRateLimited(owner)
 		return true

@@ -40,7 +40,7 @@ func TestHeartbeatBoundCoversARetryWhileEtcdIsDown(t *testing.T) {
 // controller's own loop beats (every probe tick) while it runs.
 func TestHealthzFollowsTheLoopsHeartbeat(t *testing.T) {
 	f := start(t, nil)
-	mux := opsMux(prometheus.NewRegistry(), f.ctrl)
+	mux := opsMux(prometheus.NewRegistry(), f.ctrl, nil)
 	get := func() int {
 		rec := httptest.NewRecorder()
 		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
@@ -66,7 +66,7 @@ func TestReadinessStaysThroughAnEtcdOutage(t *testing.T) {
 	f.store.mu.Unlock()
 	waitFor(t, "the probe to notice etcd is down", func() bool { return !f.ctrl.registry.Up() })
 	rec := httptest.NewRecorder()
-	opsMux(prometheus.NewRegistry(), f.ctrl).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readiness", nil))
+	opsMux(prometheus.NewRegistry(), f.ctrl, nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readiness", nil))
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "etcd unreachable") {
 		t.Fatalf("/readiness = %d %q, want 200 saying etcd is unreachable", rec.Code, rec.Body.String())
 	}

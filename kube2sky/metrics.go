@@ -19,6 +19,9 @@ type Metrics struct {
 	ready      prometheus.Gauge
 	etcdUp     prometheus.Gauge
 	noSpace    prometheus.Gauge
+	leader     prometheus.Gauge
+	transition prometheus.Counter
+	fenced     prometheus.Counter
 }
 
 // NewMetrics registers kube2sky's metrics with reg.
@@ -59,11 +62,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		noSpace: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "kube2sky", Name: "etcd_nospace", Help: "1 while etcd's NOSPACE alarm is raised: it refuses kube2sky's writes until space is freed and the alarm disarmed.",
 		}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "kube2sky", Name: "leader", Help: "1 while this kube2sky holds the leader Lease and writes (always 1 without --leader-elect).",
+		}),
+		transition: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "kube2sky", Name: "leader_transitions_total", Help: "Times this kube2sky became or stopped being the leader.",
+		}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "kube2sky", Name: "fenced_transactions_total", Help: "etcd transactions refused because another kube2sky took the leader's term since this one did.",
+		}),
 	}
 	for _, reason := range []string{skipExternalNameIP, skipLabel, skipValue} {
 		m.skipped.WithLabelValues(reason) // Each reason shows from the start, at 0.
 	}
-	reg.MustRegister(m.written, m.deleted, m.etcdErrors, m.malformed, m.skipped, m.syncs, m.latency, m.lastResync, m.ready, m.etcdUp, m.noSpace)
+	reg.MustRegister(m.written, m.deleted, m.etcdErrors, m.malformed, m.skipped, m.syncs, m.latency, m.lastResync, m.ready, m.etcdUp, m.noSpace,
+		m.leader, m.transition, m.fenced)
 	return m
 }
 

@@ -2,6 +2,7 @@ package kube2sky
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -160,6 +161,9 @@ func (r *Registry) TakeRecovered() bool { return r.recovered.Swap(false) }
 // write refused for space is an answer: etcd is up, and the alarm is what
 // to report (once, not per refused write).
 func (r *Registry) result(err error) error {
+	if errors.Is(err, ErrFenced) {
+		return err // etcd answered: it refused a stale leader's write.
+	}
 	if err != nil {
 		r.metrics.etcdErrors.Inc()
 	}

@@ -48,11 +48,21 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Reg
 	defer etcd.Close()
 
 	factory := informers.NewSharedInformerFactory(client, 0) // Our own resync compares with etcd instead.
-	ctrl, err := NewController(cfg, factory, NewEtcdStore(etcd), NewMetrics(reg), log)
+	metrics := NewMetrics(reg)
+	store, fence := NewEtcdStore(etcd), (*Fence)(nil)
+	if cfg.LeaderElect.Enabled {
+		fence = &Fence{Key: FenceKey(cfg.LeaderElect.ResourceNamespace, cfg.LeaderElect.ResourceName)}
+		store = NewFencedEtcdStore(etcd, fence)
+	}
+	ctrl, err := NewController(cfg, factory, store, metrics, log)
 	if err != nil {
 		return err
 	}
-	servers, err := listen(cfg, opsMux(reg, ctrl), reg)
+	var elected *elector
+	if fence != nil {
+		elected = &elector{cfg: cfg.LeaderElect, client: client, etcd: etcd, fence: fence, ctrl: ctrl, role: &role{}, metrics: metrics, log: log}
+	}
+	servers, err := listen(cfg, opsMux(reg, ctrl, elected), reg)
 	if err != nil {
 		return err
 	}
@@ -67,7 +77,13 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Reg
 		factory.Shutdown() // Waits for the informers' goroutines.
 		return nil
 	})
-	g.Go(func() error { return ctrl.Run(gctx, workers, cfg.ResyncPeriod) })
+	g.Go(func() error {
+		if elected != nil {
+			return elected.run(gctx, cfg.ResyncPeriod)
+		}
+		metrics.leader.Set(1) // The only writer, as in 1.2.
+		return ctrl.Run(gctx, workers, cfg.ResyncPeriod)
+	})
 	log.Info("kube2sky started", "domain", cfg.Domain, "etcd", cfg.EtcdServer, "api", restCfg.Host, "endpointslices", cfg.UseEndpointSlices)
 	return g.Wait()
 }
@@ -104,11 +120,17 @@ func listen(cfg *Config, ops http.Handler, reg *prometheus.Registry) ([]server, 
 // is unreachable: the body says so), /healthz (the sync loop is alive; see
 // heartbeat) and /metrics (kept here when --metrics-addr also serves it,
 // for scrapers configured before it). docs/architecture.md, "Probes".
-func opsMux(reg *prometheus.Registry, ctrl *Controller) *http.ServeMux {
+// Under --leader-elect, elected's role decides both probes for a standby.
+func opsMux(reg *prometheus.Registry, ctrl *Controller, elected *elector) *http.ServeMux {
+	ready, alive := ctrl.Status, ctrl.Alive
+	if elected != nil {
+		ready = func() (bool, string) { return elected.role.status(ctrl) }
+		alive = func() (bool, string) { return elected.role.alive(ctrl) }
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", httpserve.MetricsHandler(reg))
-	mux.HandleFunc("/readiness", httpserve.StatusHandler(func(context.Context) (bool, string) { return ctrl.Status() }))
-	mux.HandleFunc("/healthz", httpserve.StatusHandler(func(context.Context) (bool, string) { return ctrl.Alive() }))
+	mux.HandleFunc("/readiness", httpserve.StatusHandler(func(context.Context) (bool, string) { return ready() }))
+	mux.HandleFunc("/healthz", httpserve.StatusHandler(func(context.Context) (bool, string) { return alive() }))
 	return mux
 }
 

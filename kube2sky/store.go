@@ -2,9 +2,12 @@ package kube2sky
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
+	"sync/atomic"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -38,7 +41,8 @@ type EtcdClient interface {
 
 // etcdStore is the Store over etcd v3.
 type etcdStore struct {
-	kv EtcdClient
+	kv    EtcdClient
+	fence *Fence // Nil without leader election: transactions are unconditional, as in 1.2.
 }
 
 var _ Store = etcdStore{}
@@ -49,6 +53,72 @@ func NewEtcdStore(c EtcdClient) Store { return etcdStore{kv: c} }
 // AlarmList lists etcd's alarms.
 func (s etcdStore) AlarmList(ctx context.Context) (*clientv3.AlarmResponse, error) {
 	return s.kv.AlarmList(ctx)
+}
+
+// NewFencedEtcdStore is NewEtcdStore with every transaction guarded by
+// fence: it commits only while fence's key still holds the term this
+// kube2sky took when it became leader, and fails with ErrFenced otherwise.
+func NewFencedEtcdStore(c EtcdClient, fence *Fence) Store {
+	return etcdStore{kv: c, fence: fence}
+}
+
+// ErrFenced is a transaction refused because another kube2sky has taken
+// the fence since this one did: this one is no longer the leader.
+var ErrFenced = errors.New("refused by the fence: another kube2sky has become leader")
+
+// Fence is the leader's term in etcd. A kube2sky that wins the Lease
+// increments the term at Key with a compare-and-swap (Acquire) and then
+// adds "Key's value is my term" to each of its transactions. A stale
+// leader (one paused or partitioned past its lease while another took
+// over) still holds the old term, so etcd refuses its writes atomically:
+// the Lease alone cannot stop a write already on its way.
+//
+// Key lies outside skydns's /<prefix>/ so it never becomes a record.
+type Fence struct {
+	Key  string
+	term atomic.Int64 // 0 until Acquire: a store with no term never writes.
+}
+
+// FenceKey is the fence of the election of the Lease namespace/name.
+func FenceKey(namespace, name string) string {
+	return "/kube2sky-leader/" + namespace + "/" + name
+}
+
+// Term is the term Acquire took, 0 before.
+func (f *Fence) Term() int64 { return f.term.Load() }
+
+// Acquire increments the term in etcd, retrying while another writer
+// races it, and keeps the new term as this kube2sky's.
+func (f *Fence) Acquire(ctx context.Context, kv clientv3.KV) (int64, error) {
+	for {
+		resp, err := kv.Get(ctx, f.Key)
+		if err != nil {
+			return 0, fmt.Errorf("read fence %s: %w", f.Key, err)
+		}
+		var cur, modRev int64
+		if len(resp.Kvs) == 1 {
+			modRev = resp.Kvs[0].ModRevision
+			if cur, err = strconv.ParseInt(string(resp.Kvs[0].Value), 10, 64); err != nil {
+				return 0, fmt.Errorf("fence %s holds %q, not a term: %w", f.Key, resp.Kvs[0].Value, err)
+			}
+		}
+		next := cur + 1
+		txn, err := kv.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(f.Key), "=", modRev)). // 0: the key is absent.
+			Then(clientv3.OpPut(f.Key, strconv.FormatInt(next, 10))).Commit()
+		if err != nil {
+			return 0, fmt.Errorf("take fence %s: %w", f.Key, err)
+		}
+		if txn.Succeeded {
+			f.term.Store(next)
+			return next, nil
+		}
+	}
+}
+
+// cmp is the comparison every transaction of the term carries.
+func (f *Fence) cmp() clientv3.Cmp {
+	return clientv3.Compare(clientv3.Value(f.Key), "=", strconv.FormatInt(f.term.Load(), 10))
 }
 
 // List reads the first prefix at the current revision and the others at
@@ -89,9 +159,16 @@ func (s etcdStore) Apply(ctx context.Context, puts Records, deletes []string) (i
 	var rev int64
 	for len(ops) > 0 {
 		n := min(len(ops), maxTxnOps)
-		resp, err := s.kv.Txn(ctx).Then(ops[:n]...).Commit()
+		txn := s.kv.Txn(ctx)
+		if s.fence != nil {
+			txn = txn.If(s.fence.cmp())
+		}
+		resp, err := txn.Then(ops[:n]...).Commit()
 		if err != nil {
 			return 0, fmt.Errorf("etcd transaction of %d operations: %w", n, err)
+		}
+		if !resp.Succeeded {
+			return 0, fmt.Errorf("etcd transaction of %d operations under term %d: %w", n, s.fence.Term(), ErrFenced)
 		}
 		rev = resp.Header.Revision
 		ops = ops[n:]

@@ -40,22 +40,30 @@ type dnsPod struct {
 }
 
 // grantKube2sky applies manifests/kube2sky-rbac.yaml and binds its
-// ClusterRole to the kube2sky test user, who has no other rights.
+// ClusterRole and its leader-election Role to the kube2sky test user, who
+// has no other rights.
 func grantKube2sky(t testing.TB, c *harness.Cluster) {
 	t.Helper()
-	var role string
+	ctx, user := context.Background(), []rbacv1.Subject{{Kind: "User", Name: harness.Kube2skyUser}}
 	for _, obj := range applyManifest(t, c, "kube2sky-rbac.yaml") {
-		if r, ok := obj.(*rbacv1.ClusterRole); ok {
-			role = r.Name
+		var err error
+		switch r := obj.(type) {
+		case *rbacv1.ClusterRole:
+			_, err = c.Admin.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: "test-kube2sky-user"},
+				RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: r.Name},
+				Subjects:   user,
+			}, metav1.CreateOptions{})
+		case *rbacv1.Role:
+			_, err = c.Admin.RbacV1().RoleBindings(r.Namespace).Create(ctx, &rbacv1.RoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: "test-kube2sky-user", Namespace: r.Namespace},
+				RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: r.Name},
+				Subjects:   user,
+			}, metav1.CreateOptions{})
 		}
-	}
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "test-kube2sky-user"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role},
-		Subjects:   []rbacv1.Subject{{Kind: "User", Name: harness.Kube2skyUser}},
-	}
-	if _, err := c.Admin.RbacV1().ClusterRoleBindings().Create(context.Background(), binding, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -88,6 +96,10 @@ func applyManifest(t testing.TB, c *harness.Cluster, file string) []runtime.Obje
 			created, err = c.Admin.RbacV1().ClusterRoles().Create(ctx, o, opts)
 		case *rbacv1.ClusterRoleBinding:
 			created, err = c.Admin.RbacV1().ClusterRoleBindings().Create(ctx, o, opts)
+		case *rbacv1.Role:
+			created, err = c.Admin.RbacV1().Roles(o.Namespace).Create(ctx, o, opts)
+		case *rbacv1.RoleBinding:
+			created, err = c.Admin.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, opts)
 		default:
 			t.Fatalf("%s: unexpected object %T", file, obj)
 		}
