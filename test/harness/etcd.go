@@ -69,7 +69,7 @@ func StartEtcdCluster(t testing.TB, n int, tlsFiles *EtcdTLS) []*Etcd {
 		e.launch()
 	}
 	for _, e := range members {
-		e.waitServing()
+		e.WaitServing()
 	}
 	return members
 }
@@ -78,7 +78,7 @@ func StartEtcdCluster(t testing.TB, n int, tlsFiles *EtcdTLS) []*Etcd {
 func (e *Etcd) Start() {
 	e.t.Helper()
 	e.launch()
-	e.waitServing()
+	e.WaitServing()
 }
 
 func (e *Etcd) launch() {
@@ -99,7 +99,8 @@ func (e *Etcd) launch() {
 	e.proc = Start(e.t, "etcd-"+e.Name, e.bin, args)
 }
 
-func (e *Etcd) waitServing() {
+// WaitServing waits until the server answers a status request.
+func (e *Etcd) WaitServing() {
 	e.t.Helper()
 	c := e.Client()
 	Eventually(e.t, 30*time.Second, "etcd serving", func() error {
