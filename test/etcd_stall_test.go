@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skypod/skypod/test/harness"
 )
@@ -65,4 +68,46 @@ func waitA(t *testing.T, addr, name, ip string, bound time.Duration) {
 		m, err := harness.Exchange(addr, "udp", name, dns.TypeA)
 		return harness.WantAnswers(m, err, ip)
 	})
+}
+
+// TestStalledEtcdMemberKube2skyMovesOn stalls each member in turn while
+// a service is created, and measures how soon kube2sky's write of it is
+// in etcd.
+func TestStalledEtcdMemberKube2skyMovesOn(t *testing.T) {
+	members := harness.StartEtcdCluster(t, 3, nil)
+	var urls []string
+	for _, m := range members {
+		urls = append(urls, m.URL)
+	}
+	cluster := harness.StartCluster(t)
+	grantKube2sky(t, cluster)
+	port := harness.FreePort(t)
+	pod := &dnsPod{healthz: fmt.Sprintf("http://127.0.0.1:%d", port), args: []string{
+		"--domain=cluster.local", "--etcd-server=" + strings.Join(urls, ","),
+		"--kubecfg-file=" + cluster.Kubeconfig(t, harness.Kube2skyToken), fmt.Sprintf("--healthz-port=%d", port)}}
+	pod.startKube2sky(t)
+
+	for i, stalled := range members {
+		reader := members[(i+1)%len(members)].Client()
+		name := fmt.Sprintf("stall-%d", i)
+		stalled.Pause()
+		start := time.Now()
+		must(cluster.Admin.CoreV1().Services("default").Create(context.Background(), &v1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec:       v1.ServiceSpec{Ports: []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}}},
+		}, metav1.CreateOptions{}))(t)
+		harness.Eventually(t, stallBound+2*time.Second, name+" written", func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			resp, err := reader.Get(ctx, "/skydns/local/cluster/svc/default/"+name, clientv3.WithPrefix(), clientv3.WithCountOnly())
+			if err != nil || resp.Count == 0 {
+				return fmt.Errorf("count %v, err %v", resp, err)
+			}
+			return nil
+		})
+		t.Logf("member %s stalled: kube2sky's records of %s in etcd %s after the stall began",
+			stalled.Name, name, time.Since(start).Round(time.Millisecond))
+		stalled.Resume()
+		stalled.WaitServing() // So the next stall leaves a quorum.
+	}
 }

@@ -3,6 +3,7 @@
 package etcdclient
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -62,6 +63,9 @@ func New(o Options, log *slog.Logger) (*clientv3.Client, error) {
 		DialKeepAliveTime: keepAliveTime, DialKeepAliveTimeout: keepAliveTimeout,
 		DialOptions: []grpc.DialOption{grpc.WithContextDialer(cs.dial)},
 	}
+	if len(o.Endpoints) > 1 {
+		cfg.DialOptions = append(cfg.DialOptions, grpc.WithChainUnaryInterceptor(boundWrites))
+	}
 	if o.AutoSync {
 		cfg.AutoSyncInterval = 30 * time.Second
 	}
@@ -82,4 +86,25 @@ func New(o Options, log *slog.Logger) (*clientv3.Client, error) {
 	}
 	log.Debug("etcd client created", "endpoints", o.Endpoints)
 	return c, nil
+}
+
+// writeAttemptTimeout bounds each attempt of a write to a cluster. A
+// write a follower forwarded to a leader that then stalled is lost, and
+// the member answers only after its own request timeout (7 s with the
+// default election timeout); given up on sooner, the caller's retry
+// reaches the new leader, elected within about 2 s. Writes are what
+// kube2sky repeats anyway, and one takes milliseconds on a healthy member.
+const writeAttemptTimeout = 3 * time.Second
+
+// boundWrites applies writeAttemptTimeout to etcd's write methods. It runs
+// inside the etcd client's retry interceptor, so it bounds each attempt.
+func boundWrites(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+	invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	switch method {
+	case "/etcdserverpb.KV/Txn", "/etcdserverpb.KV/Put", "/etcdserverpb.KV/DeleteRange":
+		actx, cancel := context.WithTimeout(ctx, writeAttemptTimeout)
+		defer cancel()
+		return invoker(actx, method, req, reply, cc, opts...)
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
 }
