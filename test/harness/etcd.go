@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,12 +16,24 @@ import (
 // data directory and ports, like a restarted container with its volume.
 type Etcd struct {
 	URL     string
+	Name    string
 	t       testing.TB
 	bin     string
 	dataDir string
 	peerURL string
+	cluster string // --initial-cluster
+	tls     *EtcdTLS
 	extra   []string
 	proc    *Process
+}
+
+// EtcdTLS makes an etcd serve clients over TLS only and require a client
+// certificate signed by CA (--client-cert-auth); peers stay plaintext on
+// loopback. The harness's own clients present Client.
+type EtcdTLS struct {
+	Server Cert
+	Client Cert
+	CA     string // PEM file of the CA that signed both.
 }
 
 // StartEtcd starts a fresh single-member etcd and waits until it answers.
@@ -29,29 +42,77 @@ type Etcd struct {
 // on every (re)start.
 func StartEtcd(t testing.TB, extra ...string) *Etcd {
 	t.Helper()
-	e := &Etcd{
-		t: t, bin: EtcdBinary(t), dataDir: t.TempDir(), extra: extra,
-		URL:     fmt.Sprintf("http://127.0.0.1:%d", FreePort(t)),
-		peerURL: fmt.Sprintf("http://127.0.0.1:%d", FreePort(t)),
+	return startEtcdMembers(t, 1, nil, extra)[0]
+}
+
+// StartEtcdCluster starts n fresh members of one cluster on loopback,
+// serving clients over TLS when tlsFiles is set, and waits until each
+// answers. Members start together: none serves before a quorum has.
+func StartEtcdCluster(t testing.TB, n int, tlsFiles *EtcdTLS) []*Etcd {
+	t.Helper()
+	return startEtcdMembers(t, n, tlsFiles, nil)
+}
+
+func startEtcdMembers(t testing.TB, n int, tlsFiles *EtcdTLS, extra []string) []*Etcd {
+	t.Helper()
+	scheme := "http"
+	if tlsFiles != nil {
+		scheme = "https"
 	}
-	e.Start()
-	return e
+	members := make([]*Etcd, n)
+	var peers []string
+	for i := range members {
+		name := "test"
+		if n > 1 {
+			name = fmt.Sprintf("m%d", i)
+		}
+		members[i] = &Etcd{
+			t: t, bin: EtcdBinary(t), dataDir: t.TempDir(), Name: name, tls: tlsFiles, extra: extra,
+			URL:     fmt.Sprintf("%s://127.0.0.1:%d", scheme, FreePort(t)),
+			peerURL: fmt.Sprintf("http://127.0.0.1:%d", FreePort(t)),
+		}
+		peers = append(peers, name+"="+members[i].peerURL)
+	}
+	for _, e := range members {
+		e.cluster = strings.Join(peers, ",")
+		e.launch()
+	}
+	for _, e := range members {
+		e.WaitServing()
+	}
+	return members
 }
 
 // Start (re)starts the server and waits for it to serve.
 func (e *Etcd) Start() {
 	e.t.Helper()
-	e.proc = Start(e.t, "etcd", e.bin, append([]string{
-		"--data-dir", e.dataDir, "--name", "test",
+	e.launch()
+	e.WaitServing()
+}
+
+func (e *Etcd) launch() {
+	e.t.Helper()
+	args := []string{
+		"--data-dir", e.dataDir, "--name", e.Name,
 		"--listen-client-urls", e.URL, "--advertise-client-urls", e.URL,
 		"--listen-peer-urls", e.peerURL, "--initial-advertise-peer-urls", e.peerURL,
-		"--initial-cluster", "test=" + e.peerURL, "--log-level", "warn",
+		"--initial-cluster", e.cluster, "--log-level", "warn",
 		// As every etcd the project starts (docs/architecture.md, "etcd").
 		"--auto-compaction-mode", "periodic", "--auto-compaction-retention", "5m",
 		"--quota-backend-bytes", "268435456",
-	}, e.extra...))
+	}
+	if e.tls != nil {
+		args = append(args, "--cert-file", e.tls.Server.CertFile, "--key-file", e.tls.Server.KeyFile,
+			"--client-cert-auth", "--trusted-ca-file", e.tls.CA)
+	}
+	e.proc = Start(e.t, "etcd-"+e.Name, e.bin, append(args, e.extra...))
+}
+
+// WaitServing waits until the server answers a status request.
+func (e *Etcd) WaitServing() {
+	e.t.Helper()
 	c := e.Client()
-	Eventually(e.t, 20*time.Second, "etcd serving", func() error {
+	Eventually(e.t, 30*time.Second, "etcd serving", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_, err := c.Status(ctx, e.URL)
@@ -63,7 +124,8 @@ func (e *Etcd) Start() {
 func (e *Etcd) Stop() { e.proc.Kill() }
 
 // Pause freezes the server with SIGSTOP: it holds its connections and
-// answers nothing, as a hung or partitioned etcd does. Resume thaws it.
+// answers nothing, as a hung or partitioned etcd (or a stalled disk) does.
+// Resume thaws it.
 func (e *Etcd) Pause() { e.proc.Signal(e.t, syscall.SIGSTOP) }
 
 // Resume is SIGCONT, the end of a Pause.
@@ -72,7 +134,11 @@ func (e *Etcd) Resume() { e.proc.Signal(e.t, syscall.SIGCONT) }
 // Client is a new client, closed when the test ends.
 func (e *Etcd) Client() *clientv3.Client {
 	e.t.Helper()
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{e.URL}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	cfg := clientv3.Config{Endpoints: []string{e.URL}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()}
+	if e.tls != nil {
+		cfg.TLS = e.tls.ClientConfig(e.t)
+	}
+	c, err := clientv3.New(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
