@@ -131,10 +131,14 @@ func startDNSPodOn(t testing.TB, c *harness.Cluster, etcd *harness.Etcd, extra .
 	return p
 }
 
+// kube2skyReadyTimeout bounds startKube2sky's wait for /readiness 200 (the
+// first full sync); BenchmarkKube2sky raises it with its service count.
+var kube2skyReadyTimeout = 30 * time.Second
+
 func (p *dnsPod) startKube2sky(t testing.TB) {
 	t.Helper()
 	p.kube2sky = harness.Start(t, "kube2sky", harness.Binary(t, "kube2sky"), p.args)
-	harness.Eventually(t, 30*time.Second, "kube2sky ready", func() error {
+	harness.Eventually(t, kube2skyReadyTimeout, "kube2sky ready", func() error {
 		if exited, err := p.kube2sky.Exited(); exited {
 			t.Fatalf("kube2sky exited: %v", err)
 		}
