@@ -77,6 +77,23 @@ func (s *skydnsProc) metric(t *testing.T, name string) string {
 	return scrape(t, s.Metrics+"/metrics", name)
 }
 
+// metricIs says whether the sample name reads want, for Eventually or a
+// plain check.
+func (s *skydnsProc) metricIs(t *testing.T, name, want string) error {
+	t.Helper()
+	if v := s.metric(t, name); v != want {
+		return fmt.Errorf("%s = %q, want %s", name, v, want)
+	}
+	return nil
+}
+
+// answersTestService checks the normal query every attack and fault test
+// ends with: svcName over proto answers svcVal's 1.2.3.4.
+func (s *skydnsProc) answersTestService(proto string) error {
+	m, err := harness.Exchange(s.Addr, proto, svcName, dns.TypeA)
+	return harness.WantAnswers(m, err, "1.2.3.4")
+}
+
 // scrape is the value of the sample named name (labels included, as
 // exposed: `x_total{reason="y"}`) at a /metrics url, or "" if absent.
 func scrape(t *testing.T, url, name string) string {
@@ -184,8 +201,7 @@ func TestEtcdKilledWhileQueriesRun(t *testing.T) {
 				return
 			default:
 			}
-			m, err := harness.Exchange(s.Addr, "udp", svcName, dns.TypeA)
-			if harness.WantAnswers(m, err, "1.2.3.4") == nil {
+			if s.answersTestService("udp") == nil {
 				ok.Add(1)
 			} else {
 				failed.Add(1)
@@ -196,8 +212,8 @@ func TestEtcdKilledWhileQueriesRun(t *testing.T) {
 	waitGoodAnswers(t, &ok, 10, "before etcd is killed")
 	etcd.Stop()
 	harness.Eventually(t, 15*time.Second, "skydns notices etcd is gone", func() error {
-		if v := s.metric(t, "skydns_etcd_watch_up"); v != "0" {
-			return fmt.Errorf("skydns_etcd_watch_up = %q", v)
+		if err := s.metricIs(t, "skydns_etcd_watch_up", "0"); err != nil {
+			return err
 		}
 		code, body, err := harness.HTTPGet(s.Metrics + "/ready")
 		if err != nil || code != 200 || !strings.HasPrefix(body, "stale:") {
@@ -264,8 +280,7 @@ func TestStartedBeforeEtcd(t *testing.T) {
 	})
 	etcd.Start()
 	harness.Eventually(t, 15*time.Second, "answers once etcd is up", func() error {
-		m, err := harness.Exchange(s.Addr, "udp", svcName, dns.TypeA)
-		return harness.WantAnswers(m, err, "1.2.3.4")
+		return s.answersTestService("udp")
 	})
 	if code, _, _ := harness.HTTPGet(s.Metrics + "/ready"); code != 200 {
 		t.Fatalf("/ready after load = %d", code)
@@ -291,13 +306,13 @@ func TestMalformedValueNextToGoodOnes(t *testing.T) {
 			return fmt.Errorf("answers %v", got)
 		}
 		// bad2 was written after good2: seeing good2 does not mean bad2 was read.
-		if v := s.metric(t, "skydns_etcd_malformed_values_total"); v != "2" {
-			return fmt.Errorf("skydns_etcd_malformed_values_total = %q", v)
+		if err := s.metricIs(t, "skydns_etcd_malformed_values_total", "2"); err != nil {
+			return err
 		}
 		return nil
 	})
-	if v := s.metric(t, "skydns_etcd_malformed_values_total"); v != "2" {
-		t.Fatalf("skydns_etcd_malformed_values_total = %q, want 2", v)
+	if err := s.metricIs(t, "skydns_etcd_malformed_values_total", "2"); err != nil {
+		t.Fatal(err)
 	}
 	if n := strings.Count(s.Log(), "skipping malformed record"); n != 2 {
 		t.Fatalf("malformed values logged %d times, want once each", n)
@@ -314,8 +329,8 @@ func TestKeyThatIsNotANameIsSkipped(t *testing.T) {
 	s := startSkydns(t, etcd.URL)
 	etcd.Put(c, "/skydns/local/cluster/svc/web.default", `{"host":"10.66.66.66"}`)
 	harness.Eventually(t, 10*time.Second, "the dotted key counted as malformed", func() error {
-		if v := s.metric(t, "skydns_etcd_malformed_values_total"); v != "1" {
-			return fmt.Errorf("skydns_etcd_malformed_values_total = %q", v)
+		if err := s.metricIs(t, "skydns_etcd_malformed_values_total", "1"); err != nil {
+			return err
 		}
 		return nil
 	})
@@ -357,8 +372,8 @@ func TestUnservableValuesAreSkipped(t *testing.T) {
 		m, err := harness.Exchange(s.Addr, "udp", "_http._tcp.web.default.svc.cluster.local.", dns.TypeSRV)
 		return harness.WantAnswers(m, err, "10 100 80 good._http._tcp.web.default.svc.cluster.local.")
 	})
-	if v := s.metric(t, "skydns_etcd_malformed_values_total"); v != "2" {
-		t.Fatalf("skydns_etcd_malformed_values_total = %q, want 2", v)
+	if err := s.metricIs(t, "skydns_etcd_malformed_values_total", "2"); err != nil {
+		t.Fatal(err)
 	}
 	if log := s.Log(); strings.Count(log, "skipping malformed record") != 2 || !strings.Contains(log, "/_http/bad") || !strings.Contains(log, "/_http/big") {
 		t.Fatalf("want one log line each for bad and big:\n%s", log)
@@ -397,8 +412,7 @@ func TestMalformedPackets(t *testing.T) {
 			t.Errorf("packet %d: rcode %s, want FORMERR or no reply", i, dns.RcodeToString[m.Rcode])
 		}
 	}
-	m, err := harness.Exchange(s.Addr, "udp", svcName, dns.TypeA)
-	if err := harness.WantAnswers(m, err, "1.2.3.4"); err != nil {
+	if err := s.answersTestService("udp"); err != nil {
 		t.Fatalf("after garbage: %v", err)
 	}
 	if exited, err := s.Exited(); exited {
@@ -444,8 +458,7 @@ func TestOddRequestsThroughTheBinary(t *testing.T) {
 			t.Errorf("%s: rcode %s with %d answers, want %s and none", tc.name, dns.RcodeToString[m.Rcode], len(m.Answer), dns.RcodeToString[tc.rcode])
 		}
 	}
-	m, err := harness.Exchange(s.Addr, "udp", svcName, dns.TypeA)
-	if err := harness.WantAnswers(m, err, "1.2.3.4"); err != nil {
+	if err := s.answersTestService("udp"); err != nil {
 		t.Fatalf("a query after the odd requests: %v", err)
 	}
 }
@@ -620,8 +633,8 @@ func TestTruncationOverUDPAndFullOverTCP(t *testing.T) {
 	if err := m.Unpack(wire); err != nil || !m.Truncated || len(wire) > 1232 || len(m.Answer) == 0 {
 		t.Fatalf("udp with a 65535-byte EDNS buffer: TC=%v, %d bytes, %d answers, err=%v", m.Truncated, len(wire), len(m.Answer), err)
 	}
-	if v := s.metric(t, "skydns_dns_udp_capped_total"); v != "1" {
-		t.Fatalf("skydns_dns_udp_capped_total = %q, want 1", v)
+	if err := s.metricIs(t, "skydns_dns_udp_capped_total", "1"); err != nil {
+		t.Fatal(err)
 	}
 	// With the ceiling raised, a client's 4096-byte buffer takes it all.
 	raised := startSkydns(t, etcd.URL, "--max-udp-size=4096")
@@ -679,24 +692,22 @@ func TestTCPConnectionLimitThroughTheBinary(t *testing.T) {
 		held = append(held, c)
 	}
 	harness.Eventually(t, 10*time.Second, "two idle connections held", func() error {
-		if v := s.metric(t, "skydns_tcp_connections"); v != "2" {
-			return fmt.Errorf("skydns_tcp_connections = %q", v)
+		if err := s.metricIs(t, "skydns_tcp_connections", "2"); err != nil {
+			return err
 		}
 		return nil
 	})
-	m, err := harness.Exchange(s.Addr, "tcp", svcName, dns.TypeA)
-	if err := harness.WantAnswers(m, err, "1.2.3.4"); err != nil {
+	if err := s.answersTestService("tcp"); err != nil {
 		t.Fatalf("a third TCP client while two idle connections fill the limit: %v", err)
 	}
-	if v := s.metric(t, "skydns_tcp_connections_evicted_total"); v != "1" {
-		t.Fatalf("skydns_tcp_connections_evicted_total = %q, want 1", v)
+	if err := s.metricIs(t, "skydns_tcp_connections_evicted_total", "1"); err != nil {
+		t.Fatal(err)
 	}
 	_ = held[0].SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := held[0].Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("the connection idle longest was not closed: %v", err)
 	}
-	m, err = harness.Exchange(s.Addr, "udp", svcName, dns.TypeA)
-	if err := harness.WantAnswers(m, err, "1.2.3.4"); err != nil {
+	if err := s.answersTestService("udp"); err != nil {
 		t.Fatalf("UDP at the TCP limit: %v", err)
 	}
 }
@@ -733,13 +744,12 @@ func TestTCPSlowReadersAreLetGoThroughTheBinary(t *testing.T) {
 		}
 	}
 	harness.Eventually(t, 30*time.Second, "every slow reader let go", func() error {
-		if v := s.metric(t, "skydns_tcp_connections"); v != "0" {
-			return fmt.Errorf("skydns_tcp_connections = %q", v)
+		if err := s.metricIs(t, "skydns_tcp_connections", "0"); err != nil {
+			return err
 		}
 		return nil
 	})
-	m, err := harness.Exchange(s.Addr, "tcp", svcName, dns.TypeA)
-	if err := harness.WantAnswers(m, err, "1.2.3.4"); err != nil {
+	if err := s.answersTestService("tcp"); err != nil {
 		t.Fatalf("a TCP query after the slow readers: %v", err)
 	}
 }
@@ -773,8 +783,7 @@ func TestForwardsInFlightBoundedThroughTheBinary(t *testing.T) {
 	if v := s.metric(t, `skydns_forward_requests_total{kind="recursive",result="busy"}`); v != "1" {
 		t.Fatalf("busy forwards %q, want 1", v)
 	}
-	m, err = harness.Exchange(s.Addr, "udp", svcName, dns.TypeA)
-	if err := harness.WantAnswers(m, err, "1.2.3.4"); err != nil {
+	if err := s.answersTestService("udp"); err != nil {
 		t.Fatalf("an in-zone query while the upstream slots are full: %v", err)
 	}
 	if n := arrived.Load(); n != 2 {
@@ -817,8 +826,7 @@ func TestWorkBudgetThroughTheBinary(t *testing.T) {
 			t.Fatalf("%s: skydns_dns_budget_exceeded_total{limit=%q} = %q, want 1", tc.name, tc.limit, v)
 		}
 	}
-	m, err := harness.Exchange(s.Addr, "udp", svcName, dns.TypeA)
-	if err := harness.WantAnswers(m, err, "1.2.3.4"); err != nil {
+	if err := s.answersTestService("udp"); err != nil {
 		t.Fatalf("a normal query after the others: %v", err)
 	}
 }
