@@ -1,9 +1,7 @@
 package kube2sky
 
 import (
-	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/skypod/skypod/internal/etcdclient"
 )
@@ -26,10 +24,5 @@ func newNoSpaceState(metrics *Metrics, log *slog.Logger, resync func()) *etcdcli
 // EtcdNote is a tail for the /readiness line: what etcd's state means for
 // the records, or empty when there is nothing to say.
 func (c *Controller) EtcdNote() string {
-	since, on := c.registry.noSpace.Since()
-	if !on {
-		return ""
-	}
-	return fmt.Sprintf("; etcd NOSPACE alarm raised since %s: writes refused, records in etcd may be stale",
-		since.UTC().Format(time.RFC3339))
+	return c.registry.noSpace.Note("writes refused, records in etcd may be stale")
 }

@@ -307,10 +307,5 @@ func (w *Watcher) Status() (ready bool, detail string) {
 // noSpaceNote tells /ready about the NOSPACE alarm, or is empty. It does
 // not make skydns unready: every record etcd holds is still served.
 func (w *Watcher) noSpaceNote() string {
-	since, on := w.noSpace.Since()
-	if !on {
-		return ""
-	}
-	return fmt.Sprintf("; etcd NOSPACE alarm raised since %s: kube2sky's writes refused, records may be stale",
-		since.UTC().Format(time.RFC3339))
+	return w.noSpace.Note("kube2sky's writes refused, records may be stale")
 }

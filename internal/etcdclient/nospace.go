@@ -3,6 +3,7 @@ package etcdclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -84,6 +85,17 @@ func (n *NoSpaceState) Since() (time.Time, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.since, n.on
+}
+
+// Note is a tail for a readiness body while the alarm is raised, "; etcd
+// NOSPACE alarm raised since <time>: " and meaning, what it means for the
+// caller's records; empty otherwise.
+func (n *NoSpaceState) Note(meaning string) string {
+	since, on := n.Since()
+	if !on {
+		return ""
+	}
+	return fmt.Sprintf("; etcd NOSPACE alarm raised since %s: %s", since.UTC().Format(time.RFC3339), meaning)
 }
 
 // Check reads the alarm list into n. An error leaves n as it was: the
