@@ -12,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/skypod/skypod/internal/testcerts"
 	"github.com/skypod/skypod/test/harness"
 )
 
@@ -21,17 +22,17 @@ type tlsFixture struct {
 	members   []*harness.Etcd
 	client    *clientv3.Client // Presents a good certificate.
 	endpoints string           // Every member, comma-separated.
-	ca        *harness.CA
-	good      harness.Cert
-	expired   harness.Cert
-	otherCA   *harness.CA // Unrelated: verifies nothing etcd presents.
+	ca        *testcerts.CA
+	good      testcerts.Cert
+	expired   testcerts.Cert
+	otherCA   *testcerts.CA // Unrelated: verifies nothing etcd presents.
 }
 
 func startTLSFixture(t *testing.T) *tlsFixture {
 	t.Helper()
-	ca := harness.NewCA(t, "etcd-ca")
+	ca := testcerts.NewCA(t, "etcd-ca")
 	f := &tlsFixture{
-		ca: ca, otherCA: harness.NewCA(t, "other-ca"),
+		ca: ca, otherCA: testcerts.NewCA(t, "other-ca"),
 		good:    ca.Client(t, "client", time.Now().Add(time.Hour)),
 		expired: ca.Client(t, "expired", time.Now().Add(-time.Hour)),
 	}
@@ -46,7 +47,7 @@ func startTLSFixture(t *testing.T) *tlsFixture {
 }
 
 // skydnsTLS are skydns's TLS flags for cert (none when empty) and ca.
-func skydnsTLS(cert harness.Cert, ca string) []string {
+func skydnsTLS(cert testcerts.Cert, ca string) []string {
 	args := []string{"-ca-cert=" + ca}
 	if cert.CertFile != "" {
 		args = append(args, "-tls-pem="+cert.CertFile, "-tls-key="+cert.KeyFile)
@@ -55,7 +56,7 @@ func skydnsTLS(cert harness.Cert, ca string) []string {
 }
 
 // kube2skyTLS are kube2sky's.
-func kube2skyTLS(cert harness.Cert, ca string) []string {
+func kube2skyTLS(cert testcerts.Cert, ca string) []string {
 	args := []string{"--etcd-cafile=" + ca}
 	if cert.CertFile != "" {
 		args = append(args, "--etcd-certfile="+cert.CertFile, "--etcd-keyfile="+cert.KeyFile)
@@ -88,7 +89,7 @@ func TestEtcdMutualTLS(t *testing.T) {
 	}{
 		{"wrong CA", skydnsTLS(f.good, f.otherCA.CertFile), kube2skyTLS(f.good, f.otherCA.CertFile), f.endpoints,
 			[]string{"etcd member unusable", "TLS handshake", "x509", "unknown authority"}, false},
-		{"no client certificate", skydnsTLS(harness.Cert{}, f.ca.CertFile), kube2skyTLS(harness.Cert{}, f.ca.CertFile), f.endpoints,
+		{"no client certificate", skydnsTLS(testcerts.Cert{}, f.ca.CertFile), kube2skyTLS(testcerts.Cert{}, f.ca.CertFile), f.endpoints,
 			[]string{"etcd member unusable", "refused the connection", "certificate required"}, false},
 		{"expired client certificate", skydnsTLS(f.expired, f.ca.CertFile), kube2skyTLS(f.expired, f.ca.CertFile), f.endpoints,
 			[]string{"client certificate", f.expired.CertFile, "expired at"}, true},

@@ -2,64 +2,19 @@ package etcdclient
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/skypod/skypod/internal/testcerts"
 )
 
-// pair is a certificate and its key written as PEM files.
-type pair struct {
-	cert, key string
-	parsed    *x509.Certificate
-	signer    *ecdsa.PrivateKey
-}
-
-// issue writes a certificate valid from notBefore to notAfter, signed by
-// parent (self-signed when nil).
-func issue(t *testing.T, name string, parent *pair, notBefore, notAfter time.Time) *pair {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: notBefore, NotAfter: notAfter, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	signerCert, signerKey := tmpl, key
-	if parent == nil {
-		tmpl.IsCA, tmpl.BasicConstraintsValid, tmpl.KeyUsage = true, true, x509.KeyUsageCertSign|x509.KeyUsageDigitalSignature
-	} else {
-		signerCert, signerKey = parent.parsed, parent.signer
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signerCert, &key.PublicKey, signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	p := &pair{cert: filepath.Join(dir, name+".pem"), key: filepath.Join(dir, name+"-key.pem"), signer: key}
-	p.parsed, _ = x509.ParseCertificate(der)
-	writeFile(t, p.cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	writeFile(t, p.key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
-	return p
-}
-
+// writeFile writes data to path, or fails the test.
 func writeFile(t *testing.T, path string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, data, 0o600); err != nil {
@@ -67,15 +22,25 @@ func writeFile(t *testing.T, path string, data []byte) {
 	}
 }
 
+// issue signs a certificate valid from notBefore to notAfter with ca, for
+// 127.0.0.1 and both usages.
+func issue(t *testing.T, ca *testcerts.CA, name string, notBefore, notAfter time.Time) testcerts.Cert {
+	t.Helper()
+	return ca.Issue(t, name, notBefore, notAfter, func(c *x509.Certificate) {
+		c.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
+		c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	})
+}
+
 func TestTLSConfigNamesTheProblem(t *testing.T) {
 	now := time.Now()
 	day := 24 * time.Hour
-	ca := issue(t, "ca", nil, now.Add(-day), now.Add(day))
-	good := issue(t, "good", ca, now.Add(-day), now.Add(day))
-	other := issue(t, "other", ca, now.Add(-day), now.Add(day))
-	expired := issue(t, "expired", ca, now.Add(-2*day), now.Add(-day))
-	future := issue(t, "future", ca, now.Add(day), now.Add(2*day))
-	expiredCA := issue(t, "old-ca", nil, now.Add(-2*day), now.Add(-day))
+	ca := testcerts.NewCAValid(t, "ca", now.Add(-day), now.Add(day))
+	good := issue(t, ca, "good", now.Add(-day), now.Add(day))
+	other := issue(t, ca, "other", now.Add(-day), now.Add(day))
+	expired := issue(t, ca, "expired", now.Add(-2*day), now.Add(-day))
+	future := issue(t, ca, "future", now.Add(day), now.Add(2*day))
+	expiredCA := testcerts.NewCAValid(t, "old-ca", now.Add(-2*day), now.Add(-day))
 	notPEM := filepath.Join(t.TempDir(), "ca.txt")
 	writeFile(t, notPEM, []byte("not a certificate\n"))
 
@@ -84,14 +49,14 @@ func TestTLSConfigNamesTheProblem(t *testing.T) {
 		o    Options
 		want string // "" for no error
 	}{
-		{"good", Options{CertFile: good.cert, KeyFile: good.key, CAFile: ca.cert}, ""},
-		{"CA alone", Options{CAFile: ca.cert}, ""},
-		{"certificate without key", Options{CertFile: good.cert}, "needs both"},
-		{"missing file", Options{CertFile: good.cert + ".gone", KeyFile: good.key}, "no such file"},
-		{"key of another certificate", Options{CertFile: good.cert, KeyFile: other.key}, "does not match"},
-		{"expired", Options{CertFile: expired.cert, KeyFile: expired.key}, "expired at"},
-		{"not yet valid", Options{CertFile: future.cert, KeyFile: future.key}, "not valid before"},
-		{"expired CA", Options{CAFile: expiredCA.cert}, "expired at"},
+		{"good", Options{CertFile: good.CertFile, KeyFile: good.KeyFile, CAFile: ca.CertFile}, ""},
+		{"CA alone", Options{CAFile: ca.CertFile}, ""},
+		{"certificate without key", Options{CertFile: good.CertFile}, "needs both"},
+		{"missing file", Options{CertFile: good.CertFile + ".gone", KeyFile: good.KeyFile}, "no such file"},
+		{"key of another certificate", Options{CertFile: good.CertFile, KeyFile: other.KeyFile}, "does not match"},
+		{"expired", Options{CertFile: expired.CertFile, KeyFile: expired.KeyFile}, "expired at"},
+		{"not yet valid", Options{CertFile: future.CertFile, KeyFile: future.KeyFile}, "not valid before"},
+		{"expired CA", Options{CAFile: expiredCA.CertFile}, "expired at"},
 		{"CA file without certificates", Options{CAFile: notPEM}, "holds no PEM certificate"},
 	}
 	for _, tc := range tests {
@@ -127,10 +92,10 @@ func TestCheckSchemesRefusesPlaintextWithTLS(t *testing.T) {
 // not sign fails the probe's handshake with the x509 reason.
 func TestProbeNamesAnUnknownCA(t *testing.T) {
 	now := time.Now()
-	serverCA := issue(t, "server-ca", nil, now.Add(-time.Hour), now.Add(time.Hour))
-	server := issue(t, "server", serverCA, now.Add(-time.Hour), now.Add(time.Hour))
-	ourCA := issue(t, "our-ca", nil, now.Add(-time.Hour), now.Add(time.Hour))
-	cert, err := tls.LoadX509KeyPair(server.cert, server.key)
+	serverCA := testcerts.NewCAValid(t, "server-ca", now.Add(-time.Hour), now.Add(time.Hour))
+	server := issue(t, serverCA, "server", now.Add(-time.Hour), now.Add(time.Hour))
+	ourCA := testcerts.NewCAValid(t, "our-ca", now.Add(-time.Hour), now.Add(time.Hour))
+	cert, err := tls.LoadX509KeyPair(server.CertFile, server.KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +115,7 @@ func TestProbeNamesAnUnknownCA(t *testing.T) {
 			go func() { _ = c.(*tls.Conn).HandshakeContext(ctx); c.Close() }()
 		}
 	}()
-	cfg, err := tlsConfig(Options{CAFile: ourCA.cert}, now)
+	cfg, err := tlsConfig(Options{CAFile: ourCA.CertFile}, now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,99 +1,11 @@
 package harness
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
-	"path/filepath"
 	"testing"
-	"time"
 )
-
-// CA is a certificate authority made for one test, its files in a
-// temporary directory.
-type CA struct {
-	CertFile string
-	cert     *x509.Certificate
-	key      *ecdsa.PrivateKey
-	dir      string
-	serial   int64
-}
-
-// Cert is a certificate and its key, as PEM files.
-type Cert struct {
-	CertFile, KeyFile string
-}
-
-// NewCA makes a self-signed CA valid for a day either side of now.
-func NewCA(t testing.TB, name string) *CA {
-	t.Helper()
-	ca := &CA{dir: t.TempDir(), serial: 1}
-	ca.key = newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(ca.serial), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-24 * time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &ca.key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ca.cert, err = x509.ParseCertificate(der); err != nil {
-		t.Fatal(err)
-	}
-	ca.CertFile = writePEM(t, filepath.Join(ca.dir, "ca.pem"), "CERTIFICATE", der)
-	return ca
-}
-
-// Server issues a server certificate for 127.0.0.1 and localhost.
-func (ca *CA) Server(t testing.TB, name string) Cert {
-	t.Helper()
-	return ca.issue(t, name, time.Now().Add(24*time.Hour), func(c *x509.Certificate) {
-		c.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-		c.DNSNames = []string{"localhost"}
-		c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
-	})
-}
-
-// Client issues a client certificate valid until notAfter (in the past
-// for an expired one).
-func (ca *CA) Client(t testing.TB, name string, notAfter time.Time) Cert {
-	t.Helper()
-	return ca.issue(t, name, notAfter, func(c *x509.Certificate) {
-		c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	})
-}
-
-func (ca *CA) issue(t testing.TB, name string, notAfter time.Time, set func(*x509.Certificate)) Cert {
-	t.Helper()
-	ca.serial++
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(ca.serial), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: notAfter,
-		KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	set(tmpl)
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return Cert{
-		CertFile: writePEM(t, filepath.Join(ca.dir, name+".pem"), "CERTIFICATE", der),
-		KeyFile:  writePEM(t, filepath.Join(ca.dir, name+"-key.pem"), "EC PRIVATE KEY", keyDER),
-	}
-}
 
 // ClientConfig is a TLS configuration presenting the client certificate
 // and trusting the CA, for the harness's own etcd clients.
@@ -110,21 +22,4 @@ func (e *EtcdTLS) ClientConfig(t testing.TB) *tls.Config {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}
-}
-
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key
-}
-
-func writePEM(t testing.TB, path, typ string, der []byte) string {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }

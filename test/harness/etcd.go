@@ -10,6 +10,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/skypod/skypod/internal/testcerts"
 )
 
 // Etcd is a real etcd server process on loopback. Stop and Start keep its
@@ -31,8 +33,8 @@ type Etcd struct {
 // certificate signed by CA (--client-cert-auth); peers stay plaintext on
 // loopback. The harness's own clients present Client.
 type EtcdTLS struct {
-	Server Cert
-	Client Cert
+	Server testcerts.Cert
+	Client testcerts.Cert
 	CA     string // PEM file of the CA that signed both.
 }
 
