@@ -55,6 +55,14 @@ func Exchange(addr, network, name string, qtype uint16) (*dns.Msg, error) {
 	req.SetQuestion(dns.Fqdn(name), qtype)
 	c := &dns.Client{Net: network, Timeout: 2 * time.Second}
 	m, _, err := c.Exchange(req, addr)
+	if err == nil && !m.Response {
+		// Not a reply but the query itself: with nothing listening on addr,
+		// a client socket that the kernel gave addr's own port (tests pick
+		// ports from the ephemeral range) is connected to itself and reads
+		// back what it sent, with the right id. A restarted server seemed
+		// up before it had bound.
+		return nil, fmt.Errorf("%s %s: got the query back, not a reply: nothing listens on %s", network, addr, addr)
+	}
 	return m, err
 }
 
