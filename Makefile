@@ -1,5 +1,6 @@
 # skypod: kube2sky + skydns + etcd + exec-healthz, the Kubernetes 1.2 DNS pod.
 #   make up      the DNS pod on loopback for a real kube-apiserver, with demo objects (Ctrl-C stops it)
+#   make up-ha   the HA shape of manifests/ha on loopback: three etcd members (mTLS), two kube2skys, three skydns
 #   make build   static binaries in bin/
 #   make images  FROM scratch images of the four containers
 #   make test-unit  vet, gofmt check, the unit tests: Go only, seconds
@@ -30,7 +31,7 @@ RACE       = $(if $(filter 1,$(shell $(GO) env CGO_ENABLED 2>/dev/null)),-race)
 # Debian packages the tests drive: dig and nslookup, dnsperf, busybox.
 APT_PACKAGES := dnsutils dnsperf busybox-static openssl
 
-.PHONY: build test test-unit fuzz check vet fmt-check deps etcd apiserver bench-dns bench-kube2sky bench-attack images up down docs clean
+.PHONY: build test test-unit fuzz check vet fmt-check deps etcd apiserver bench-dns bench-kube2sky bench-attack images up up-ha down docs clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/skydns ./cmd/kube2sky ./cmd/exec-healthz ./test/bench/fixedresponder
@@ -140,6 +141,9 @@ images: deps build etcd apiserver
 
 up: deps build etcd apiserver
 	SKYPOD_ETCD_BIN=$(ETCD) SKYPOD_ETCDCTL_BIN=$(ETCDCTL) SKYPOD_APISERVER_BIN=$(APISERVER) ./scripts/up.sh
+
+up-ha: deps build etcd apiserver
+	SKYPOD_ETCD_BIN=$(ETCD) SKYPOD_ETCDCTL_BIN=$(ETCDCTL) SKYPOD_APISERVER_BIN=$(APISERVER) ./scripts/up-ha.sh
 
 down:
 	./scripts/down.sh

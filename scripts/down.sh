@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make down: stop whatever a crashed `make up` left running.
+# make down: stop whatever a crashed `make up` or `make up-ha` left running.
 RUN=${RUN_DIR:-/tmp/skypod-up}
 for f in "$RUN"/*.pid; do
 	[ -f "$f" ] || continue

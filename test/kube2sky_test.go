@@ -17,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -71,7 +72,13 @@ func grantKube2sky(t testing.TB, c *harness.Cluster) {
 // as its administrator, and returns them as the server stored them.
 func applyManifest(t testing.TB, c *harness.Cluster, file string) []runtime.Object {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "manifests", file))
+	return applyFile(t, c, filepath.Join("..", "manifests", file))
+}
+
+// applyFile is applyManifest for the file at path.
+func applyFile(t testing.TB, c *harness.Cluster, file string) []runtime.Object {
+	t.Helper()
+	raw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,8 +97,14 @@ func applyManifest(t testing.TB, c *harness.Cluster, file string) []runtime.Obje
 			created, err = c.Admin.CoreV1().Services(o.Namespace).Create(ctx, o, opts)
 		case *v1.ReplicationController:
 			created, err = c.Admin.CoreV1().ReplicationControllers(o.Namespace).Create(ctx, o, opts)
+		case *v1.Secret:
+			created, err = c.Admin.CoreV1().Secrets(o.Namespace).Create(ctx, o, opts)
 		case *appsv1.Deployment:
 			created, err = c.Admin.AppsV1().Deployments(o.Namespace).Create(ctx, o, opts)
+		case *appsv1.StatefulSet:
+			created, err = c.Admin.AppsV1().StatefulSets(o.Namespace).Create(ctx, o, opts)
+		case *policyv1.PodDisruptionBudget:
+			created, err = c.Admin.PolicyV1().PodDisruptionBudgets(o.Namespace).Create(ctx, o, opts)
 		case *rbacv1.ClusterRole:
 			created, err = c.Admin.RbacV1().ClusterRoles().Create(ctx, o, opts)
 		case *rbacv1.ClusterRoleBinding:
