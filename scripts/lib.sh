@@ -35,7 +35,12 @@ check_ports() {
 # the script ends, by Ctrl-C or otherwise.
 begin() {
 	rm -rf "$RUN" && mkdir -p "$RUN"
-	trap stop EXIT INT TERM
+	trap stop EXIT
+	# A trap returns to where the signal came; a script stopped by a signal
+	# must end there, not go on (keep_running would read the removed run
+	# directory), and end with the status a shell gives a signal's death.
+	trap 'stop; exit 130' INT
+	trap 'stop; exit 143' TERM
 }
 stop() {
 	trap - EXIT INT TERM
