@@ -82,7 +82,7 @@ func (r *Registry) Apply(ctx context.Context, owner Owner, p Plan) ([]Owner, err
 	rev, err := r.store.Apply(actx, p.Puts, p.Deletes)
 	cancel()
 	if err := r.result(err); err != nil {
-		if !etcdclient.IsNoSpace(err) { // A refusal for space is certain; a timeout is not.
+		if !etcdclient.IsNoSpace(err) && !errors.Is(err, errSuperseded) { // Refusals are certain; a timeout is not.
 			r.mu.Lock()
 			r.state.maybeApplied(owner, p)
 			r.mu.Unlock()
@@ -161,8 +161,8 @@ func (r *Registry) TakeRecovered() bool { return r.recovered.Swap(false) }
 // write refused for space is an answer: etcd is up, and the alarm is what
 // to report (once, not per refused write).
 func (r *Registry) result(err error) error {
-	if errors.Is(err, ErrFenced) {
-		return err // etcd answered: it refused a stale leader's write.
+	if errors.Is(err, ErrFenced) || errors.Is(err, errSuperseded) {
+		return err // etcd answered: it refused a stale leader's write, or one its renewed fence had superseded.
 	}
 	if err != nil {
 		r.metrics.etcdErrors.Inc()

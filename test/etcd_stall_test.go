@@ -5,7 +5,6 @@ package test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -29,13 +28,9 @@ const stallBound = 8 * time.Second
 // written through another, and measures how soon skydns answers them.
 func TestStalledEtcdMemberSkydnsMovesOn(t *testing.T) {
 	members := harness.StartEtcdCluster(t, 3, nil)
-	var urls []string
-	for _, m := range members {
-		urls = append(urls, m.URL)
-	}
 	first := members[0].Client()
 	members[0].Put(first, "/skydns/local/cluster/stall/before", `{"host":"192.0.2.1"}`)
-	s := startSkydns(t, strings.Join(urls, ","))
+	s := startSkydns(t, harness.Servers(members))
 	waitA(t, s.Addr, "before.stall.cluster.local.", "192.0.2.1", stallBound)
 
 	for i, stalled := range members {
@@ -75,15 +70,11 @@ func waitA(t *testing.T, addr, name, ip string, bound time.Duration) {
 // in etcd.
 func TestStalledEtcdMemberKube2skyMovesOn(t *testing.T) {
 	members := harness.StartEtcdCluster(t, 3, nil)
-	var urls []string
-	for _, m := range members {
-		urls = append(urls, m.URL)
-	}
 	cluster := harness.StartCluster(t)
 	grantKube2sky(t, cluster)
 	port := harness.FreePort(t)
 	pod := &dnsPod{healthz: fmt.Sprintf("http://127.0.0.1:%d", port), args: []string{
-		"--domain=cluster.local", "--etcd-server=" + strings.Join(urls, ","),
+		"--domain=cluster.local", "--etcd-server=" + harness.Servers(members),
 		"--kubecfg-file=" + cluster.Kubeconfig(t, harness.Kube2skyToken), fmt.Sprintf("--healthz-port=%d", port)}}
 	pod.startKube2sky(t)
 

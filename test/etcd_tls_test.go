@@ -37,11 +37,7 @@ func startTLSFixture(t *testing.T) *tlsFixture {
 		expired: ca.Client(t, "expired", time.Now().Add(-time.Hour)),
 	}
 	f.members = harness.StartEtcdCluster(t, 3, &harness.EtcdTLS{Server: ca.Server(t, "etcd"), Client: f.good, CA: ca.CertFile})
-	var urls []string
-	for _, m := range f.members {
-		urls = append(urls, m.URL)
-	}
-	f.endpoints = strings.Join(urls, ",")
+	f.endpoints = harness.Servers(f.members)
 	f.client = f.members[0].Client()
 	return f
 }

@@ -127,64 +127,110 @@ func (s *faultSuite) endpointIP() string {
 	return fmt.Sprintf("10.250.%d.%d", n/250, n%250+1)
 }
 
-func TestFaults(t *testing.T) {
+// newFaultSuite starts the kube-apiserver the scenarios share and grants
+// kube2sky its rights.
+func newFaultSuite(t testing.TB) *faultSuite {
 	cluster := harness.StartCluster(t)
 	grantKube2sky(t, cluster)
 	// The administrator, unthrottled: client-go's default of 5 requests a
 	// second would pace the churn, the burst and the checks, not the test.
 	cfg := cluster.RestConfig(harness.AdminToken)
 	cfg.QPS, cfg.Burst = 1000, 1000
-	s := &faultSuite{cluster: cluster, admin: must(kubernetes.NewForConfig(cfg))(t),
+	return &faultSuite{cluster: cluster, admin: kubernetes.NewForConfigOrDie(cfg),
 		namer: kube2sky.Namer{Domain: "cluster.local.", Prefix: "skydns"}}
+}
+
+func TestFaults(t *testing.T) {
+	s := newFaultSuite(t)
 	for _, sc := range faultScenarios() {
 		t.Run(sc.name, func(t *testing.T) { s.run(t, sc) })
 	}
 }
 
-// faultRun is one scenario's pod, namespace and the names it asks.
-type faultRun struct {
+// scene is what a scenario's churn, queries and closing checks work on,
+// in TestFaults and TestHAFailover alike: the cluster, a client of the DNS
+// etcd, the scenario's namespace, the names that never change in it, and
+// the address of every skydns (kept across its restarts).
+type scene struct {
 	*faultSuite
 	t      *testing.T
-	pod    *dnsPod
 	etcdc  *clientv3.Client
 	ns     string
 	stable map[string][]string // Query name to its A answers, sorted.
+	dns    []string
+}
+
+// faultRun is one TestFaults scenario's scene and its pod.
+type faultRun struct {
+	*scene
+	pod *dnsPod
 }
 
 func (s *faultSuite) run(t *testing.T, sc faultScenario) {
 	etcd := harness.StartEtcd(t, sc.etcdFlags...)
-	r := &faultRun{faultSuite: s, t: t, pod: startDNSPodOn(t, s.cluster, etcd), etcdc: etcd.Client(), ns: "fault-" + sc.name}
-	createNamespace(t, s.admin, r.ns)
-	r.createStable()
+	pod := startDNSPodOn(t, s.cluster, etcd)
+	r := &faultRun{scene: s.newScene(t, etcd.Client(), "fault-"+sc.name, pod.skydns.Addr), pod: pod}
 	res := r.fault(sc)
-	res.converge = r.converge(res.recovered)
-	// Changes after the fault get through too: after is the time from the
-	// last of them to etcd matching again.
-	newChurner(r, "after-").run(afterOps)
-	res.after = r.converge(time.Now())
-	r.resolveAll()
-	res.lost, res.stale = r.diff(context.Background())
-	t.Logf("FAULT-REPORT scenario=%s answered=%d/%d nxdomain=%d servfail=%d unanswered=%d retried=%d converge=%.2fs after=%.2fs lost=%d stale=%d churn_ops=%d churn_failed=%d",
-		sc.name, res.correct, res.total, res.nxdomain, res.servfail, res.unanswered, res.retried,
-		res.converge.Seconds(), res.after.Seconds(), len(res.lost), len(res.stale), res.ops, res.failed)
+	r.finish(&res.ending)
+	t.Logf("FAULT-REPORT scenario=%s %s %s", sc.name, res.answerCounts, res.ending)
 	r.check(sc, res)
 }
 
-// faultResult is what a scenario measured.
-type faultResult struct {
-	answerCounts        // Of the queries during the fault.
+// newScene makes the namespace and its stable names, and waits until every
+// skydns at dns answers them.
+func (s *faultSuite) newScene(t *testing.T, etcdc *clientv3.Client, ns string, dns ...string) *scene {
+	r := &scene{faultSuite: s, t: t, etcdc: etcdc, ns: ns, dns: dns}
+	createNamespace(t, s.admin, r.ns)
+	r.createStable()
+	return r
+}
+
+// ending is how a scenario ended: churn during the fault, then the time
+// from the fault's end to etcd matching the objects, the same for changes
+// made after it, and what etcd had lost or held stale at the very end.
+type ending struct {
 	ops, failed     int // Churn changes tried during the fault, and failed.
 	recovered       time.Time
 	converge, after time.Duration
 	lost, stale     []string
 }
 
+func (e ending) String() string {
+	return fmt.Sprintf("converge=%.2fs after=%.2fs lost=%d stale=%d churn_ops=%d churn_failed=%d",
+		e.converge.Seconds(), e.after.Seconds(), len(e.lost), len(e.stale), e.ops, e.failed)
+}
+
+// finish is every scenario's end, once the fault is over (e.recovered):
+// etcd converges on the objects; afterOps more changes get through too
+// (after: from the last of them to etcd matching again); every service
+// resolves through every skydns; and etcd is compared once more.
+func (r *scene) finish(e *ending) {
+	e.converge = r.converge(e.recovered)
+	newChurner(r, "after-").run(afterOps)
+	e.after = r.converge(time.Now())
+	r.resolveAll()
+	e.lost, e.stale = r.diff(context.Background())
+}
+
+// checkEnding fails the scenario on a lost or stale record.
+func (r *scene) checkEnding(e ending) {
+	if len(e.lost)+len(e.stale) > 0 {
+		r.t.Errorf("etcd differs from the API objects at the end: lost %q, stale %q", head(e.lost), head(e.stale))
+	}
+}
+
+// faultResult is what a scenario measured.
+type faultResult struct {
+	answerCounts // Of the queries during the fault.
+	ending
+}
+
 // fault runs sc's fault with churn running, and the querier from its start
 // to its end.
 func (r *faultRun) fault(sc faultScenario) faultResult {
-	churn := startChurn(r)
+	churn := startChurn(r.scene)
 	time.Sleep(churnLead) // So the fault comes in the middle of churn, changes in flight.
-	q := startQuerier(r.pod.skydns.Addr, r.stable)
+	q := startQuerier(r.pod.skydns.Addr, r.stable, nil)
 	if sc.inject != nil {
 		sc.inject(r)
 	}
@@ -192,7 +238,7 @@ func (r *faultRun) fault(sc faultScenario) faultResult {
 	var res faultResult
 	res.ops, res.failed = churn.stop()
 	res.recovered = sc.recover(r)
-	res.answerCounts = q.stop()
+	res.answerCounts = q.stop().up
 	return res
 }
 
@@ -200,9 +246,7 @@ func (r *faultRun) fault(sc faultScenario) faultResult {
 // name that always existed, or, while skydns was up, any query it did not
 // answer correctly.
 func (r *faultRun) check(sc faultScenario, res faultResult) {
-	if len(res.lost)+len(res.stale) > 0 {
-		r.t.Errorf("etcd differs from the API objects at the end: lost %q, stale %q", head(res.lost), head(res.stale))
-	}
+	r.checkEnding(res.ending)
 	if res.nxdomain > 0 {
 		r.t.Errorf("%d NXDOMAIN answers for names that existed throughout the fault", res.nxdomain)
 	}
@@ -230,7 +274,7 @@ func (r *faultRun) hold(d time.Duration, during func(*faultRun, context.Context)
 // createStable makes the names the querier asks: two ClusterIP services, a
 // headless one with two endpoints (one with a hostname) and a pod with an
 // IP. They never change, so every answer for them has one right value.
-func (r *faultRun) createStable() {
+func (r *scene) createStable() {
 	ctx, admin, t := context.Background(), r.admin, r.t
 	suffix := r.ns + ".svc.cluster.local."
 	r.stable = map[string][]string{}
@@ -251,10 +295,12 @@ func (r *faultRun) createStable() {
 	must(admin.CoreV1().Pods(r.ns).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status"))(t)
 	r.stable[strings.ReplaceAll(ip, ".", "-")+"."+r.ns+".pod.cluster.local."] = []string{ip}
 	for name, want := range r.stable {
-		harness.Eventually(t, 30*time.Second, "stable name "+name, func() error {
-			m, err := harness.Exchange(r.pod.skydns.Addr, "udp", name, dns.TypeA)
-			return harness.WantAnswers(m, err, want...)
-		})
+		for _, addr := range r.dns {
+			harness.Eventually(t, 30*time.Second, "stable name "+name+" through "+addr, func() error {
+				m, err := harness.Exchange(addr, "udp", name, dns.TypeA)
+				return harness.WantAnswers(m, err, want...)
+			})
+		}
 	}
 }
 
@@ -271,7 +317,7 @@ func headlessService(name string) *v1.Service {
 
 // endpoints are two fresh ready addresses for service name, the first with
 // hostname.
-func (r *faultRun) endpoints(name, hostname string) *v1.Endpoints {
+func (r *scene) endpoints(name, hostname string) *v1.Endpoints {
 	return &v1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: name}, Subsets: []v1.EndpointSubset{{
 		Addresses: []v1.EndpointAddress{{IP: r.endpointIP(), Hostname: hostname}, {IP: r.endpointIP()}},
 		Ports:     []v1.EndpointPort{{Name: "http", Port: 8080, Protocol: v1.ProtocolTCP}},
@@ -329,7 +375,7 @@ func endpointsByName(ctx context.Context, s *faultSuite) (map[string]*v1.Endpoin
 // nothing calls for or with another value are stale. Only kube2sky writes
 // under /skydns/ here, so the whole prefix is compared. An error listing
 // either side counts as one lost record.
-func (r *faultRun) diff(ctx context.Context) (lost, stale []string) {
+func (r *scene) diff(ctx context.Context) (lost, stale []string) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	want, err := r.want(ctx)
@@ -361,7 +407,7 @@ func (r *faultRun) diff(ctx context.Context) (lost, stale []string) {
 
 // converge polls diff until etcd matches the objects and returns how long
 // that took from recovered; past convergeWithin the scenario fails.
-func (r *faultRun) converge(recovered time.Time) time.Duration {
+func (r *scene) converge(recovered time.Time) time.Duration {
 	r.t.Helper()
 	for {
 		lost, stale := r.diff(context.Background())
@@ -369,33 +415,66 @@ func (r *faultRun) converge(recovered time.Time) time.Duration {
 			return time.Since(recovered)
 		}
 		if time.Since(recovered) > convergeWithin {
-			r.t.Fatalf("etcd did not converge within %s of the recovery: lost %d %q, stale %d %q",
-				convergeWithin, len(lost), head(lost), len(stale), head(stale))
+			r.t.Fatalf("etcd did not converge within %s of the recovery: lost %d %q, stale %d %q; their history: %s",
+				convergeWithin, len(lost), head(lost), len(stale), head(stale), r.history(append(head(lost), head(stale)...)))
 		}
 		time.Sleep(100 * time.Millisecond) // Polling interval.
 	}
 }
 
-// resolveAll asks skydns for every service in the cluster until each
+// history is what etcd still holds of the changes to keys, for a failure
+// message: each key's puts and deletes with their revisions.
+func (r *scene) history(keys []string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	now, err := r.etcdc.Get(ctx, "/", clientv3.WithCountOnly())
+	if err != nil {
+		return err.Error()
+	}
+	byKey := map[string][]string{}
+	// Every key, so that every revision up to now comes with an event.
+	for resp := range r.etcdc.Watch(ctx, "\x00", clientv3.WithFromKey(), clientv3.WithRev(1)) {
+		if err := resp.Err(); err != nil {
+			return err.Error()
+		}
+		for _, ev := range resp.Events {
+			k := string(ev.Kv.Key)
+			byKey[k] = append(byKey[k], fmt.Sprintf("%s@%d", ev.Type, ev.Kv.ModRevision))
+		}
+		if n := len(resp.Events); n > 0 && resp.Events[n-1].Kv.ModRevision >= now.Header.Revision {
+			break
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "(etcd at revision %d)", now.Header.Revision)
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s %v;", k, byKey[k])
+	}
+	return b.String()
+}
+
+// resolveAll asks every skydns for every service in the cluster until each
 // answers as its objects say: a ClusterIP service its address, a headless
 // one its ready endpoints' (NXDOMAIN with none), an ExternalName its CNAME.
-func (r *faultRun) resolveAll() {
+func (r *scene) resolveAll() {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	svcs := must(r.admin.CoreV1().Services("").List(ctx, metav1.ListOptions{}))(r.t)
 	eps := must(endpointsByName(ctx, r.faultSuite))(r.t)
-	harness.Eventually(r.t, 30*time.Second, fmt.Sprintf("all %d services resolve", len(svcs.Items)), func() error {
-		for i := range svcs.Items {
-			svc := &svcs.Items[i]
-			if err := r.resolves(svc, eps[svc.Namespace+"/"+svc.Name]); err != nil {
-				return fmt.Errorf("%s/%s: %w", svc.Namespace, svc.Name, err)
+	for _, addr := range r.dns {
+		harness.Eventually(r.t, 30*time.Second, fmt.Sprintf("all %d services resolve through %s", len(svcs.Items), addr), func() error {
+			for i := range svcs.Items {
+				svc := &svcs.Items[i]
+				if err := resolves(addr, svc, eps[svc.Namespace+"/"+svc.Name]); err != nil {
+					return fmt.Errorf("%s/%s: %w", svc.Namespace, svc.Name, err)
+				}
 			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 }
 
-func (r *faultRun) resolves(svc *v1.Service, eps *v1.Endpoints) error {
+func resolves(addr string, svc *v1.Service, eps *v1.Endpoints) error {
 	name, qtype := svc.Name+"."+svc.Namespace+".svc.cluster.local.", dns.TypeA
 	var want []string
 	switch {
@@ -411,7 +490,7 @@ func (r *faultRun) resolves(svc *v1.Service, eps *v1.Endpoints) error {
 	default:
 		want = []string{svc.Spec.ClusterIP}
 	}
-	m, err := harness.Exchange(r.pod.skydns.Addr, "udp", name, qtype)
+	m, err := harness.Exchange(addr, "udp", name, qtype)
 	if len(want) == 0 {
 		return harness.WantRcode(m, err, dns.RcodeNameError)
 	}
@@ -432,45 +511,98 @@ type answerCounts struct {
 	total, correct, nxdomain, servfail, unanswered int64
 	retried                                        int64 // Queries asked again after a timeout.
 	lastErr                                        error // Of the last unanswered one.
+	// gap is the longest time without a correct answer: from the start,
+	// or from one correct answer, to the next (or to the end).
+	gap time.Duration
 }
+
+// wrong is the replies that were not the right answer.
+func (c answerCounts) wrong() int64 { return c.total - c.correct - c.unanswered }
+
+func (c answerCounts) String() string {
+	return fmt.Sprintf("answered=%d/%d nxdomain=%d servfail=%d unanswered=%d retried=%d gap=%.2fs",
+		c.correct, c.total, c.nxdomain, c.servfail, c.unanswered, c.retried, c.gap.Seconds())
+}
+
+// availability says when a skydns is down on purpose (a scenario restarts
+// it), so that its queries are counted apart: even while it is up, odd
+// while it is down, one more at each change.
+type availability struct{ epoch atomic.Uint64 }
+
+func (a *availability) down() { a.epoch.Add(1) }
+func (a *availability) up()   { a.epoch.Add(1) }
+
+// queried is a querier's counts: of the queries asked and answered while
+// skydns was up (all of them without an availability), and of those that
+// overlapped a time it was down.
+type queried struct{ up, down answerCounts }
 
 // querier asks skydns for the stable names, one every queryEvery, until
 // stopped.
 type querier struct {
 	cancel context.CancelFunc
-	done   chan answerCounts
+	done   chan queried
 }
 
-func startQuerier(addr string, stable map[string][]string) *querier {
+// startQuerier queries addr; avail, if not nil, says when it is down.
+func startQuerier(addr string, stable map[string][]string, avail *availability) *querier {
 	ctx, cancel := context.WithCancel(context.Background())
-	q := &querier{cancel: cancel, done: make(chan answerCounts, 1)}
+	q := &querier{cancel: cancel, done: make(chan queried, 1)}
 	names := slices.Sorted(maps.Keys(stable))
+	epoch := func() uint64 {
+		if avail == nil {
+			return 0
+		}
+		return avail.epoch.Load()
+	}
 	go func() {
-		var c answerCounts
+		var c queried
 		tick := time.NewTicker(queryEvery)
 		defer tick.Stop()
+		// The gap is counted while skydns is up: it restarts at each change.
+		lastGood, goodEpoch := time.Now(), epoch()
 		for i := 0; ctx.Err() == nil; i++ {
 			name := names[i%len(names)]
+			before := epoch()
 			m, err := harness.Exchange(addr, "udp", name, dns.TypeA)
+			retried := false
 			if netErr := net.Error(nil); errors.As(err, &netErr) && netErr.Timeout() {
 				// As a stub resolver does: one lost datagram on a loaded
 				// machine is not a failure of the DNS pod; two in a row are.
-				c.retried++
+				retried = true
 				m, err = harness.Exchange(addr, "udp", name, dns.TypeA)
 			}
-			c.count(m, err, stable[name])
+			after, now := epoch(), time.Now()
+			counts := &c.up
+			if before != after || before%2 == 1 {
+				counts = &c.down
+			}
+			if goodEpoch != after {
+				lastGood, goodEpoch = now, after
+			}
+			if counts.count(m, err, stable[name], retried) && counts == &c.up {
+				counts.gap = max(counts.gap, now.Sub(lastGood))
+				lastGood = now
+			}
 			select {
 			case <-ctx.Done():
 			case <-tick.C:
 			}
+		}
+		if goodEpoch == epoch() && goodEpoch%2 == 0 {
+			c.up.gap = max(c.up.gap, time.Since(lastGood))
 		}
 		q.done <- c
 	}()
 	return q
 }
 
-func (c *answerCounts) count(m *dns.Msg, err error, want []string) {
+// count classifies one query and says whether it was answered correctly.
+func (c *answerCounts) count(m *dns.Msg, err error, want []string, retried bool) bool {
 	c.total++
+	if retried {
+		c.retried++
+	}
 	switch {
 	case err != nil:
 		c.unanswered++
@@ -481,10 +613,12 @@ func (c *answerCounts) count(m *dns.Msg, err error, want []string) {
 		c.servfail++
 	case m.Rcode == dns.RcodeSuccess && slices.Equal(sorted(harness.Answers(m)), want):
 		c.correct++
+		return true
 	}
+	return false
 }
 
-func (q *querier) stop() answerCounts {
+func (q *querier) stop() queried {
 	q.cancel()
 	return <-q.done
 }
@@ -493,7 +627,7 @@ func (q *querier) stop() answerCounts {
 // the run's namespace. The API server is the truth the end compares with,
 // so a failed call (the API server down) is counted and forgotten.
 type churner struct {
-	r       *faultRun
+	r       *scene
 	prefix  string // Of the names it makes.
 	live    []churned
 	made    int
@@ -507,7 +641,7 @@ type churned struct {
 	headless bool
 }
 
-func newChurner(r *faultRun, prefix string) *churner {
+func newChurner(r *scene, prefix string) *churner {
 	return &churner{r: r, prefix: prefix, timeout: 3 * time.Second}
 }
 
@@ -591,7 +725,7 @@ type churnLoop struct {
 	c      *churner
 }
 
-func startChurn(r *faultRun) *churnLoop {
+func startChurn(r *scene) *churnLoop {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &churnLoop{cancel: cancel, c: newChurner(r, "churn-")}
 	l.wg.Add(1)

@@ -33,22 +33,24 @@ type electedKube2sky struct {
 	healthz string
 }
 
-// electionPods starts kube2skys with --leader-elect against one etcd, and
-// is how to start more (restarts) later.
+// electionPods starts kube2skys with --leader-elect against one etcd (of
+// one member or several: etcdServer is --etcd-server), and is how to start
+// more (restarts) later. extra are more flags (another Lease).
 type electionPods struct {
-	cluster *harness.Cluster
-	etcd    *harness.Etcd
+	cluster    *harness.Cluster
+	etcdServer string
+	extra      []string
 }
 
-func (e *electionPods) start(t *testing.T, name string) *electedKube2sky {
+func (e *electionPods) start(t testing.TB, name string) *electedKube2sky {
 	t.Helper()
 	port := harness.FreePort(t)
 	k := &electedKube2sky{name: name, healthz: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	k.proc = harness.Start(t, name, harness.Binary(t, "kube2sky"), []string{
-		"--domain=cluster.local", "--etcd-server=" + e.etcd.URL, "--kubecfg-file=" + e.cluster.Kubeconfig(t, harness.Kube2skyToken),
+	k.proc = harness.Start(t, name, harness.Binary(t, "kube2sky"), append([]string{
+		"--domain=cluster.local", "--etcd-server=" + e.etcdServer, "--kubecfg-file=" + e.cluster.Kubeconfig(t, harness.Kube2skyToken),
 		fmt.Sprintf("--healthz-port=%d", port), "--leader-elect", "--leader-elect-lease-duration=4s",
 		"--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=1s",
-	}, "POD_NAME="+name)
+	}, e.extra...), "POD_NAME="+name)
 	harness.Eventually(t, 30*time.Second, name+" ready", func() error {
 		if exited, err := k.proc.Exited(); exited {
 			t.Fatalf("%s exited: %v", name, err)
@@ -64,7 +66,7 @@ func (e *electionPods) start(t *testing.T, name string) *electedKube2sky {
 
 // leader waits until exactly one of ks reports kube2sky_leader 1 and the
 // others 0, and returns it.
-func leader(t *testing.T, within time.Duration, ks ...*electedKube2sky) *electedKube2sky {
+func leader(t testing.TB, within time.Duration, ks ...*electedKube2sky) *electedKube2sky {
 	t.Helper()
 	var found *electedKube2sky
 	harness.Eventually(t, within, "exactly one leader", func() error {
@@ -134,8 +136,9 @@ func createClusterIPService(t *testing.T, e *electionPods, ns, name string) {
 func TestKube2skyLeaderElection(t *testing.T) {
 	cluster := harness.StartCluster(t)
 	grantKube2sky(t, cluster)
-	e := &electionPods{cluster: cluster, etcd: harness.StartEtcd(t)}
-	etcd := e.etcd.Client()
+	member := harness.StartEtcd(t)
+	e := &electionPods{cluster: cluster, etcdServer: member.URL}
+	etcd := member.Client()
 	ns := "dns-leader"
 	createNamespace(t, cluster.Admin, ns)
 	converged := func(what string) {

@@ -102,12 +102,8 @@ func scrape(t *testing.T, url, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(body, "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			return v
-		}
-	}
-	return ""
+	v, _ := sample(body, name)
+	return v
 }
 
 const (

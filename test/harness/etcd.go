@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"syscall"
@@ -136,16 +137,64 @@ func (e *Etcd) Resume() { e.proc.Signal(e.t, syscall.SIGCONT) }
 // Client is a new client, closed when the test ends.
 func (e *Etcd) Client() *clientv3.Client {
 	e.t.Helper()
-	cfg := clientv3.Config{Endpoints: []string{e.URL}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()}
-	if e.tls != nil {
-		cfg.TLS = e.tls.ClientConfig(e.t)
+	return newClient(e.t, e.tls, e.URL)
+}
+
+func newClient(t testing.TB, tlsFiles *EtcdTLS, urls ...string) *clientv3.Client {
+	t.Helper()
+	cfg := clientv3.Config{Endpoints: urls, DialTimeout: 2 * time.Second, Logger: zap.NewNop()}
+	if tlsFiles != nil {
+		cfg.TLS = tlsFiles.ClientConfig(t)
 	}
 	c, err := clientv3.New(cfg)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	e.t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// ClusterClient is a new client of every member (the etcd client balances
+// across them), closed when the test ends.
+func ClusterClient(t testing.TB, members []*Etcd) *clientv3.Client {
+	t.Helper()
+	return newClient(t, members[0].tls, urls(members)...)
+}
+
+func urls(members []*Etcd) []string {
+	var out []string
+	for _, m := range members {
+		out = append(out, m.URL)
+	}
+	return out
+}
+
+// Servers are the members' client URLs as the binaries' flags take them
+// (skydns's -machines, kube2sky's --etcd-server): comma-separated.
+func Servers(members []*Etcd) string { return strings.Join(urls(members), ",") }
+
+// Leader is the member that leads, by the maintenance Status API: the one
+// whose status names itself the leader. It waits out an election.
+func Leader(t testing.TB, members []*Etcd) *Etcd {
+	t.Helper()
+	clients := make([]*clientv3.Client, len(members))
+	for i, m := range members {
+		clients[i] = m.Client()
+	}
+	var found *Etcd
+	Eventually(t, 30*time.Second, "an etcd member that leads", func() error {
+		for i, m := range members {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			resp, err := clients[i].Status(ctx, m.URL)
+			cancel()
+			if err == nil && resp.Leader == resp.Header.MemberId {
+				found = m
+				return nil
+			}
+		}
+		return errors.New("no member says it leads")
+	})
+	return found
 }
 
 // Put writes one key, failing the test on error.
