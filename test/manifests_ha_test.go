@@ -31,8 +31,8 @@ import (
 	"github.com/skypod/skypod/test/harness"
 )
 
-// haShape is the HA shape as the apiserver stored it.
-type haShape struct {
+// haManifests is the HA shape of manifests/ha as the apiserver stored it.
+type haManifests struct {
 	objs     []runtime.Object
 	etcd     *appsv1.StatefulSet
 	skydns   *appsv1.Deployment
@@ -54,7 +54,7 @@ func TestHAManifests(t *testing.T) {
 	if out, err := exec.CommandContext(t.Context(), "../manifests/ha/make-certs.sh", certs).CombinedOutput(); err != nil {
 		t.Fatalf("make-certs.sh: %v\n%s", err, out)
 	}
-	ha := &haShape{secrets: map[string]*v1.Secret{}}
+	ha := &haManifests{secrets: map[string]*v1.Secret{}}
 	for _, f := range []string{"kube2sky-rbac.yaml", "skydns-svc.yaml"} {
 		ha.objs = append(ha.objs, applyManifest(t, cluster, f)...)
 	}
@@ -126,7 +126,7 @@ func TestHAManifests(t *testing.T) {
 // name its /etc/hosts maps to a Service of its own with a fixed IP, so
 // that no member needs cluster DNS; mTLS for clients and peers, the
 // project's compaction and quota, data on a claimed volume.
-func checkEtcdMembers(t *testing.T, ha *haShape) {
+func checkEtcdMembers(t *testing.T, ha *haManifests) {
 	sts, spec := ha.etcd, ha.etcd.Spec.Template.Spec
 	c := container(t, spec, "etcd")
 	args := flagValues(c.Args)
@@ -192,7 +192,7 @@ func checkEtcdMembers(t *testing.T, ha *haShape) {
 // checkEtcdClients: skydns and kube2sky take their flags, dial every
 // member's Service IP over TLS with a client certificate from a mounted
 // Secret, and the certificates verify for what each side dials.
-func checkEtcdClients(t *testing.T, ha *haShape) {
+func checkEtcdClients(t *testing.T, ha *haManifests) {
 	skydnsPod, kube2skyPod, etcdPod := ha.skydns.Spec.Template.Spec, ha.kube2sky.Spec.Template.Spec, ha.etcd.Spec.Template.Spec
 	checkDeploymentProbes(t, skydnsPod.Containers)
 	checkDeploymentProbes(t, kube2skyPod.Containers)
@@ -257,7 +257,7 @@ func checkEtcdClients(t *testing.T, ha *haShape) {
 // checkKube2skyRBAC asks the apiserver what kube2sky's ServiceAccount may
 // do: list and watch what it mirrors, get and update its Lease, create
 // Leases in the Lease's namespace; nothing else it is asked here.
-func checkKube2skyRBAC(t *testing.T, cluster *harness.Cluster, ha *haShape) {
+func checkKube2skyRBAC(t *testing.T, cluster *harness.Cluster, ha *haManifests) {
 	kc := kube2skyConfig(t, container(t, ha.kube2sky.Spec.Template.Spec, "kube2sky").Args)
 	sa := object[*v1.ServiceAccount](t, ha.objs, ha.kube2sky.Spec.Template.Spec.ServiceAccountName)
 	if sa.Namespace != ha.kube2sky.Namespace {
