@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -98,7 +99,7 @@ func TestFenceRefusesAStaleLeader(t *testing.T) {
 	kv := newFakeKV()
 	key := FenceKey("kube-system", "kube2sky")
 	oldFence, newFence := &Fence{Key: key}, &Fence{Key: key}
-	old, cur := NewFencedEtcdStore(kv, oldFence), NewFencedEtcdStore(kv, newFence)
+	old, cur := NewFencedEtcdStore(kv, time.Second, oldFence), NewFencedEtcdStore(kv, time.Second, newFence)
 
 	if _, err := old.Apply(ctx, Records{"/skydns/a": "1"}, nil); !errors.Is(err, ErrFenced) {
 		t.Fatalf("before any term: %v, want ErrFenced", err)
@@ -140,7 +141,7 @@ func TestFenceGuardsEveryChunk(t *testing.T) {
 	for i := range 2*maxTxnOps + 1 {
 		puts[fmt.Sprintf("/skydns/k%03d", i)] = "v"
 	}
-	if _, err := NewFencedEtcdStore(kv, fence).Apply(ctx, puts, nil); err != nil {
+	if _, err := NewFencedEtcdStore(kv, time.Second, fence).Apply(ctx, puts, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(kv.txns) != 3 {
@@ -157,7 +158,7 @@ func TestFenceGuardsEveryChunk(t *testing.T) {
 // stay unconditional, as in 1.2.
 func TestUnfencedStoreHasNoComparison(t *testing.T) {
 	kv := newFakeKV()
-	if _, err := NewEtcdStore(kv).Apply(context.Background(), Records{"/skydns/a": "1"}, nil); err != nil {
+	if _, err := NewEtcdStore(kv, time.Second).Apply(context.Background(), Records{"/skydns/a": "1"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(kv.txns) != 1 || len(kv.txns[0]) != 0 {
