@@ -36,11 +36,11 @@ type memStore struct {
 	down      bool // etcd unreachable: List fails.
 }
 
-func (m *memStore) List(_ context.Context, prefixes ...string) (Records, int64, error) {
+func (m *memStore) List(_ context.Context, each func(key, value string), prefixes ...string) (int64, error) {
 	m.mu.Lock()
 	if m.down {
 		m.mu.Unlock()
-		return nil, 0, errors.New("etcd unreachable")
+		return 0, errors.New("etcd unreachable")
 	}
 	out := Records{}
 	for k, v := range m.data {
@@ -55,7 +55,10 @@ func (m *memStore) List(_ context.Context, prefixes ...string) (Records, int64, 
 	if hook != nil {
 		hook()
 	}
-	return out, rev, nil
+	for k, v := range out {
+		each(k, v)
+	}
+	return rev, nil
 }
 
 func (m *memStore) Apply(_ context.Context, puts Records, deletes []string) (int64, error) {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -123,7 +124,7 @@ func TestFenceRefusesAStaleLeader(t *testing.T) {
 	kv := newFakeKV()
 	key := FenceKey("kube-system", "kube2sky")
 	oldFence, newFence := &Fence{Key: key}, &Fence{Key: key}
-	old, cur := NewFencedEtcdStore(kv, oldFence), NewFencedEtcdStore(kv, newFence)
+	old, cur := NewFencedEtcdStore(kv, time.Second, oldFence), NewFencedEtcdStore(kv, time.Second, newFence)
 
 	if _, err := old.Apply(ctx, Records{"/skydns/a": "1"}, nil); !errors.Is(err, ErrFenced) {
 		t.Fatalf("before any term: %v, want ErrFenced", err)
@@ -165,7 +166,7 @@ func TestFenceGuardsEveryChunk(t *testing.T) {
 	for i := range 2*maxTxnOps + 1 {
 		puts[fmt.Sprintf("/skydns/k%03d", i)] = "v"
 	}
-	if _, err := NewFencedEtcdStore(kv, fence).Apply(ctx, puts, nil); err != nil {
+	if _, err := NewFencedEtcdStore(kv, time.Second, fence).Apply(ctx, puts, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(kv.txns) != 3 {
@@ -187,7 +188,7 @@ func leading(t *testing.T, kv *fakeKV) (*Fence, Store) {
 	if _, err := fence.Acquire(context.Background(), kv); err != nil {
 		t.Fatal(err)
 	}
-	return fence, NewFencedEtcdStore(kv, fence)
+	return fence, NewFencedEtcdStore(kv, time.Second, fence)
 }
 
 // TestLateTransactionIsRefusedAfterARenewal is TestHAFailover's
@@ -281,7 +282,7 @@ func TestRefusalsAfterARenewal(t *testing.T) {
 		t.Fatal(err)
 	}
 	old.unsure.Store(true)
-	if _, err := NewFencedEtcdStore(kv, old).Apply(ctx, Records{"/skydns/a": "stale"}, nil); !errors.Is(err, ErrFenced) {
+	if _, err := NewFencedEtcdStore(kv, time.Second, old).Apply(ctx, Records{"/skydns/a": "stale"}, nil); !errors.Is(err, ErrFenced) {
 		t.Fatalf("a stale leader renewing: %v, want ErrFenced", err)
 	}
 	_, now := old.guard()
@@ -297,7 +298,7 @@ func TestRefusalsAfterARenewal(t *testing.T) {
 // stay unconditional, as in 1.2.
 func TestUnfencedStoreHasNoComparison(t *testing.T) {
 	kv := newFakeKV()
-	if _, err := NewEtcdStore(kv).Apply(context.Background(), Records{"/skydns/a": "1"}, nil); err != nil {
+	if _, err := NewEtcdStore(kv, time.Second).Apply(context.Background(), Records{"/skydns/a": "1"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(kv.txns) != 1 || len(kv.txns[0]) != 0 {

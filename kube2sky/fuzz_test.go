@@ -111,7 +111,9 @@ func FuzzRecords(f *testing.F) {
 
 // checkWritable checks that every key of r is segments of DNS labels,
 // within the object's own directory <leaf>.<ns>.<kind>.cluster.local. (for
-// a kind other than ""), and every value one skydns decodes.
+// a kind other than ""), and every value one skydns decodes and its own
+// canonical value: the registry keeps listed values' digests by that, and a
+// value of kube2sky's that was not would be written again on every start.
 func checkWritable(t *testing.T, o fuzzObject, r Records, kind, leaf string) {
 	t.Helper()
 	dir := []string{"local", "cluster", kind, strings.ToLower(o.ns), strings.ToLower(leaf)}
@@ -125,6 +127,9 @@ func checkWritable(t *testing.T, o fuzzObject, r Records, kind, leaf string) {
 		}
 		if _, err := msg.Unmarshal(key, []byte(value)); err != nil {
 			t.Fatalf("value %s at %q does not decode: %v; from %+v", value, key, err, o)
+		}
+		if c := canonical(value); c != value {
+			t.Fatalf("value %s at %q has the canonical value %s; from %+v", value, key, c, o)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package kube2sky
 
 import (
-	"maps"
 	"slices"
 
 	"github.com/skypod/skypod/skydns/msg"
@@ -18,37 +17,37 @@ type Plan struct {
 func (p Plan) Empty() bool { return len(p.Puts) == 0 && len(p.Deletes) == 0 }
 
 // planChanges diffs desired against current, the keys the owner holds in
-// etcd. Keys current holds and desired does not are deleted; keys desired
-// holds with a value that serves something else (see sameRecord), or not in
-// current, are put.
-func planChanges(desired, current Records) Plan {
+// etcd, whose values' digests held gives. Keys current holds and desired
+// does not are deleted; keys desired holds with a value whose digest (by
+// digestOf) is not etcd's, or not in current, are put.
+func planChanges(desired Records, current []string, held func(key string) digest, digestOf func(string) digest) Plan {
 	p := Plan{Puts: Records{}}
 	for k, v := range desired {
-		if old, ok := current[k]; !ok || !sameRecord(old, v) {
-			p.Puts[k] = v
+		if d := held(k); d == unknownDigest || d != digestOf(v) {
+			p.Puts[k] = v // Absent keys have the unknown digest too.
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(current)) {
+	for _, k := range current {
 		if _, ok := desired[k]; !ok {
 			p.Deletes = append(p.Deletes, k)
 		}
 	}
+	slices.Sort(p.Deletes)
 	return p
 }
 
-// sameRecord reports whether inEtcd, a value read from etcd, serves what
-// want, a value kube2sky writes, does. Equal bytes are the common case;
-// otherwise inEtcd is decoded as skydns decodes it and encoded as kube2sky
-// would, so another writer's field order, spacing or unknown fields (which
-// skydns ignores) are not worth a write and a watch event for every skydns.
-func sameRecord(inEtcd, want string) bool {
-	if inEtcd == want {
-		return true
-	}
+// canonical is the value kube2sky would write for inEtcd, a value read
+// from etcd: inEtcd decoded as skydns decodes it and encoded as kube2sky
+// encodes, or inEtcd itself when skydns could not read it. Every value
+// kube2sky writes is its own canonical value.
+func canonical(inEtcd string) string {
 	s, err := msg.Unmarshal("", []byte(inEtcd))
 	if err != nil {
-		return false
+		return inEtcd
 	}
 	b, err := msg.Marshal(s)
-	return err == nil && string(b) == want
+	if err != nil {
+		return inEtcd
+	}
+	return string(b)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -58,7 +59,7 @@ type Registry struct {
 // NewRegistry keeps the records of namer's domain in store; timeout bounds
 // each etcd request.
 func NewRegistry(store Store, namer Namer, timeout time.Duration, metrics *Metrics, log *slog.Logger) *Registry {
-	r := &Registry{store: store, namer: namer, timeout: timeout, log: log, metrics: metrics, state: newOwned(namer)}
+	r := &Registry{store: store, namer: namer, timeout: timeout, log: log, metrics: metrics, state: newOwned(namer, maphash.MakeSeed())}
 	r.noSpace = newNoSpaceState(metrics, log, func() { r.recovered.Store(true) })
 	return r
 }
@@ -68,7 +69,7 @@ func NewRegistry(store Store, namer Namer, timeout time.Duration, metrics *Metri
 func (r *Registry) Plan(owner Owner, desired Records) Plan {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return planChanges(r.state.claimable(owner, desired), r.state.current(owner))
+	return r.state.plan(owner, desired)
 }
 
 // Apply commits p, owner's plan, as one transaction (puts first), and
@@ -109,26 +110,32 @@ func (r *Registry) highest() int64 {
 }
 
 // Refresh rebuilds the registry from one list of the owned subtrees and
-// returns every owner found there and the number of keys listed.
+// returns every owner found there and the number of keys listed. The list
+// goes straight into a fresh state, a page at a time: what Refresh holds
+// beside the registry is that state and one page, not every value listed.
 func (r *Registry) Refresh(ctx context.Context) ([]Owner, int, error) {
 	prefixes := []string{r.namer.ServicesKey(), r.namer.PodsKey(), r.namer.ReverseKey()}
 	for k := range r.namer.DNSVersion() {
 		prefixes = append(prefixes, k) // Keys beside it that merely share its prefix are not owned, so reset drops them.
 	}
-	floor := r.highest()
-	lctx, cancel := context.WithTimeout(ctx, r.timeout)
-	listed, rev, err := r.store.List(lctx, prefixes...)
-	cancel()
+	r.mu.Lock()
+	floor, fresh := r.state.highest, newOwned(r.namer, r.state.seed)
+	r.mu.Unlock()
+	listed := 0
+	rev, err := r.store.List(ctx, func(key, value string) {
+		fresh.listed(key, value)
+		listed++
+	}, prefixes...)
 	if err := r.result(err); err != nil {
 		return nil, 0, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.state.reset(listed, rev, floor) {
+	if r.state.reset(fresh, rev, floor) {
 		r.log.Warn("etcd's revision went back (restored or wiped): trusting its records over kube2sky's memory of its writes",
 			"list_revision", rev, "highest_seen", floor)
 	}
-	return r.state.owners(), len(listed), nil
+	return r.state.owners(), listed, nil
 }
 
 // Probe lists the one dns-version key: cheap, and proof etcd answers. A
@@ -139,7 +146,7 @@ func (r *Registry) Probe(ctx context.Context, timeout time.Duration) {
 	pctx, cancel := context.WithTimeout(ctx, min(r.timeout, timeout))
 	defer cancel()
 	for k := range r.namer.DNSVersion() {
-		_, rev, err := r.store.List(pctx, k)
+		rev, err := r.store.List(pctx, func(string, string) {}, k)
 		if r.result(err) != nil {
 			return
 		}

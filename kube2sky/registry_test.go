@@ -2,6 +2,7 @@ package kube2sky
 
 import (
 	"context"
+	"hash/maphash"
 	"log/slog"
 	"maps"
 	"slices"
@@ -174,7 +175,7 @@ func TestRacingClaimsFollowTheLaterCommit(t *testing.T) {
 	_, toB := value("b.default.svc.cluster.local.", 0)
 	for _, recordedFirst := range []Owner{a, b} {
 		t.Run("recorded first "+recordedFirst.String(), func(t *testing.T) {
-			o := newOwned(namer)
+			o := newOwned(namer, maphash.MakeSeed())
 			pa := Plan{Puts: Records{ptr: toA}}
 			pb := Plan{Puts: Records{ptr: toB}}
 			if recordedFirst == a {
@@ -184,8 +185,8 @@ func TestRacingClaimsFollowTheLaterCommit(t *testing.T) {
 				o.applied(b, pb, 8)
 				o.applied(a, pa, 7)
 			}
-			if o.values[ptr] != toB || !o.byOwner[b][ptr] || o.byOwner[a][ptr] {
-				t.Errorf("registry: %v by owner %v, want b's (committed last)", o.values, o.byOwner)
+			if d, ok := o.holds(b, ptr); !ok || d != o.digestOf(toB) {
+				t.Errorf("registry: %s held by a %v, b %v; want b's value (committed last)", ptr, o.ownerKeys(a), o.ownerKeys(b))
 			}
 			if released := o.applied(b, Plan{Deletes: []string{ptr}}, 9); !slices.Equal(released, []Owner{a}) {
 				t.Errorf("b gave the PTR up; released %v, want a", released)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -34,6 +35,11 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Reg
 	if err != nil {
 		return err
 	}
+	// Protobuf, as Kubernetes' own controllers ask: the informers' first
+	// lists (every Service and Endpoints in one response each) are a
+	// fraction of their JSON size, and so is the garbage of decoding them.
+	restCfg.ContentType = runtime.ContentTypeProtobuf
+	restCfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
@@ -49,10 +55,10 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Reg
 
 	factory := informers.NewSharedInformerFactory(client, 0) // Our own resync compares with etcd instead.
 	metrics := NewMetrics(reg)
-	store, fence := NewEtcdStore(etcd), (*Fence)(nil)
+	store, fence := NewEtcdStore(etcd, cfg.EtcdMutationTimeout), (*Fence)(nil)
 	if cfg.LeaderElect.Enabled {
 		fence = &Fence{Key: FenceKey(cfg.LeaderElect.ResourceNamespace, cfg.LeaderElect.ResourceName)}
-		store = NewFencedEtcdStore(etcd, fence)
+		store = NewFencedEtcdStore(etcd, cfg.EtcdMutationTimeout, fence)
 	}
 	ctrl, err := NewController(cfg, factory, store, metrics, log)
 	if err != nil {

@@ -1,8 +1,18 @@
 package kube2sky
 
+import (
+	"hash/maphash"
+	"slices"
+)
+
 // owned is kube2sky's copy of what it has in etcd, grouped by the object
 // that owns each key, so a sync compares one object's records without
 // reading etcd. It is not safe for concurrent use; the Registry locks it.
+//
+// It keeps each key and a digest of its value, not the value: at 100,000
+// services (290,000 keys) the JSON values, a string per key kept twice
+// through every resync, were most of kube2sky's heap. A plan needs only
+// "is etcd's value the one wanted", which the digests answer (see digest).
 //
 // written remembers the etcd revision of kube2sky's own last put or delete
 // of each key, so that a reset from a list taken at an older revision keeps
@@ -17,25 +27,60 @@ package kube2sky
 // maybeApplied), with the owner whose plan named them.
 type owned struct {
 	namer     Namer
-	values    Records
-	holder    map[string]Owner // Of each key in values: found once, when set.
-	byOwner   map[Owner]map[string]bool
+	seed      maphash.Seed // Of every digest: states that compare digests share it.
+	keys      map[string]held
+	byOwner   map[Owner]*holding
 	written   map[string]int64
 	highest   int64
 	waiting   map[string]map[Owner]bool
 	uncertain map[string]Owner
 }
 
-func newOwned(n Namer) *owned {
-	return &owned{namer: n, values: Records{}, holder: map[string]Owner{}, byOwner: map[Owner]map[string]bool{},
+// held is one key's entry: who holds it, where in that owner's keys, and
+// its value's digest.
+type held struct {
+	by    *holding
+	at    int // Index in by.keys.
+	value digest
+}
+
+// holding is one owner's keys, in no order.
+type holding struct {
+	owner Owner
+	keys  []string
+}
+
+// digest stands for a record value: a 64-bit seeded hash of the value as
+// kube2sky would write it (see listedDigest). Two different values share
+// one with a probability of 2^-64 per comparison; the cost of one that
+// did is a record left unwritten until it changes again.
+type digest uint64
+
+// unknownDigest is the digest of a key whose last commit may or may not
+// have been applied: digestOf never returns it, so a plan compares it
+// unequal to anything desired (and writes that) or, with nothing desired,
+// deletes the key (harmless if it is absent).
+const unknownDigest digest = 0
+
+func newOwned(n Namer, seed maphash.Seed) *owned {
+	return &owned{namer: n, seed: seed, keys: map[string]held{}, byOwner: map[Owner]*holding{},
 		written: map[string]int64{}, waiting: map[string]map[Owner]bool{}, uncertain: map[string]Owner{}}
 }
 
-// unknownValue stands for the value of a key whose last commit may or may
-// not have been applied: no record encodes to it, so a plan compares it
-// unequal to anything desired (and writes that) or, with nothing desired,
-// deletes the key (harmless if it is absent).
-const unknownValue = ""
+// digestOf is the digest of a value exactly as kube2sky writes it.
+func (o *owned) digestOf(value string) digest {
+	if d := digest(maphash.String(o.seed, value)); d != unknownDigest {
+		return d
+	}
+	return unknownDigest + 1
+}
+
+// listedDigest is the digest of a value read from etcd: that of the value
+// kube2sky would write for what it serves (see canonical), so another
+// writer's field order, spacing or unknown fields (which skydns ignores)
+// compare equal to kube2sky's value and are not worth a write and a watch
+// event for every skydns.
+func (o *owned) listedDigest(inEtcd string) digest { return o.digestOf(canonical(inEtcd)) }
 
 // maybeApplied records a plan whose commit failed in a way that does not
 // say whether etcd applied it (a timeout, etcd unreachable): etcd may still
@@ -54,22 +99,23 @@ func (o *owned) maybeApplied(owner Owner, p Plan) {
 }
 
 func (o *owned) setUnknown(owner Owner, key string) {
-	if prev, had := o.holder[key]; had && prev != owner {
+	if prev, had := o.keys[key]; had && prev.by.owner != owner {
 		return // Another owner's commit settled it since: that one stands.
 	}
-	o.values[key] = unknownValue
-	o.holder[key] = owner
-	if o.byOwner[owner] == nil {
-		o.byOwner[owner] = map[string]bool{}
-	}
-	o.byOwner[owner][key] = true
+	o.put(key, owner, unknownDigest)
 	o.uncertain[key] = owner
 }
 
-// reset replaces everything with a list of the owned subtrees taken at
-// revision rev, except the keys kube2sky wrote after rev: for those its own
-// write is newer than the list, so the value it put, or the absence it
-// made, stands. Writes at or before rev are in the list, and forgotten.
+// listed adds one key of a list to a fresh state (see reset).
+func (o *owned) listed(key, value string) {
+	o.set(key, value, o.listedDigest(value))
+}
+
+// reset replaces everything with fresh, the state listed (see listed) from
+// the owned subtrees at revision rev, except the keys kube2sky wrote after
+// rev: for those its own write is newer than the list, so the value it
+// put, or the absence it made, stands. Writes at or before rev are in the
+// list, and forgotten.
 //
 // floor is the highest revision kube2sky had seen when it asked for the
 // list. A list below it comes from an etcd that went back in time (restored
@@ -77,15 +123,9 @@ func (o *owned) setUnknown(owner Owner, key string) {
 // writes against the list, and the writes it remembers may be lost, so the
 // list is trusted whole and reset reports restored. Owners waiting for a
 // key are forgotten too: every owner is planned again after a reset.
-func (o *owned) reset(listed Records, rev, floor int64) (restored bool) {
+func (o *owned) reset(fresh *owned, rev, floor int64) (restored bool) {
 	restored = rev < floor
-	fresh := newOwned(o.namer)
 	fresh.highest = rev
-	for k, v := range listed {
-		if restored || o.written[k] <= rev {
-			fresh.set(k, v)
-		}
-	}
 	for k, owner := range o.uncertain {
 		fresh.setUnknown(owner, k) // Whatever the list says, a late commit may change it.
 	}
@@ -96,8 +136,10 @@ func (o *owned) reset(listed Records, rev, floor int64) (restored bool) {
 				continue
 			}
 			fresh.written[k] = wrev
-			if v, ok := o.values[k]; ok {
-				fresh.set(k, v)
+			if mine, ok := o.keys[k]; ok {
+				fresh.put(k, mine.by.owner, mine.value)
+			} else {
+				fresh.drop(k) // Deleted after the list.
 			}
 		}
 	}
@@ -105,36 +147,65 @@ func (o *owned) reset(listed Records, rev, floor int64) (restored bool) {
 	return restored
 }
 
-// set records key's value and its owner. A key changes hands here only
-// when two owners' commits race for it (both planned while neither held
-// it): the later commit's owner holds it, and the other waits for it.
-func (o *owned) set(key, value string) {
+// set records key's value (and its digest) and its owner. A key changes
+// hands here only when two owners' commits race for it (both planned
+// while neither held it): the later commit's owner holds it, and the other
+// waits for it.
+func (o *owned) set(key, value string, d digest) {
 	owner, ok := o.namer.ownerOfKey(key, value)
-	if prev, had := o.holder[key]; had && prev != owner {
-		o.remove(prev, key)
-		o.wait(prev, key)
+	if prev, had := o.keys[key]; had && prev.by.owner != owner {
+		o.drop(key)
+		o.wait(prev.by.owner, key)
 	}
 	if !ok {
 		return
 	}
-	o.values[key] = value
-	o.holder[key] = owner
-	if o.byOwner[owner] == nil {
-		o.byOwner[owner] = map[string]bool{}
-	}
-	o.byOwner[owner][key] = true
+	o.put(key, owner, d)
 	delete(o.waiting[key], owner)
 	if len(o.waiting[key]) == 0 {
 		delete(o.waiting, key)
 	}
 }
 
-func (o *owned) remove(owner Owner, key string) {
-	delete(o.values, key)
-	delete(o.holder, key)
-	delete(o.byOwner[owner], key)
-	if len(o.byOwner[owner]) == 0 {
-		delete(o.byOwner, owner)
+// put makes owner the holder of key, with value d.
+func (o *owned) put(key string, owner Owner, d digest) {
+	if prev, had := o.keys[key]; had {
+		if prev.by.owner == owner {
+			prev.value = d
+			o.keys[key] = prev
+			return
+		}
+		o.drop(key)
+	}
+	h := o.byOwner[owner]
+	if h == nil {
+		h = &holding{owner: owner}
+		o.byOwner[owner] = h
+	}
+	o.keys[key] = held{by: h, at: len(h.keys), value: d}
+	h.keys = append(h.keys, key)
+}
+
+// drop forgets key, whoever holds it.
+func (o *owned) drop(key string) {
+	e, had := o.keys[key]
+	if !had {
+		return
+	}
+	delete(o.keys, key)
+	h := e.by
+	last := len(h.keys) - 1
+	if e.at != last { // The last key takes the dropped one's place.
+		moved := h.keys[last]
+		h.keys[e.at] = moved
+		m := o.keys[moved]
+		m.at = e.at
+		o.keys[moved] = m
+	}
+	h.keys[last] = ""
+	h.keys = h.keys[:last]
+	if len(h.keys) == 0 {
+		delete(o.byOwner, h.owner)
 	}
 }
 
@@ -145,30 +216,25 @@ func (o *owned) wait(owner Owner, key string) {
 	o.waiting[key][owner] = true
 }
 
-// claimable is desired without the keys another owner holds. Two headless
-// services that select one endpoint IP both call for its PTR; the first to
-// hold it keeps it until its own plan gives it up, so neither overwrites
-// the other on every sync. owner waits for each key it is refused.
-func (o *owned) claimable(owner Owner, desired Records) Records {
-	out := Records{}
+// plan is what turns owner's records in etcd into desired, less the keys
+// another owner holds. Two headless services that select one endpoint IP
+// both call for its PTR; the first to hold it keeps it until its own plan
+// gives it up, so neither overwrites the other on every sync. owner waits
+// for each key it is refused.
+func (o *owned) plan(owner Owner, desired Records) Plan {
+	claimable := Records{}
 	for k, v := range desired {
-		if holder, held := o.holder[k]; held && holder != owner {
+		if e, held := o.keys[k]; held && e.by.owner != owner {
 			o.wait(owner, k)
 			continue
 		}
-		out[k] = v
+		claimable[k] = v
 	}
-	return out
-}
-
-// current is every key owner holds, what the plan compares its claimable
-// records with.
-func (o *owned) current(owner Owner) Records {
-	out := Records{}
-	for k := range o.byOwner[owner] {
-		out[k] = o.values[k]
+	var current []string
+	if h := o.byOwner[owner]; h != nil {
+		current = h.keys
 	}
-	return out
+	return planChanges(claimable, current, func(k string) digest { return o.keys[k].value }, o.digestOf)
 }
 
 // applied records a plan committed at revision rev, and returns the owners
@@ -181,7 +247,7 @@ func (o *owned) applied(owner Owner, p Plan, rev int64) []Owner {
 			o.wait(owner, k)
 			continue
 		}
-		o.set(k, v)
+		o.set(k, v, o.digestOf(v))
 		o.written[k] = rev
 		delete(o.uncertain, k)
 	}
@@ -190,7 +256,7 @@ func (o *owned) applied(owner Owner, p Plan, rev int64) []Owner {
 		if o.written[k] > rev {
 			continue
 		}
-		o.remove(owner, k)
+		o.drop(k) // Whoever holds it now: etcd deleted it at rev.
 		o.written[k] = rev
 		delete(o.uncertain, k)
 		for w := range o.waiting[k] {
@@ -201,10 +267,28 @@ func (o *owned) applied(owner Owner, p Plan, rev int64) []Owner {
 	return released
 }
 
+// owners are every owner that holds a key.
 func (o *owned) owners() []Owner {
 	out := make([]Owner, 0, len(o.byOwner))
 	for owner := range o.byOwner {
 		out = append(out, owner)
 	}
 	return out
+}
+
+// holds reports whether owner holds key, and its value's digest: for tests.
+func (o *owned) holds(owner Owner, key string) (digest, bool) {
+	e, ok := o.keys[key]
+	if !ok || e.by.owner != owner {
+		return 0, false
+	}
+	return e.value, true
+}
+
+// ownerKeys are owner's keys, sorted: for tests and logs.
+func (o *owned) ownerKeys(owner Owner) []string {
+	if h := o.byOwner[owner]; h != nil {
+		return slices.Sorted(slices.Values(h.keys))
+	}
+	return nil
 }

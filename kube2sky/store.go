@@ -9,7 +9,9 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/skypod/skypod/internal/etcdclient"
@@ -18,9 +20,11 @@ import (
 // Store is where records go: etcd in production, a map in unit tests.
 // Revisions are etcd's: they order a list against the writes around it.
 type Store interface {
-	// List returns every key and value under the prefixes, all as of one
-	// revision, and that revision.
-	List(ctx context.Context, prefixes ...string) (Records, int64, error)
+	// List calls each with every key and value under the prefixes, all as
+	// of one revision, and returns that revision. Each request it makes is
+	// bounded on its own; after an error, what each was given is not the
+	// whole list.
+	List(ctx context.Context, each func(key, value string), prefixes ...string) (int64, error)
 	// Apply writes puts and removes deletes. Puts land no later than
 	// deletes, so a name never passes through NXDOMAIN on the way. It
 	// returns the revision at which every write is visible.
@@ -43,13 +47,23 @@ type EtcdClient interface {
 // etcdStore is the Store over etcd v3.
 type etcdStore struct {
 	kv    EtcdClient
+	pages etcdclient.Pages
 	fence *Fence // Nil without leader election: transactions are unconditional, as in 1.2.
 }
 
 var _ Store = etcdStore{}
 
-// NewEtcdStore stores records in etcd through c.
-func NewEtcdStore(c EtcdClient) Store { return etcdStore{kv: c} }
+// listPage is how many keys one request of a list reads: at 100,000
+// services (290,000 keys, over 40 MiB of response) a list read whole held
+// the response and every value at once; a thousand keys a request keep
+// the round trips to a few hundred.
+const listPage = 1000
+
+// NewEtcdStore stores records in etcd through c; timeout bounds each
+// request of a list.
+func NewEtcdStore(c EtcdClient, timeout time.Duration) Store {
+	return etcdStore{kv: c, pages: etcdclient.Pages{Size: listPage, Timeout: timeout}}
+}
 
 // AlarmList lists etcd's alarms.
 func (s etcdStore) AlarmList(ctx context.Context) (*clientv3.AlarmResponse, error) {
@@ -59,8 +73,10 @@ func (s etcdStore) AlarmList(ctx context.Context) (*clientv3.AlarmResponse, erro
 // NewFencedEtcdStore is NewEtcdStore with every transaction guarded by
 // fence: it commits only while fence's key still holds the term this
 // kube2sky took when it became leader, and fails with ErrFenced otherwise.
-func NewFencedEtcdStore(c EtcdClient, fence *Fence) Store {
-	return etcdStore{kv: c, fence: fence}
+func NewFencedEtcdStore(c EtcdClient, timeout time.Duration, fence *Fence) Store {
+	s := NewEtcdStore(c, timeout).(etcdStore)
+	s.fence = fence
+	return s
 }
 
 // ErrFenced is a transaction refused because another kube2sky has taken
@@ -214,27 +230,18 @@ func (f *Fence) refused(ctx context.Context, kv clientv3.KV, rev int64) error {
 }
 
 // List reads the first prefix at the current revision and the others at
-// that same revision, so the result is one consistent snapshot.
-func (s etcdStore) List(ctx context.Context, prefixes ...string) (Records, int64, error) {
-	out := Records{}
+// that same revision, so the result is one consistent snapshot, a page at
+// a time.
+func (s etcdStore) List(ctx context.Context, each func(key, value string), prefixes ...string) (int64, error) {
 	var rev int64
 	for _, prefix := range prefixes {
-		opts := []clientv3.OpOption{clientv3.WithPrefix()}
-		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
-		}
-		resp, err := s.kv.Get(ctx, prefix, opts...)
+		var err error
+		rev, err = s.pages.Prefix(ctx, s.kv, prefix, rev, func(kv *mvccpb.KeyValue) { each(string(kv.Key), string(kv.Value)) })
 		if err != nil {
-			return nil, 0, fmt.Errorf("list %s: %w", prefix, err)
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision // A read at WithRev reports the current revision instead.
-		}
-		for _, kv := range resp.Kvs {
-			out[string(kv.Key)] = string(kv.Value)
+			return 0, err
 		}
 	}
-	return out, rev, nil
+	return rev, nil
 }
 
 // Apply commits one transaction when the change fits in one (every object

@@ -126,33 +126,20 @@ func (w *Watcher) list(ctx context.Context) (int64, error) {
 // revision of the first, so the result is one consistent snapshot, and
 // commits it. It returns that revision and the records loaded.
 func (w *Watcher) listAt(ctx context.Context, l *Load) (rev int64, records int, err error) {
-	from, end := w.prefix, clientv3.GetPrefixRangeEnd(w.prefix)
-	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(w.page)}
-		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
+	pages := etcdclient.Pages{Size: w.page, Timeout: w.timeout}
+	rev, err = pages.Prefix(ctx, w.etcd, w.prefix, 0, func(kv *mvccpb.KeyValue) {
+		if l.Keep(string(kv.Key), kv.ModRevision) {
+			records++ // Unchanged since the last list or watch: shared, not parsed.
+		} else if s, ok := w.parse(kv); ok {
+			l.Add(s, kv.ModRevision)
+			records++
 		}
-		resp, err := w.get(ctx, from, opts...)
-		if err != nil {
-			return 0, 0, fmt.Errorf("list %s from %q: %w", w.prefix, from, err)
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision
-		}
-		for _, kv := range resp.Kvs {
-			if l.Keep(string(kv.Key), kv.ModRevision) {
-				records++ // Unchanged since the last list or watch: shared, not parsed.
-			} else if s, ok := w.parse(kv); ok {
-				l.Add(s, kv.ModRevision)
-				records++
-			}
-		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			l.Commit()
-			return rev, records, nil
-		}
-		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00" // The next key after the last one read.
+	})
+	if err != nil {
+		return 0, 0, err
 	}
+	l.Commit()
+	return rev, records, nil
 }
 
 // get is one request, with its own timeout: a list of many pages is as

@@ -73,7 +73,7 @@ func TestStalledEtcdMemberKube2skyMovesOn(t *testing.T) {
 	cluster := harness.StartCluster(t)
 	grantKube2sky(t, cluster)
 	port := harness.FreePort(t)
-	pod := &dnsPod{healthz: fmt.Sprintf("http://127.0.0.1:%d", port), args: []string{
+	pod := &dnsPod{healthz: fmt.Sprintf("http://127.0.0.1:%d", port), kube2skyBin: harness.Binary(t, "kube2sky"), args: []string{
 		"--domain=cluster.local", "--etcd-server=" + harness.Servers(members),
 		"--kubecfg-file=" + cluster.Kubeconfig(t, harness.Kube2skyToken), fmt.Sprintf("--healthz-port=%d", port)}}
 	pod.startKube2sky(t)

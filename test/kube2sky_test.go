@@ -31,11 +31,12 @@ import (
 
 // dnsPod is the legacy pod's three DNS processes against a test cluster.
 type dnsPod struct {
-	etcd     *harness.Etcd
-	kube2sky *harness.Process
-	skydns   *skydnsProc
-	healthz  string
-	args     []string
+	etcd        *harness.Etcd
+	kube2sky    *harness.Process
+	kube2skyBin string // The binary startKube2sky runs.
+	skydns      *skydnsProc
+	healthz     string
+	args        []string
 	// skydnsArgs are skydns's extra arguments, for a restart.
 	skydnsArgs []string
 }
@@ -132,8 +133,15 @@ func startDNSPod(t testing.TB, c *harness.Cluster, extra ...string) *dnsPod {
 // startDNSPodOn is startDNSPod against an etcd the test started.
 func startDNSPodOn(t testing.TB, c *harness.Cluster, etcd *harness.Etcd, extra ...string) *dnsPod {
 	t.Helper()
+	return startDNSPodWith(t, c, etcd, harness.Binary(t, "kube2sky"), extra...)
+}
+
+// startDNSPodWith is startDNSPodOn with the kube2sky binary at kube2skyBin
+// (a benchmark's older build, to compare).
+func startDNSPodWith(t testing.TB, c *harness.Cluster, etcd *harness.Etcd, kube2skyBin string, extra ...string) *dnsPod {
+	t.Helper()
 	// Upstream is a fake on loopback, for ExternalName targets.
-	p := &dnsPod{etcd: etcd, skydnsArgs: []string{"-nameservers=" + startFakeUpstream(t)}}
+	p := &dnsPod{etcd: etcd, kube2skyBin: kube2skyBin, skydnsArgs: []string{"-nameservers=" + startFakeUpstream(t)}}
 	p.skydns = startSkydns(t, etcd.URL, p.skydnsArgs...)
 	port := harness.FreePort(t)
 	p.healthz = fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -150,7 +158,7 @@ var kube2skyReadyTimeout = 30 * time.Second
 
 func (p *dnsPod) startKube2sky(t testing.TB) {
 	t.Helper()
-	p.kube2sky = harness.Start(t, "kube2sky", harness.Binary(t, "kube2sky"), p.args)
+	p.kube2sky = harness.Start(t, "kube2sky", p.kube2skyBin, p.args)
 	harness.Eventually(t, kube2skyReadyTimeout, "kube2sky ready", func() error {
 		if exited, err := p.kube2sky.Exited(); exited {
 			t.Fatalf("kube2sky exited: %v", err)
@@ -744,27 +752,33 @@ func ptrTo[T any](v T) *T { return &v }
 func TestKube2skyEtcdStoreRevisions(t *testing.T) {
 	etcd := harness.StartEtcd(t)
 	client := etcd.Client()
-	store := kube2sky.NewEtcdStore(client)
+	store := kube2sky.NewEtcdStore(client, 10*time.Second)
 	ctx := context.Background()
+	const n = 1100 // More than one transaction's 128 operations, and one list page's 1,000 keys.
 	puts := kube2sky.Records{}
-	for i := range 200 { // More than one transaction's 128 operations.
-		puts[fmt.Sprintf("/skydns/a/%03d", i)] = fmt.Sprint(i)
+	for i := range n {
+		puts[fmt.Sprintf("/skydns/a/%04d", i)] = fmt.Sprint(i)
 	}
 	applied := must(store.Apply(ctx, puts, nil))(t)
-	if resp := must(client.Get(ctx, "/skydns/a/", clientv3.WithPrefix(), clientv3.WithRev(applied), clientv3.WithCountOnly()))(t); resp.Count != 200 {
-		t.Fatalf("at the revision Apply returned, %d of 200 keys are visible", resp.Count)
+	if resp := must(client.Get(ctx, "/skydns/a/", clientv3.WithPrefix(), clientv3.WithRev(applied), clientv3.WithCountOnly()))(t); resp.Count != n {
+		t.Fatalf("at the revision Apply returned, %d of %d keys are visible", resp.Count, n)
+	}
+	list := func() (kube2sky.Records, int64, error) {
+		out := kube2sky.Records{}
+		rev, err := store.List(ctx, func(k, v string) { out[k] = v }, "/skydns/a/", "/skydns/b/")
+		return out, rev, err
 	}
 
-	listed, listRev, err := store.List(ctx, "/skydns/a/", "/skydns/b/")
-	if err != nil || listRev != applied || len(listed) != 200 || listed["/skydns/a/199"] != "199" {
-		t.Fatalf("list: %d keys at revision %d (%v), want 200 at %d", len(listed), listRev, err, applied)
+	listed, listRev, err := list()
+	if err != nil || listRev != applied || len(listed) != n || listed["/skydns/a/1099"] != "1099" {
+		t.Fatalf("list: %d keys at revision %d (%v), want %d at %d", len(listed), listRev, err, n, applied)
 	}
-	later := must(store.Apply(ctx, kube2sky.Records{"/skydns/b/x": "1"}, []string{"/skydns/a/000"}))(t)
+	later := must(store.Apply(ctx, kube2sky.Records{"/skydns/b/x": "1"}, []string{"/skydns/a/0000"}))(t)
 	if later <= listRev {
 		t.Fatalf("a commit after the list is at revision %d, not after the list's %d", later, listRev)
 	}
-	listed, listRev, err = store.List(ctx, "/skydns/a/", "/skydns/b/")
-	if err != nil || listRev != later || listed["/skydns/b/x"] != "1" || listed["/skydns/a/000"] != "" || len(listed) != 200 {
+	listed, listRev, err = list()
+	if err != nil || listRev != later || listed["/skydns/b/x"] != "1" || listed["/skydns/a/0000"] != "" || len(listed) != n {
 		t.Fatalf("list after the commit: %d keys at revision %d (%v), want the commit's %d", len(listed), listRev, err, later)
 	}
 }

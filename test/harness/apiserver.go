@@ -33,6 +33,7 @@ const (
 type Cluster struct {
 	URL   string
 	Admin kubernetes.Interface
+	Etcd  *Etcd // The apiserver's own.
 	dir   string
 	t     testing.TB // The test that owns the apiserver process, restarted or not.
 	args  []string
@@ -46,22 +47,44 @@ func APIServerBinary(t testing.TB) string {
 	return cachedBuild(t, "SKYPOD_APISERVER_BIN", "kube-apiserver-v1.34.3", "apiserver")
 }
 
+// ClusterOptions change what StartClusterWith starts; the zero value is
+// StartCluster's cluster.
+type ClusterOptions struct {
+	// ServiceCIDR is the IPv4 service range, 10.0.0.0/16 (65,534 ClusterIPs)
+	// unless set; the apiserver takes up to a /12 (about a million), which
+	// a benchmark of 100,000 services needs.
+	ServiceCIDR string
+	// EtcdFlags follow the project's etcd flags, as StartEtcd's extra do:
+	// a larger --quota-backend-bytes for a benchmark's hundreds of
+	// thousands of objects.
+	EtcdFlags []string
+}
+
 // StartCluster starts etcd and a kube-apiserver with RBAC and token
 // authentication, and waits until it is ready.
 func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
-	etcd := StartEtcd(t)
+	return StartClusterWith(t, ClusterOptions{})
+}
+
+// StartClusterWith is StartCluster with opts.
+func StartClusterWith(t testing.TB, opts ClusterOptions) *Cluster {
+	t.Helper()
+	if opts.ServiceCIDR == "" {
+		opts.ServiceCIDR = "10.0.0.0/16"
+	}
+	etcd := StartEtcd(t, opts.EtcdFlags...)
 	dir := t.TempDir()
 	WriteClusterFiles(t, dir, "")
 	port := FreePort(t)
-	c := &Cluster{URL: fmt.Sprintf("https://127.0.0.1:%d", port), dir: dir, t: t, args: []string{
+	c := &Cluster{URL: fmt.Sprintf("https://127.0.0.1:%d", port), Etcd: etcd, dir: dir, t: t, args: []string{
 		"--etcd-servers=" + etcd.URL,
 		"--service-account-issuer=https://kubernetes.default.svc",
 		"--service-account-key-file=" + filepath.Join(dir, "sa.pub"),
 		"--service-account-signing-key-file=" + filepath.Join(dir, "sa.key"),
 		// Dual-stack, so the IPv6 cases of the DNS spec can be tested; services
 		// stay IPv4-only unless they ask for both.
-		"--service-cluster-ip-range=10.0.0.0/16,fd00:10::/108",
+		"--service-cluster-ip-range=" + opts.ServiceCIDR + ",fd00:10::/108",
 		// Service names that start with a digit (e2e case E11): alpha in 1.34.
 		"--feature-gates=RelaxedServiceNameValidation=true",
 		"--authorization-mode=RBAC",
