@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,8 +29,8 @@ type etcdReader interface {
 
 // Watcher keeps an Index equal to the prefix in etcd: it lists once, then
 // watches from the listed revision. A broken or compacted watch, or a
-// failed health probe, ends in a fresh list that replaces the index whole;
-// until that list succeeds the old index keeps answering.
+// failed health probe, ends in a fresh list, which brings the index to
+// etcd's records in place (see Load) while it keeps answering.
 type Watcher struct {
 	etcd        etcdReader
 	prefix      string // "/skydns/"
@@ -43,7 +44,8 @@ type Watcher struct {
 	up          atomic.Bool
 	downSince   atomic.Int64 // Unix nanoseconds; 0 while up.
 	malformedMu sync.Mutex
-	malformed   map[string]int64 // Key -> mod revision already logged.
+	malformed   map[string]malformedWrite // Key -> the write already logged.
+	lists       uint64                    // Lists begun (attempts), numbering malformedWrite.list.
 	noSpace     *etcdclient.NoSpaceState
 }
 
@@ -52,7 +54,7 @@ func NewWatcher(etcd etcdReader, prefix string, index *Index, metrics *Metrics, 
 	w := &Watcher{
 		etcd: etcd, prefix: "/" + prefix + "/", index: index, metrics: metrics, log: log,
 		timeout: timeout, probeEvery: 2 * time.Second, maxBackoff: 5 * time.Second, page: listPage,
-		malformed: make(map[string]int64),
+		malformed: make(map[string]malformedWrite),
 		noSpace: &etcdclient.NoSpaceState{
 			Gauge: metrics.noSpace, Log: log,
 			Raised: "etcd raised its NOSPACE alarm: kube2sky's writes are refused, so records stay as etcd last took them " +
@@ -90,12 +92,12 @@ func (w *Watcher) Run(ctx context.Context) {
 	}
 }
 
-// listPage is how many keys one request of a list reads. A list builds the
-// new index page by page and drops each response before asking for the
-// next, so what it holds beside the two indexes is one page (about 100
-// KiB of kube2sky's records), not the whole prefix (over 40 MiB at
-// 100,000 services); a thousand keys a request keep the round trips to
-// a few hundred at that size.
+// listPage is how many keys one request of a list reads. A list applies
+// each page to the index and drops the response before asking for the
+// next, so what it holds beside the index is one page (about 100 KiB of
+// kube2sky's records), not the whole prefix (over 40 MiB at 100,000
+// services); a thousand keys a request keep the round trips to a few
+// hundred at that size.
 const listPage = 1000
 
 // listRestarts bounds how often a list starts over because etcd compacted
@@ -103,11 +105,17 @@ const listPage = 1000
 // a compaction interval shorter than a list fails them all.
 const listRestarts = 5
 
-// list loads every record under the prefix and swaps them in, starting
-// over at a newer revision when the one it read is compacted mid-list.
+// list loads every record under the prefix into the index, starting over
+// at a newer revision when the one it read is compacted mid-list, and
+// removes what it did not find.
 func (w *Watcher) list(ctx context.Context) (int64, error) {
+	l := w.index.NewLoad()
 	for attempt := 1; ; attempt++ {
-		rev, records, err := w.listAt(ctx, w.index.NewLoad())
+		if attempt > 1 {
+			l.Restart()
+		}
+		w.beginList()
+		rev, records, err := w.listAt(ctx, l)
 		if errors.Is(err, rpctypes.ErrCompacted) && attempt < listRestarts {
 			w.log.Warn("etcd compacted the revision being listed; listing again", "attempt", attempt)
 			continue
@@ -115,20 +123,22 @@ func (w *Watcher) list(ctx context.Context) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
+		changed, removed := l.Commit()
+		w.endList()
 		w.metrics.relists.Inc()
 		w.metrics.lastChange.SetToCurrentTime()
-		w.log.Info("loaded records from etcd", "records", records, "revision", rev)
+		w.log.Info("loaded records from etcd", "records", records, "revision", rev, "changed", changed, "removed", removed)
 		return rev, nil
 	}
 }
 
 // listAt reads the prefix a page at a time into l, every page at the
-// revision of the first, so the result is one consistent snapshot, and
-// commits it. It returns that revision and the records loaded.
+// revision of the first, so the result is one consistent snapshot. It
+// returns that revision and the records loaded.
 func (w *Watcher) listAt(ctx context.Context, l *Load) (rev int64, records int, err error) {
 	pages := etcdclient.Pages{Size: w.page, Timeout: w.timeout}
 	rev, err = pages.Prefix(ctx, w.etcd, w.prefix, 0, func(kv *mvccpb.KeyValue) {
-		if l.Keep(string(kv.Key), kv.ModRevision) {
+		if l.Keep(kv.Key, kv.ModRevision) {
 			records++ // Unchanged since the last list or watch: shared, not parsed.
 		} else if s, ok := w.parse(kv); ok {
 			l.Add(s, kv.ModRevision)
@@ -138,7 +148,6 @@ func (w *Watcher) listAt(ctx context.Context, l *Load) (rev int64, records int, 
 	if err != nil {
 		return 0, 0, err
 	}
-	l.Commit()
 	return rev, records, nil
 }
 
@@ -229,11 +238,11 @@ func (w *Watcher) parse(kv *mvccpb.KeyValue) (msg.Service, bool) {
 		return s, true
 	}
 	w.malformedMu.Lock()
-	seen := w.malformed[key] == kv.ModRevision
+	seen := w.malformed[key].rev == kv.ModRevision
 	if !seen && len(w.malformed) >= maxMalformedRemembered {
 		clear(w.malformed) // Bounded: past it, a relist may log a key again.
 	}
-	w.malformed[key] = kv.ModRevision
+	w.malformed[key] = malformedWrite{rev: kv.ModRevision, list: w.lists}
 	w.malformedMu.Unlock()
 	if !seen {
 		w.metrics.malformed.Inc()
@@ -246,6 +255,30 @@ func (w *Watcher) parse(kv *mvccpb.KeyValue) (msg.Service, bool) {
 // logged once: whoever can write under the prefix could otherwise grow
 // skydns's memory with ever new bad keys.
 const maxMalformedRemembered = 4096
+
+// malformedWrite is a malformed value already logged and counted: its
+// key's mod revision, and the list that last read it (or, for a watch
+// event, the list before it).
+type malformedWrite struct {
+	rev  int64
+	list uint64
+}
+
+// beginList numbers a list's attempt, for the malformed keys it reads.
+func (w *Watcher) beginList() {
+	w.malformedMu.Lock()
+	defer w.malformedMu.Unlock()
+	w.lists++
+}
+
+// endList forgets, once a list has loaded, the malformed keys it did not
+// read: they were deleted while no watch saw it (their delete is what
+// would forget them otherwise) or only an abandoned attempt read them.
+func (w *Watcher) endList() {
+	w.malformedMu.Lock()
+	defer w.malformedMu.Unlock()
+	maps.DeleteFunc(w.malformed, func(_ string, m malformedWrite) bool { return m.list != w.lists })
+}
 
 // forgetMalformed drops key from the malformed keys once it is deleted or
 // holds a good record again.

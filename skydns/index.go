@@ -1,6 +1,7 @@
 package skydns
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"strings"
@@ -31,12 +32,16 @@ var (
 type node struct {
 	kids  []*node // Sorted by segment.
 	value *record
-	rev   int64  // The etcd revision value was written at; 0 if unknown. Fills the 64-byte size class.
 	name  string // The DNS name of this node, lowercase, with the root dot; "" at the root.
 
+	// seen is the number of the last load (Load.list) that found value in
+	// etcd: a relist removes, at its end, every value it did not see.
+	// Only the loader reads or writes it. Fills the 64-byte size class.
+	seen uint64
+
 	// changed holds the number of the last change at or below this node:
-	// a put or delete whose path runs through it, its own pruning, or the
-	// whole tree being replaced. A cell of its own, so that a Version
+	// a put or delete whose path runs through it (a relist's included), or
+	// its own pruning. A cell of its own, so that a Version
 	// holds on to 8 bytes, not to the node and everything below it.
 	changed *atomic.Uint64
 }
@@ -95,22 +100,27 @@ func (v Version) Current() bool { return v.cell != nil && v.cell.Load() == v.sta
 
 func (n *node) version() Version { return Version{cell: n.changed, stamp: n.changed.Load()} }
 
-// tree is the whole prefix as of one etcd revision. byName finds any node
-// by its DNS name in one probe; the nested maps serve directory walks and
-// wildcards. Both are kept in step by put and remove.
+// tree is the whole prefix as of one etcd revision (while a relist runs,
+// of two: see Load). byName finds any node by its DNS name in one probe;
+// the children serve directory walks and wildcards. Both are kept in step
+// by path, remove and sweep.
 type tree struct {
 	root   node
 	byName map[string]*node
 	count  int // Number of values.
 }
 
-func newTree(stamp uint64) *tree {
-	return &tree{root: *newNode("", stamp), byName: make(map[string]*node)}
+// newTree is an empty tree. Its nodes are stamped 0: a Version needs only
+// that its cell changes with every later change, which stamps from the
+// generation counter (never 0) guarantee.
+func newTree() *tree {
+	return &tree{root: *newNode("", 0), byName: make(map[string]*node)}
 }
 
 // Index holds the records under the prefix in memory. Reads take a read
-// lock for the length of one walk; the watcher applies changes under the
-// write lock, and a re-list swaps in a whole new tree at once.
+// lock for the length of one walk; changes, a watch event's or a relist's,
+// take the write lock one record at a time. It has one writer at a time
+// (the Watcher), which alone uses Load.
 type Index struct {
 	prefix string
 
@@ -119,6 +129,7 @@ type Index struct {
 	loaded atomic.Bool
 
 	generation atomic.Uint64 // Bumped on every change, under mu; also the stamp of Versions.
+	lists      uint64        // Loads begun, each one numbered: see node.seen. The writer's alone.
 }
 
 // NewIndex returns an empty, not yet loaded index of keys under /prefix/.
@@ -142,7 +153,7 @@ func (ix *Index) Len() int {
 // Generation changes whenever the content does.
 func (ix *Index) Generation() uint64 { return ix.generation.Load() }
 
-// Replace swaps in a freshly listed set of records.
+// Replace makes the index hold exactly records.
 func (ix *Index) Replace(records []msg.Service) {
 	l := ix.NewLoad()
 	for _, s := range records {
@@ -151,95 +162,226 @@ func (ix *Index) Replace(records []msg.Service) {
 	l.Commit()
 }
 
-// Load is a whole new tree being built, record by record, while the
-// current one keeps answering; Commit swaps it in. A list of etcd adds
-// each page as it comes, so the records never all sit in a response (or a
-// slice) beside the two trees. A relist shares with the current tree what
-// has not changed: every name, and each record written at the same
-// revision (Keep), so the new tree costs its nodes and little more.
+// Load brings the index to one list of etcd, record by record, as the
+// list's pages come: Keep marks a record the index already holds as seen,
+// Add puts a new or changed one, and Commit removes every record the list
+// did not see. The first load builds a tree of its own, which answers
+// nothing (queries get SERVFAIL) until Commit swaps it in. A relist works
+// on the tree that is answering, in place: what it costs beside that tree
+// is the records it parses and one page of the response, not a second
+// tree. While it runs, answers mix records of the old list and the new
+// one, each record whole (records are never changed once an index holds
+// them, only replaced); a name the list changed or removed retires the
+// Versions (and so the packed answers) taken of it, while unchanged names
+// keep theirs.
+//
+// A list that etcd's compaction cuts short starts over with Restart,
+// which numbers the marks anew: a key only the abandoned attempt saw, and
+// since deleted, is not seen again and goes at Commit. A list that fails
+// is simply dropped; the next one, with its own number, sweeps what it
+// left.
 type Load struct {
-	ix    *Index
-	t     *tree
-	old   *tree     // The tree answering when the load began; nil before the first.
-	fresh []*record // Records parsed for this load, not shared: Commit interns their hosts.
+	ix      *Index
+	t       *tree   // The tree loaded into: ix.tree, or before the first list one of the load's own.
+	live    bool    // t is answering queries: changes take the write lock and stamp Versions.
+	list    uint64  // This attempt's number, the mark of the values it has seen.
+	seen    int     // Values marked with list.
+	added   int     // Values put (new or changed), over every attempt.
+	unnamed []*node // Nodes whose record's host named no node when put: Commit interns it.
+	name    []byte  // Keep's scratch.
 }
 
-// NewLoad starts a new tree for ix. Its nodes are stamped 0: a Version
-// needs only that its cell changes with every later change, which stamps
-// from the generation counter (never 0) guarantee.
+// NewLoad starts a load of ix.
 func (ix *Index) NewLoad() *Load {
 	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	return &Load{ix: ix, t: newTree(0), old: ix.tree}
+	t := ix.tree
+	ix.mu.RUnlock()
+	l := &Load{ix: ix, t: t, live: t != nil}
+	if t == nil {
+		l.t = newTree()
+	}
+	l.Restart()
+	return l
 }
 
-// Add puts s, written at revision rev (0: unknown), into the new tree; a
-// later Add at the same key replaces it.
+// Restart begins the list again, as of a newer revision: what the earlier
+// attempts put stays, and counts as seen only when seen again.
+func (l *Load) Restart() {
+	l.ix.lists++
+	l.list, l.seen = l.ix.lists, 0
+}
+
+// Keep marks the record the index holds at key as seen, when it was
+// written at rev, instead of the value being parsed and put again, and
+// reports whether it did. The record and its Versions are left as they are.
+//
+// A relist calls it for every key, so it allocates nothing: the key's
+// name is written into a buffer the load reuses, and looked up in the
+// name map as it is.
+func (l *Load) Keep(key []byte, rev int64) bool {
+	name, upper, ok := appendKeyName(l.name[:0], key, l.ix.prefix)
+	l.name = name
+	if !ok || rev == 0 {
+		return false
+	}
+	// A read lock: the mark is the loader's alone, no reader looks at it.
+	l.ix.mu.RLock()
+	defer l.ix.mu.RUnlock()
+	n := l.t.byName[string(name)]
+	if n == nil || n.value == nil || n.value.rev != rev {
+		return false
+	}
+	// Keys that differ only in case share a node: the record must be this
+	// key's, and a lowercase key's record keeps no key (see newRecord).
+	if k := n.value.key(); (k == "" && upper) || (k != "" && k != string(key)) {
+		return false
+	}
+	l.mark(n)
+	return true
+}
+
+// appendKeyName appends to dst the DNS name key maps to below /prefix/,
+// lowercase ("/skydns/local/Cluster/x" gives "x.cluster.local."), and
+// reports whether key had an upper-case letter, and ok as
+// msg.KeySegments does: false for a key outside the prefix or with a
+// segment that is not a DNS label.
+func appendKeyName(dst, key []byte, prefix string) (name []byte, upper, ok bool) {
+	n := len(prefix) + 2
+	if len(key) <= n || key[0] != '/' || string(key[1:n-1]) != prefix || key[n-1] != '/' {
+		return dst, false, false
+	}
+	rest := key[n:]
+	for end := len(rest); end >= 0; {
+		start := bytes.LastIndexByte(rest[:end], '/') + 1
+		seg := rest[start:end]
+		if len(seg) == 0 || len(seg) > msg.MaxLabelLen || bytes.IndexByte(seg, '.') >= 0 {
+			return dst, false, false
+		}
+		for _, c := range seg {
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+				upper = true
+			}
+			dst = append(dst, c)
+		}
+		dst = append(dst, '.')
+		end = start - 1
+	}
+	return dst, upper, true
+}
+
+// Add puts s, written at revision rev (0: unknown), replacing what the
+// index holds at its key, and marks it seen.
 func (l *Load) Add(s msg.Service, rev int64) {
 	segs, ok := msg.KeySegments(lowerASCII(s.Key), l.ix.prefix)
 	if !ok {
 		return
 	}
-	l.ix.mu.RLock() // The old tree is read for its names.
-	defer l.ix.mu.RUnlock()
-	n := l.t.path(segs, 0, l.oldRoot())
-	r := newRecord(&s, n.name)
-	l.t.set(n, r, rev)
-	l.fresh = append(l.fresh, r)
+	var stamp uint64
+	if l.live {
+		l.ix.mu.Lock()
+		defer l.ix.mu.Unlock()
+		stamp = l.ix.generation.Add(1)
+	}
+	n := l.t.path(segs, stamp)
+	r := newRecord(&s, n.name, rev)
+	if !l.t.internHost(r) {
+		// A PTR record comes in the list before the service it names
+		// (arpa sorts first): Commit tries again.
+		l.unnamed = append(l.unnamed, n)
+	}
+	l.t.set(n, r)
+	l.mark(n)
+	l.added++
 }
 
-// Keep puts into the new tree the record the current tree holds at key
-// if it was written at rev, instead of parsing the value again, and
-// reports whether it did. The record is shared, not copied: records are
-// never changed once an index holds them.
-func (l *Load) Keep(key string, rev int64) bool {
-	lower := lowerASCII(key)
-	segs, ok := msg.KeySegments(lower, l.ix.prefix)
-	if !ok || rev == 0 || l.old == nil {
-		return false
+func (l *Load) mark(n *node) {
+	if n.seen != l.list {
+		n.seen = l.list
+		l.seen++
 	}
-	l.ix.mu.RLock()
-	defer l.ix.mu.RUnlock()
-	o := l.old.root.find(segs)
-	// The key check tells apart keys that differ only in case, which
-	// share a node: a lowercase one's record keeps no key (see newRecord).
-	if o == nil || o.value == nil || o.rev != rev || (o.value.key() != key && (o.value.key() != "" || lower != key)) {
-		return false
-	}
-	l.t.set(l.t.path(segs, 0, l.oldRoot()), o.value, rev)
-	return true
 }
 
-func (l *Load) oldRoot() *node {
-	if l.old == nil {
-		return nil
-	}
-	return &l.old.root
-}
-
-// Commit swaps the new tree in. Every node of the old tree is stamped, so
-// no Version taken from it stays current.
-func (l *Load) Commit() {
-	for _, s := range l.fresh {
-		l.t.internHost(s)
-	}
+// Commit ends the load: every record the list did not see goes, hosts
+// that name a node found since share its name, and the first load's tree
+// is swapped in. It returns how many records were put and how many
+// removed.
+func (l *Load) Commit() (added, removed int) {
 	ix := l.ix
+	if l.seen < l.t.count {
+		removed = l.sweep()
+	}
+	if !l.live {
+		l.internUnnamed() // Before anyone can read the tree.
+	}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	stamp := ix.generation.Add(1)
-	if ix.tree != nil {
-		ix.tree.root.retire(stamp)
+	ix.generation.Add(1)
+	if l.live {
+		l.internUnnamed()
 	}
 	ix.tree = l.t
-	*l = Load{}
 	ix.loaded.Store(true)
+	added = l.added
+	*l = Load{}
+	return added, removed
 }
 
-// retire stamps n and every node below it.
-func (n *node) retire(stamp uint64) {
-	n.changed.Store(stamp)
+// sweep removes every record the list did not see, as a watch's delete
+// would: pruning the nodes left empty and stamping the path to each. The
+// walk that finds them (the whole tree, tens of milliseconds at 100,000
+// services) only reads, so queries go on meanwhile; each removal then
+// takes the write lock on its own.
+func (l *Load) sweep() (removed int) {
+	ix := l.ix
+	ix.mu.RLock()
+	gone := l.t.root.unseen(l.list, nil)
+	ix.mu.RUnlock()
+	for _, n := range gone {
+		segs := msg.Labels(n.name)
+		slices.Reverse(segs)
+		ix.mu.Lock()
+		if l.t.remove(&l.t.root, segs, ix.generation.Add(1)) {
+			l.t.count--
+			removed++
+		}
+		ix.mu.Unlock()
+	}
+	return removed
+}
+
+// unseen appends to out the nodes at and below n whose value load list did
+// not see.
+func (n *node) unseen(list uint64, out []*node) []*node {
+	if n.value != nil && n.seen != list {
+		out = append(out, n)
+	}
 	for _, child := range n.kids {
-		child.retire(stamp)
+		out = child.unseen(list, out)
+	}
+	return out
+}
+
+// internUnnamed makes the hosts of the records put without a node of
+// their name share the name of that node, if there is one now. A tree
+// that is answering gets a copy of the record: a reader may hold the one
+// it replaces.
+func (l *Load) internUnnamed() {
+	for _, n := range l.unnamed {
+		r := n.value
+		if r == nil {
+			continue
+		}
+		target := l.t.byName[r.Host]
+		if target == nil {
+			continue
+		}
+		if l.live {
+			c := *r
+			r = &c
+			n.value = r
+		}
+		r.Host = target.name
 	}
 }
 
@@ -256,10 +398,10 @@ func (ix *Index) PutAt(s msg.Service, rev int64) {
 	defer ix.mu.Unlock()
 	stamp := ix.generation.Add(1)
 	if ix.tree != nil {
-		n := ix.tree.path(segs, stamp, nil)
-		r := newRecord(&s, n.name)
-		ix.tree.set(n, r, rev)
+		n := ix.tree.path(segs, stamp)
+		r := newRecord(&s, n.name, rev)
 		ix.tree.internHost(r)
+		ix.tree.set(n, r)
 	}
 }
 
@@ -278,22 +420,14 @@ func (ix *Index) Delete(key string) {
 }
 
 // path returns the node at segs, creating what is missing and stamping
-// every node on the way. A new node takes its name from old's node at the
-// same place, if any, rather than making the same string again.
-func (t *tree) path(segs []string, stamp uint64, old *node) *node {
+// every node on the way.
+func (t *tree) path(segs []string, stamp uint64) *node {
 	n := &t.root
 	n.changed.Store(stamp)
 	for _, seg := range segs {
-		if old != nil {
-			old = old.child(seg)
-		}
 		child := n.child(seg)
 		if child == nil {
-			name := seg + "." + n.name // The root's name is "": its children are "<seg>.".
-			if old != nil {
-				name = old.name
-			}
-			child = newNode(name, stamp)
+			child = newNode(seg+"."+n.name, stamp) // The root's name is "": its children are "<seg>.".
 			n.addChild(seg, child)
 			t.byName[child.name] = child
 		}
@@ -303,22 +437,23 @@ func (t *tree) path(segs []string, stamp uint64, old *node) *node {
 	return n
 }
 
-// set stores r, written at rev, at n.
-func (t *tree) set(n *node, r *record, rev int64) {
+// set stores r at n.
+func (t *tree) set(n *node, r *record) {
 	if n.value == nil {
 		t.count++
 	}
-	n.value, n.rev = r, rev
+	n.value = r
 }
 
-// internHost makes r's host share the name of the node it names, if any:
-// SRV and PTR targets are the names of services and endpoints. A load
-// interns at its end: a PTR record comes in the list before the service it
-// names (arpa sorts first).
-func (t *tree) internHost(r *record) {
+// internHost makes r, not yet in the tree, share the name of the node its
+// host names: SRV and PTR targets are the names of services and
+// endpoints. It reports false when the host is a name no node has yet.
+func (t *tree) internHost(r *record) bool {
 	if n := t.byName[r.Host]; n != nil {
 		r.Host = n.name
+		return true
 	}
+	return r.Host == "" || r.HostIP() != nil
 }
 
 // remove deletes the value at segs below n, pruning nodes left empty and

@@ -3,7 +3,11 @@ package skydns
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
+	"unsafe"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/skypod/skypod/skydns/msg"
 )
@@ -149,5 +153,120 @@ func TestIndexIgnoresKeysThatAreNotNames(t *testing.T) {
 	}
 	if ix.Len() != 1 {
 		t.Fatalf("Len = %d, want 1", ix.Len())
+	}
+}
+
+// A PTR record comes in a list before the service it names (arpa sorts
+// first); once the load ends its host shares the name the index holds for
+// that service, on a first list and on a relist alike. On a relist the
+// index may be answering from the record already, so it gets a copy and
+// the record a reader may hold is left as it was.
+func TestLoadSharesHostNames(t *testing.T) {
+	const ptrKey, target = "/skydns/arpa/in-addr/10/0/0/1", "web.ns.svc.cluster.local."
+	for _, relist := range []bool{false, true} {
+		t.Run(map[bool]string{false: "first list", true: "relist"}[relist], func(t *testing.T) {
+			ix := NewIndex("skydns")
+			if relist {
+				ix.Replace([]msg.Service{{Key: "/skydns/local/cluster/svc/other/x", Host: "10.0.0.9"}})
+			}
+			l := ix.NewLoad()
+			l.Add(msg.Service{Key: ptrKey, Host: target}, 7)
+			var answered *record
+			if relist {
+				answered = must(ix.Records("1.0.0.10.in-addr.arpa.", true))[0]
+			}
+			l.Add(msg.Service{Key: "/skydns/local/cluster/svc/ns/web/x", Host: "10.0.0.1"}, 8)
+			if added, removed := l.Commit(); added != 2 || removed != btoi(relist) {
+				t.Fatalf("Commit = %d put, %d removed; want 2, %d", added, removed, btoi(relist))
+			}
+			ptr := must(ix.Records("1.0.0.10.in-addr.arpa.", true))[0]
+			ix.mu.RLock()
+			name := ix.tree.byName[target].name
+			ix.mu.RUnlock()
+			if ptr.Host != target || unsafe.StringData(ptr.Host) != unsafe.StringData(name) {
+				t.Fatalf("PTR host %q does not share the service's name", ptr.Host)
+			}
+			if relist && (answered == ptr || unsafe.StringData(answered.Host) == unsafe.StringData(name)) {
+				t.Fatal("the record the index answered with during the relist was changed")
+			}
+		})
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Keys that differ only in case share a node, and a relist ends with the
+// record of the one the list reads last (the lowercase key sorts last), as
+// a first list does. Neither is kept as unchanged: each finds the other's
+// record at the node, so both are put again, and while the relist runs
+// the name may answer with either value, both of them in etcd.
+func TestRelistKeepsCaseVariants(t *testing.T) {
+	w, ix := pagedWatcher(nil, 0)
+	kvs := []*mvccpb.KeyValue{kv("/skydns/test/Web", `{"host":"10.0.0.1"}`), kv("/skydns/test/web", `{"host":"10.0.0.2"}`)}
+	for _, list := range []string{"first list", "relist"} {
+		if _, removed := load(w, ix, kvs).Commit(); removed != 0 {
+			t.Fatalf("%s removed %d records", list, removed)
+		}
+		if got := must(ix.Records("web.test.", true)); len(got) != 1 || got[0].Host != "10.0.0.2" || ix.Len() != 1 {
+			t.Fatalf("after the %s: %v, %d records; want the lowercase key's 10.0.0.2 alone", list, hosts(got), ix.Len())
+		}
+	}
+}
+
+// A node and a record each fill one 64-byte size class: a field more
+// would move every one of them (about 700,000 at 100,000 services) to the
+// 80-byte class.
+func TestIndexValuesFitTheirSizeClass(t *testing.T) {
+	if n, r := unsafe.Sizeof(node{}), unsafe.Sizeof(record{}); n > 64 || r > 64 {
+		t.Fatalf("node %d bytes, record %d; want at most 64 each", n, r)
+	}
+}
+
+// The name a relist looks a key up by is the one the index files the key
+// under: KeySegments reversed, lowercase, and no name where KeySegments
+// finds none.
+func TestAppendKeyNameAgreesWithKeySegments(t *testing.T) {
+	keys := []string{
+		"/skydns/local/cluster/svc/ns/web/x", "/skydns/test/Web", "/skydns/ARPA/in-addr/10/0/0/1", "/skydns/a",
+		"/skydns/", "/skydns", "/skydnsx/a", "/other/a", "skydns/a", "/skydns/a//b", "/skydns/a/", "/skydns/web.default/x",
+		"/skydns/" + strings.Repeat("a", 63), "/skydns/" + strings.Repeat("a", 64) + "/b", "/skydns/_tcp/_http/x",
+	}
+	for _, kv := range kube2skyKVs(20) {
+		keys = append(keys, string(kv.Key))
+	}
+	for _, key := range keys {
+		segs, wantOK := msg.KeySegments(lowerASCII(key), "skydns")
+		want := ""
+		if wantOK {
+			slices.Reverse(segs)
+			want = strings.Join(segs, ".") + "."
+		}
+		name, upper, ok := appendKeyName([]byte("junk"), []byte(key), "skydns")
+		if ok != wantOK || (ok && string(name) != "junk"+want) || (ok && upper != hasUpperASCII(key)) {
+			t.Errorf("%q: %q upper %v ok %v; want %q upper %v ok %v", key, name, upper, ok, "junk"+want, hasUpperASCII(key), wantOK)
+		}
+	}
+}
+
+// Keep, which a relist calls for every key, allocates nothing.
+func TestKeepAllocatesNothing(t *testing.T) {
+	w, ix := pagedWatcher(nil, 0)
+	kvs := kube2skyKVs(20)
+	load(w, ix, kvs).Commit()
+	l := ix.NewLoad()
+	l.Keep(kvs[0].Key, kvs[0].ModRevision) // Grows the scratch buffer.
+	if allocs := testing.AllocsPerRun(10, func() {
+		for _, kv := range kvs {
+			if !l.Keep(kv.Key, kv.ModRevision) {
+				t.Fatalf("%s not kept", kv.Key)
+			}
+		}
+	}); allocs != 0 {
+		t.Fatalf("Keep allocated %v times for %d keys", allocs, len(kvs))
 	}
 }

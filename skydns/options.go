@@ -14,10 +14,12 @@ import (
 	"github.com/skypod/skypod/internal/etcdclient"
 )
 
-// Options is the configuration skydns runs with: flags, environment and the
-// /<prefix>/config overlay merged once, before anything starts. It is a
-// value; each component is handed a copy of its part through its
-// constructor, and nothing changes it afterwards.
+// Options is the configuration skydns runs with: flags and environment,
+// and once etcd has first answered, the /<prefix>/config overlay merged
+// over them (Run starts with the first and replaces its handler, and
+// sockets if they move, with one built from the second). It is a value;
+// each component is handed a copy of its part through its constructor,
+// and nothing changes it afterwards.
 type Options struct {
 	Zone    ZoneOptions
 	Reply   ReplyOptions

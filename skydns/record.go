@@ -7,9 +7,10 @@ import (
 )
 
 // record is what the index keeps of one msg.Service: the fields a reply is
-// made of, in the types DNS gives them. A msg.Service is the JSON value,
-// 144 bytes before its strings plus a 16-byte parsed IP; a record is 56
-// (the 64-byte size class) with an IPv4 host held inline, and at 290,000
+// made of, in the types DNS gives them, and the etcd revision it was
+// written at. A msg.Service is the JSON value, 144 bytes before its
+// strings plus a 16-byte parsed IP; a record is 64 (its size class) with
+// an IPv4 host held inline, and at 290,000
 // records (100,000 services) that difference is most of what the index
 // saves. Port, priority and weight fit 16 bits because msg.Unmarshal
 // rejects any other value; what few records carry (text, a group, an IPv6
@@ -20,6 +21,7 @@ type record struct {
 	extra  *recordExtra
 	TTL    uint32
 	ip4    [4]byte // The host as an IPv4 address, when flags has hostIPv4.
+	rev    int64   // The etcd revision the value was written at; 0 if unknown. A relist keeps a record it finds at the same one.
 
 	Port, Priority, Weight uint16
 	TargetStrip            uint8 // Clamped: a name has at most 127 labels, and stripping more keeps it whole.
@@ -38,12 +40,12 @@ const (
 	mail           // An MX record: Priority is the preference.
 )
 
-// newRecord converts s, whose key's lowercase form is the node named name
-// (or "" when the record is not held by a node of that name), to what the
-// index keeps.
-func newRecord(s *msg.Service, name string) *record {
+// newRecord converts s, written at revision rev, whose key's lowercase
+// form is the node named name (or "" when the record is not held by a node
+// of that name), to what the index keeps.
+func newRecord(s *msg.Service, name string, rev int64) *record {
 	r := &record{
-		Host: s.Host, TTL: s.TTL,
+		Host: s.Host, TTL: s.TTL, rev: rev,
 		Port: uint16(s.Port), Priority: uint16(s.Priority), Weight: uint16(s.Weight), // Checked by msg.Unmarshal.
 		TargetStrip: uint8(min(max(s.TargetStrip, 0), 255)),
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -16,35 +17,34 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/skypod/skypod/internal/backoff"
 	"github.com/skypod/skypod/internal/etcdclient"
 	"github.com/skypod/skypod/internal/httpserve"
 )
 
 // Run serves DNS until ctx ends, and returns once everything it started
-// has stopped. cfg must have passed Finish; the /<prefix>/config overlay
-// and the resolv.conf nameservers complete it into Options here, once,
-// before anything starts.
+// has stopped. cfg must have passed Finish. skydns binds its sockets and
+// answers at once, from the flags and the resolv.conf nameservers:
+// forwarded names are answered and names in the zone are SERVFAIL until
+// the records have loaded, whether or not etcd is up. The /<prefix>/config
+// overlay is read when etcd first answers, before the first list, and
+// applied then (serving.applyOverlay).
 func Run(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Registry) error {
-	etcdOpts := cfg.EtcdOptions()
-	client, err := etcdclient.New(etcdOpts.Client, log)
+	client, err := etcdclient.New(cfg.EtcdOptions().Client, log)
 	if err != nil {
 		return err
 	}
 	defer client.Close() // After every goroutine below has stopped.
-	overlay := readOverlay(ctx, client, etcdOpts, log)
-	opts, err := cfg.Load(overlay, readResolvConf)
+	opts, err := cfg.Load(nil, readResolvConf)
 	if err != nil {
 		return err
 	}
-	if overlay != nil {
-		log.Info("applied config from etcd", "key", etcdOpts.ConfigKey)
-	}
-	return runServers(ctx, opts, client, log, reg)
+	return runServers(ctx, cfg, opts, client, log, reg)
 }
 
 // runServers binds the sockets and runs the watcher, the DNS servers and the
 // HTTP endpoint under one group: the first to fail, or ctx, stops them all.
-func runServers(ctx context.Context, opts Options, client *clientv3.Client, log *slog.Logger, reg *prometheus.Registry) error {
+func runServers(ctx context.Context, cfg *Config, opts Options, client *clientv3.Client, log *slog.Logger, reg *prometheus.Registry) error {
 	udp, tcp, metricsLn, err := bind(&opts, log)
 	if err != nil {
 		return err
@@ -54,19 +54,27 @@ func runServers(ctx context.Context, opts Options, client *clientv3.Client, log 
 	metrics := NewMetrics(reg, index)
 	watcher := NewWatcher(client, opts.Etcd.PathPrefix, index, metrics, log, opts.Etcd.Timeout)
 	g, gctx := errgroup.WithContext(ctx)
-	handler := NewHandler(opts, Deps{Index: index, Metrics: metrics, Log: log, Context: gctx})
-	reg.MustRegister(packedEntriesGauge(handler.PackedEntries))
-
-	g.Go(func() error { watcher.Run(gctx); return nil })
-	g.Go(func() error { handler.probeLoops(gctx); return nil })
-	for _, s := range []*dns.Server{
-		{PacketConn: udp, Handler: handler, Net: "udp"},
-		{Listener: newTCPListener(gctx, tcp, opts.Serve.TCPMaxConns, metrics), Handler: handler, Net: "tcp"},
-	} {
-		serveDNS(gctx, g, s)
+	s := &serving{
+		ctx: gctx, g: g, log: log, self: newSelfCheck(udp.LocalAddr()),
+		deps: Deps{Index: index, Metrics: metrics, Log: log, Context: gctx},
 	}
+	s.use(opts)
+	s.listen(udp, tcp)
+	reg.MustRegister(packedEntriesGauge(func() int { return s.handler.Load().PackedEntries() }))
+
+	g.Go(func() error {
+		// The overlay first: the records answer with its TTLs and domain
+		// from the first, and etcd answers both or neither.
+		if overlay := awaitOverlay(gctx, client, opts.Etcd, log); overlay != nil {
+			if err := s.applyOverlay(cfg, overlay); err != nil {
+				return err
+			}
+		}
+		watcher.Run(gctx)
+		return nil
+	})
 	if metricsLn != nil {
-		mux := opsMux(opts.Serve, reg, watcher, newSelfCheck(udp.LocalAddr()))
+		mux := opsMux(opts.Serve, reg, watcher, s.self)
 		g.Go(func() error { return httpserve.Serve(gctx, log, metricsLn, mux) })
 	}
 	log.Info("ready for queries", "domain", opts.Zone.Domain, "udp", udp.LocalAddr().String(), "tcp", tcp.Addr().String(),
@@ -78,32 +86,135 @@ func runServers(ctx context.Context, opts Options, client *clientv3.Client, log 
 	return err
 }
 
-// bind opens the sockets: DNS, and the HTTP endpoint unless turned off
-// (nil). With the DNS sockets' own addresses it screens the nameservers
-// for skydns itself, which may change opts. On an error none stays open.
-func bind(opts *Options, log *slog.Logger) (udp net.PacketConn, tcp, metricsLn net.Listener, err error) {
-	if udp, tcp, err = listenDNS(opts.Serve); err != nil {
-		return nil, nil, nil, err
+// serving is the DNS side of skydns: the sockets, the servers reading
+// them, and the handler those call, which the /<prefix>/config overlay
+// replaces once it is read (and the sockets too, when it moves them).
+// Only Run's goroutines change it, one at a time: at start, then once
+// from the one that reads the overlay.
+type serving struct {
+	ctx  context.Context // Ends when skydns stops.
+	g    *errgroup.Group
+	log  *slog.Logger
+	deps Deps
+	self *selfCheck // Follows the UDP socket.
+
+	handler     atomic.Pointer[Handler] // What the servers call; see ServeDNS.
+	opts        Options                 // What the handler was built from.
+	addrs       []net.Addr              // The DNS sockets' own addresses.
+	stopLoops   context.CancelFunc      // Ends the handler's forwarding-loop probes.
+	stopServers func()                  // Shuts the servers down and closes the sockets.
+}
+
+// ServeDNS passes the query to the current handler: one atomic load more
+// than calling it, so the overlay can replace it under running servers.
+func (s *serving) ServeDNS(w dns.ResponseWriter, m *dns.Msg) { s.handler.Load().ServeDNS(w, m) }
+
+// use builds the handler from opts, already screened against the sockets,
+// and makes it the one that answers.
+func (s *serving) use(opts Options) {
+	h := NewHandler(opts, s.deps)
+	ctx, stop := context.WithCancel(s.ctx)
+	s.g.Go(func() error { h.probeLoops(ctx); return nil })
+	s.handler.Store(h)
+	if s.stopLoops != nil {
+		s.stopLoops()
 	}
-	opts.Forward, err = screenListened(opts.Forward, []net.Addr{udp.LocalAddr(), tcp.Addr()}, log)
-	if err == nil && opts.Serve.MetricsAddr != "" {
-		if metricsLn, err = httpserve.Listen(opts.Serve.MetricsAddr); err != nil {
-			err = fmt.Errorf("--metrics-addr: %w", err)
+	s.opts, s.stopLoops = opts, stop
+}
+
+// listen runs the DNS servers on udp and tcp until skydns stops or
+// stopServers is called.
+func (s *serving) listen(udp net.PacketConn, tcp net.Listener) {
+	ctx, stop := context.WithCancel(s.ctx)
+	var exited []<-chan struct{}
+	for _, srv := range []*dns.Server{
+		{PacketConn: udp, Handler: s, Net: "udp"},
+		{Listener: newTCPListener(ctx, tcp, s.opts.Serve.TCPMaxConns, s.deps.Metrics), Handler: s, Net: "tcp"},
+	} {
+		exited = append(exited, serveDNS(ctx, s.g, srv))
+	}
+	s.addrs = []net.Addr{udp.LocalAddr(), tcp.Addr()}
+	s.self.follow(udp.LocalAddr())
+	s.stopServers = func() {
+		stop()
+		for _, ch := range exited {
+			<-ch
 		}
 	}
+}
+
+// applyOverlay applies /<prefix>/config, read once etcd answered, over the
+// flags, as SkyDNS did at start: every setting takes effect, a new handler
+// replacing the one the flags made. When it moves the sockets (dns_addr,
+// systemd), the flags' sockets close first (the new address may cover
+// theirs, 0.0.0.0 over 127.0.0.1) and the overlay's are bound; a bind
+// that fails, like JSON that does not parse, stops skydns, as it did
+// SkyDNS.
+func (s *serving) applyOverlay(cfg *Config, overlay []byte) error {
+	opts, err := cfg.Load(overlay, readResolvConf)
 	if err != nil {
-		udp.Close()
-		tcp.Close()
+		return err
+	}
+	moves := opts.Serve.DNSAddr != s.opts.Serve.DNSAddr || opts.Serve.Systemd != s.opts.Serve.Systemd
+	if !moves {
+		opts.Forward, err = screenListened(opts.Forward, s.addrs, s.log)
+		if err != nil {
+			return fmt.Errorf("%s: %w", opts.Etcd.ConfigKey, err)
+		}
+		s.use(opts)
+	} else {
+		s.stopServers()
+		udp, tcp, err := listenScreened(&opts, s.log)
+		if err != nil {
+			return fmt.Errorf("%s: %w", opts.Etcd.ConfigKey, err)
+		}
+		s.use(opts)
+		s.listen(udp, tcp)
+	}
+	s.log.Info("applied config from etcd", "key", opts.Etcd.ConfigKey, "domain", opts.Zone.Domain,
+		"nameservers", opts.Forward.Nameservers, "no_rec", opts.Forward.NoRec,
+		"moved_sockets", moves, "udp", s.addrs[0].String(), "tcp", s.addrs[1].String())
+	return nil
+}
+
+// bind opens the sockets: DNS (see listenScreened), and the HTTP endpoint
+// unless turned off (nil). On an error none stays open.
+func bind(opts *Options, log *slog.Logger) (udp net.PacketConn, tcp, metricsLn net.Listener, err error) {
+	if udp, tcp, err = listenScreened(opts, log); err != nil {
 		return nil, nil, nil, err
+	}
+	if opts.Serve.MetricsAddr != "" {
+		if metricsLn, err = httpserve.Listen(opts.Serve.MetricsAddr); err != nil {
+			udp.Close()
+			tcp.Close()
+			return nil, nil, nil, fmt.Errorf("--metrics-addr: %w", err)
+		}
 	}
 	return udp, tcp, metricsLn, nil
 }
 
-// serveDNS runs s in g until ctx ends, then shuts it down. The shutdown
-// waits for the server to have started: one shut down before that would
-// go on serving.
-func serveDNS(ctx context.Context, g *errgroup.Group, s *dns.Server) {
-	started, exited := make(chan struct{}), make(chan struct{})
+// listenScreened binds the DNS sockets of opts.Serve and, with their own
+// addresses, screens the nameservers for skydns itself, which may change
+// opts.Forward. On an error neither socket stays open.
+func listenScreened(opts *Options, log *slog.Logger) (net.PacketConn, net.Listener, error) {
+	udp, tcp, err := listenDNS(opts.Serve)
+	if err != nil {
+		return nil, nil, err
+	}
+	if opts.Forward, err = screenListened(opts.Forward, []net.Addr{udp.LocalAddr(), tcp.Addr()}, log); err != nil {
+		udp.Close()
+		tcp.Close()
+		return nil, nil, err
+	}
+	return udp, tcp, nil
+}
+
+// serveDNS runs s in g until ctx ends, then shuts it down (which closes
+// its socket), and returns a channel closed once it has stopped. The
+// shutdown waits for the server to have started: one shut down before
+// that would go on serving.
+func serveDNS(ctx context.Context, g *errgroup.Group, s *dns.Server) <-chan struct{} {
+	started, exited, stopped := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	s.NotifyStartedFunc = func() { close(started) }
 	g.Go(func() error {
 		defer close(exited)
@@ -113,6 +224,7 @@ func serveDNS(ctx context.Context, g *errgroup.Group, s *dns.Server) {
 		return nil
 	})
 	g.Go(func() error {
+		defer close(stopped)
 		select {
 		case <-started:
 		case <-exited:
@@ -122,8 +234,10 @@ func serveDNS(ctx context.Context, g *errgroup.Group, s *dns.Server) {
 		shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 		defer stop()
 		_ = s.ShutdownContext(shutdownCtx) // Its error is the server's, reported above.
+		<-exited
 		return nil
 	})
+	return stopped
 }
 
 // opsMux serves metrics, readiness (ready once loaded, and staying ready
@@ -138,20 +252,31 @@ func opsMux(opts ServeOptions, reg *prometheus.Registry, w *Watcher, self *selfC
 	return mux
 }
 
-// readOverlay reads /<prefix>/config once, as SkyDNS did: nil when the
-// key is missing or etcd cannot be reached (the flags stand).
-func readOverlay(ctx context.Context, client *clientv3.Client, opts EtcdOptions, log *slog.Logger) []byte {
-	gctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	defer cancel()
-	resp, err := client.Get(gctx, opts.ConfigKey)
-	if err != nil {
-		log.Warn("cannot read config from etcd; using flags", "key", opts.ConfigKey, "err", err)
-		return nil
+// awaitOverlay reads /<prefix>/config once etcd answers, trying again
+// until it does (SkyDNS tried once and kept its flags for good): nil when
+// the key is missing, or when ctx ends first.
+func awaitOverlay(ctx context.Context, client etcdGetter, opts EtcdOptions, log *slog.Logger) []byte {
+	retry := backoff.Doubling{Min: 100 * time.Millisecond, Max: 5 * time.Second}
+	for warned := false; ctx.Err() == nil; retry.Wait(ctx) {
+		gctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+		resp, err := client.Get(gctx, opts.ConfigKey)
+		cancel()
+		switch {
+		case err == nil && len(resp.Kvs) == 0:
+			return nil
+		case err == nil:
+			return resp.Kvs[0].Value
+		case !warned && ctx.Err() == nil:
+			log.Warn("cannot read config from etcd; answering with the flags until it can", "key", opts.ConfigKey, "err", err)
+			warned = true
+		}
 	}
-	if len(resp.Kvs) == 0 {
-		return nil
-	}
-	return resp.Kvs[0].Value
+	return nil
+}
+
+// etcdGetter is the read awaitOverlay makes.
+type etcdGetter interface {
+	Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error)
 }
 
 // listenDNS binds the DNS sockets: --addr, or with --systemd the sockets

@@ -40,6 +40,16 @@ func newSelfCheck(local net.Addr) *selfCheck {
 	return &selfCheck{addr: dialable(local), timeout: selfCheckTimeout, cacheFor: time.Second, now: time.Now}
 }
 
+// follow points the check at the UDP socket skydns now serves on, when
+// its config in etcd has moved it.
+func (s *selfCheck) follow(local net.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if addr := dialable(local); addr != s.addr {
+		s.addr, s.checked = addr, time.Time{}
+	}
+}
+
 // dialable is local as an address to send to: a wildcard bind
 // (0.0.0.0:53, [::]:53) is reached over the loopback of its family.
 func dialable(local net.Addr) string {

@@ -39,6 +39,78 @@ func TestEtcdConfigKeyOverridesFlags(t *testing.T) {
 	}
 }
 
+// A skydns started while etcd is down binds at once and answers what it
+// can: forwarded names, and SERVFAIL (not NXDOMAIN, not silence) for names
+// in its zone. Its -etcd-timeout of two minutes is how long a skydns that
+// read its config key before binding would stay silent. When etcd comes
+// back it applies the config key, then loads the records.
+func TestStartedWithEtcdDownAnswersAtOnce(t *testing.T) {
+	etcd := harness.StartEtcd(t)
+	c := etcd.Client()
+	etcd.Put(c, "/skydns/config", `{"ttl":120,"min_ttl":7}`)
+	etcd.Put(c, "/skydns/local/cluster/svc/default/nottl/x", `{"host":"10.5.0.1"}`)
+	etcd.Stop()
+	s := startSkydnsUnloaded(t, etcd.URL, "-nameservers="+startFakeUpstream(t), "-etcd-timeout=2m")
+	m, err := harness.Exchange(s.Addr, "udp", "www.example.com.", dns.TypeA) // The fake upstream is UDP only.
+	if err := harness.WantAnswers(m, err, "192.0.2.53"); err != nil {
+		t.Errorf("a forwarded name with etcd down: %v", err)
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		for _, name := range []string{"nottl.default.svc.cluster.local.", "missing.default.svc.cluster.local."} {
+			m, err := harness.Exchange(s.Addr, network, name, dns.TypeA)
+			if err := harness.WantRcode(m, err, dns.RcodeServerFailure); err != nil {
+				t.Errorf("%s: %s before the records load: %v", network, name, err)
+			}
+		}
+	}
+	etcd.Start()
+	harness.Eventually(t, 30*time.Second, "the record, with the config key's TTL, once etcd is back", func() error {
+		m, err := harness.Exchange(s.Addr, "udp", "nottl.default.svc.cluster.local.", dns.TypeA)
+		if err := harness.WantAnswers(m, err, "10.5.0.1"); err != nil {
+			return err
+		}
+		if ttl := m.Answer[0].Header().Ttl; ttl != 120 {
+			return fmt.Errorf("TTL %d, want the config key's 120", ttl)
+		}
+		return nil
+	})
+	m, err = harness.Exchange(s.Addr, "udp", "missing.default.svc.cluster.local.", dns.TypeA)
+	if err := harness.WantRcode(m, err, dns.RcodeNameError); err != nil {
+		t.Fatal(err)
+	}
+	if soa, ok := authoritySOA(m); !ok || soa.Minttl != 7 {
+		t.Fatalf("NXDOMAIN's SOA %v, want the config key's min_ttl 7", m.Ns)
+	}
+}
+
+// A config key that sets dns_addr moves skydns off the address its flags
+// bound, as SkyDNS, which read the key before binding, never bound that
+// one; /healthz follows it to the new socket.
+func TestEtcdConfigKeyMovesTheSockets(t *testing.T) {
+	etcd := harness.StartEtcd(t)
+	c := etcd.Client()
+	moved := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
+	etcd.Put(c, "/skydns/config", fmt.Sprintf(`{"dns_addr":%q}`, moved))
+	etcd.Put(c, svcKey, svcVal)
+	flagAddr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
+	s := startSkydnsServingAt(t, moved, etcd.URL, "-addr="+flagAddr)
+	harness.Eventually(t, 10*time.Second, "the record on the config key's address", func() error {
+		return s.answersTestService("udp")
+	})
+	if err := s.answersTestService("tcp"); err != nil {
+		t.Fatal(err)
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		m, err := harness.Exchange(flagAddr, network, svcName, dns.TypeA)
+		if harness.WantAnswers(m, err, "1.2.3.4") == nil {
+			t.Errorf("%s: the flags' address %s still answers", network, flagAddr)
+		}
+	}
+	if code, body, err := harness.HTTPGet(s.Metrics + "/healthz"); err != nil || code != 200 {
+		t.Fatalf("/healthz after the move: %d %q %v", code, body, err)
+	}
+}
+
 // authoritySOA is the SOA that leads a negative reply's authority section.
 func authoritySOA(m *dns.Msg) (*dns.SOA, bool) {
 	if len(m.Ns) == 0 {

@@ -48,6 +48,14 @@ func startSkydns(t testing.TB, etcdURL string, extra ...string) *skydnsProc {
 // startSkydnsUnloaded returns once skydns answers DNS, loaded or not.
 func startSkydnsUnloaded(t testing.TB, etcdURL string, extra ...string) *skydnsProc {
 	t.Helper()
+	return startSkydnsServingAt(t, "", etcdURL, extra...)
+}
+
+// startSkydnsServingAt is startSkydnsUnloaded waiting for DNS answers at
+// serveAddr rather than at its -addr ("": at -addr), for a config in etcd
+// that moves the sockets. The process's Addr is where it was waited for.
+func startSkydnsServingAt(t testing.TB, serveAddr, etcdURL string, extra ...string) *skydnsProc {
+	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
 	for _, arg := range extra {
 		if a, ok := strings.CutPrefix(arg, "-addr="); ok {
@@ -61,12 +69,15 @@ func startSkydnsUnloaded(t testing.TB, etcdURL string, extra ...string) *skydnsP
 	// the legacy variable, so a test can never send a query off the host.
 	p := harness.Start(t, "skydns", harness.Binary(t, "skydns"), args,
 		fmt.Sprintf("PROMETHEUS_PORT=%d", metricsPort), "SKYDNS_NAMESERVERS=127.0.0.1:9")
-	s := &skydnsProc{Process: p, Addr: addr, Metrics: fmt.Sprintf("http://127.0.0.1:%d", metricsPort)}
+	if serveAddr == "" {
+		serveAddr = addr
+	}
+	s := &skydnsProc{Process: p, Addr: serveAddr, Metrics: fmt.Sprintf("http://127.0.0.1:%d", metricsPort)}
 	harness.Eventually(t, 10*time.Second, "skydns serving DNS", func() error {
 		if exited, err := p.Exited(); exited {
 			t.Fatalf("skydns exited: %v", err)
 		}
-		_, err := harness.Exchange(addr, "udp", "cluster.local.", dns.TypeSOA)
+		_, err := harness.Exchange(serveAddr, "udp", "cluster.local.", dns.TypeSOA)
 		return err
 	})
 	return s
@@ -269,7 +280,8 @@ func TestStartedBeforeEtcd(t *testing.T) {
 		t.Fatalf("/ready before etcd = %d, want 503", code)
 	}
 	harness.Eventually(t, 10*time.Second, "the outage is logged", func() error {
-		if !strings.Contains(s.Log(), "cannot list records from etcd") {
+		// The first read of etcd is the config key's, before the first list.
+		if !strings.Contains(s.Log(), "cannot read config from etcd") {
 			return fmt.Errorf("no log line yet")
 		}
 		return nil

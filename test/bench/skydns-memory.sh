@@ -2,8 +2,8 @@
 # skydns-memory: skydns's peak RSS (VmHWM) holding SERVICES services in
 # kube2sky's layout from a real etcd: after the first list, and after a
 # relist forced by stopping etcd (SIGSTOP) past skydns's health probe, so
-# its watch ends and it lists everything again while the old index still
-# answers. Prints the keys loaded, VmHWM and RSS after each stage, the Go
+# its watch ends and it lists everything again while its index keeps
+# answering. Prints the keys loaded, VmHWM and RSS after each stage, the Go
 # heap in use, and the load time: skydns's start to its index loaded
 # (skydns_index_loaded 1, polled every 50 ms).
 # Usage: make build etcd && SERVICES=100000 BIN_DIR=bin SKYPOD_ETCD_BIN=.cache/etcd-v3.6.6 test/bench/skydns-memory.sh
