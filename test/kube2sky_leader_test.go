@@ -23,7 +23,14 @@ import (
 // leader one second to stop before its lease can be taken.
 const (
 	leaseDuration = 4 * time.Second
-	takeoverBound = leaseDuration + 3*time.Second // Polling, the fence's CAS and the first list.
+	retryPeriod   = time.Second
+	// takeoverBound is the worst a standby can take on a quiet machine, and
+	// room for a loaded one: client-go counts the lease from when the
+	// standby saw it renewed, and it polls every retry period with a jitter
+	// factor of 1.2, so both that sighting and the one that finds the lease
+	// lapsed can each come up to 2.2 retry periods late; then the fence's
+	// CAS and the first list.
+	takeoverBound = leaseDuration + 2*22*retryPeriod/10 + 3*time.Second
 )
 
 // electedKube2sky is one kube2sky of several on one etcd, electing a leader.
@@ -49,7 +56,7 @@ func (e *electionPods) start(t testing.TB, name string) *electedKube2sky {
 	k.proc = harness.Start(t, name, harness.Binary(t, "kube2sky"), append([]string{
 		"--domain=cluster.local", "--etcd-server=" + e.etcdServer, "--kubecfg-file=" + e.cluster.Kubeconfig(t, harness.Kube2skyToken),
 		fmt.Sprintf("--healthz-port=%d", port), "--leader-elect", "--leader-elect-lease-duration=4s",
-		"--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=1s",
+		"--leader-elect-renew-deadline=3s", fmt.Sprintf("--leader-elect-retry-period=%s", retryPeriod),
 	}, e.extra...), "POD_NAME="+name)
 	harness.Eventually(t, 30*time.Second, name+" ready", func() error {
 		if exited, err := k.proc.Exited(); exited {
