@@ -23,7 +23,7 @@ import (
 // leader one second to stop before its lease can be taken.
 const (
 	leaseDuration = 4 * time.Second
-	retryPeriod   = time.Second
+	retryPeriod   = 500 * time.Millisecond
 	// takeoverBound is the worst a standby can take on a quiet machine, and
 	// room for a loaded one: client-go counts the lease from when the
 	// standby saw it renewed, and it polls every retry period with a jitter
