@@ -59,19 +59,19 @@ done
 
 step "starting kube2sky-${KUBE2SKY[*]} (--leader-elect), skydns-${SKYDNS[*]} on 127.0.0.1-3:$DNS_PORT, exec-healthz"
 for i in "${KUBE2SKY[@]}"; do
-	start "kube2sky-$i" env POD_NAME="kube2sky-$i" bin/kube2sky --domain=cluster.local --etcd-server="$endpoints" \
+	start "kube2sky-$i" env POD_NAME="kube2sky-$i" "$BIN/kube2sky" --domain=cluster.local --etcd-server="$endpoints" \
 		--etcd-certfile="$TLS/client.crt" --etcd-keyfile="$TLS/client.key" --etcd-cafile="$TLS/ca.crt" \
 		--kubecfg-file="$RUN/kubeconfig" --healthz-port="$(kube2sky_port "$i")" --leader-elect
 done
 healthz=()
 for i in "${SKYDNS[@]}"; do
 	ip=$(skydns_ip "$i")
-	start "skydns-$i" bin/skydns -machines="$endpoints" -tls-pem="$TLS/client.crt" -tls-key="$TLS/client.key" \
+	start "skydns-$i" "$BIN/skydns" -machines="$endpoints" -tls-pem="$TLS/client.crt" -tls-key="$TLS/client.key" \
 		-ca-cert="$TLS/ca.crt" -addr="$ip:$DNS_PORT" -ns-rotate=false -domain=cluster.local. \
 		--metrics-addr="$ip:$METRICS_PORT" -nameservers=127.0.0.1:9
 	healthz+=("-cmd=nslookup -port=$DNS_PORT kubernetes.default.svc.cluster.local $ip >/dev/null" "-url=/healthz/skydns-$i")
 done
-start exec-healthz bin/exec-healthz "${healthz[@]}" -port="$HEALTHZ_PORT"
+start exec-healthz "$BIN/exec-healthz" "${healthz[@]}" -port="$HEALTHZ_PORT"
 for i in "${KUBE2SKY[@]}"; do wait_for "kube2sky-$i" curl -sf "http://127.0.0.1:$(kube2sky_port "$i")/readiness"; done
 for i in "${SKYDNS[@]}"; do wait_for "skydns-$i" curl -sf "http://$(skydns_ip "$i"):$METRICS_PORT/ready"; done
 leader() { # the kube2sky that says it leads

@@ -22,11 +22,11 @@ start_apiserver
 
 step "starting the pod: etcd on 127.0.0.1:$ETCD_PORT, kube2sky, skydns on 127.0.0.1:$DNS_PORT, exec-healthz"
 etcd_at etcd "$ETCD_PORT" "$RUN/etcd"
-start kube2sky bin/kube2sky --domain=cluster.local --etcd-server="http://127.0.0.1:$ETCD_PORT" \
+start kube2sky "$BIN/kube2sky" --domain=cluster.local --etcd-server="http://127.0.0.1:$ETCD_PORT" \
 	--kubecfg-file="$RUN/kubeconfig" --healthz-port="$KUBE2SKY_PORT"
-start skydns bin/skydns -machines="http://127.0.0.1:$ETCD_PORT" -addr="127.0.0.1:$DNS_PORT" -ns-rotate=false \
+start skydns "$BIN/skydns" -machines="http://127.0.0.1:$ETCD_PORT" -addr="127.0.0.1:$DNS_PORT" -ns-rotate=false \
 	-domain=cluster.local. --metrics-addr="127.0.0.1:$METRICS_PORT" -nameservers=127.0.0.1:9
-start exec-healthz bin/exec-healthz \
+start exec-healthz "$BIN/exec-healthz" \
 	"-cmd=nslookup -port=$DNS_PORT kubernetes.default.svc.cluster.local 127.0.0.1 >/dev/null" -port="$HEALTHZ_PORT"
 wait_for kube2sky curl -sf "http://127.0.0.1:$KUBE2SKY_PORT/readiness"
 wait_for skydns curl -sf "http://127.0.0.1:$METRICS_PORT/ready"
