@@ -3,6 +3,7 @@ package kube2sky
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -17,7 +18,8 @@ const (
 	// skipLabel: a label that would not be one key segment skydns accepts.
 	skipLabel = "invalid_label"
 	// skipValue: a value skydns would refuse, such as an externalName with
-	// a label over 63 bytes, which the API server allows.
+	// a label over 63 bytes, which the API server allows, or one that does
+	// not read back as written (a field that is not UTF-8).
 	skipValue = "invalid_value"
 )
 
@@ -42,12 +44,15 @@ func (n Namer) newSet() *recordSet { return &recordSet{Namer: n, records: Record
 // as skydns reads keys (msg.KeySegments). With a dot or a slash it would
 // become two segments, naming another service's record in a directory
 // kube2sky takes for that service's; empty or over 63 bytes (a 63-byte
-// port name's "_" label) it names nothing skydns serves.
+// port name's "_" label) it names nothing skydns serves. Not UTF-8, it
+// would name one host in the key and another in the value: JSON writes
+// each invalid byte as U+FFFD, so an SRV record would point elsewhere and
+// the value would not read back as written.
 func child(parent string, labels ...string) (string, error) {
 	for _, l := range labels {
 		segments, ok := msg.KeySegments("/"+msg.DefaultPrefix+"/"+l, msg.DefaultPrefix)
-		if !ok || len(segments) != 1 {
-			return "", fmt.Errorf("%q is not one DNS label (1-%d bytes, no dot or slash)", l, msg.MaxLabelLen)
+		if !ok || len(segments) != 1 || !utf8.ValidString(l) {
+			return "", fmt.Errorf("%q is not one DNS label (1-%d bytes of UTF-8, no dot or slash)", l, msg.MaxLabelLen)
 		}
 	}
 	return strings.Join(labels, ".") + "." + parent, nil
@@ -79,10 +84,19 @@ func (rs *recordSet) add(value, parent string, labels ...string) (string, bool) 
 
 // put writes value at name, unless skydns would refuse the value
 // (msg.Unmarshal): a record it skips is one kube2sky should not write.
+// Nor is one that does not read back as written: a field that was not
+// UTF-8 (an ExternalName, a hostname) JSON wrote as U+FFFD, so the record
+// would name another host than the object does, and its value would
+// never equal what a restart finds in etcd (canonical).
 func (rs *recordSet) put(name, value string) bool {
 	key := msg.Path(name, rs.Prefix)
-	if _, err := msg.Unmarshal(key, []byte(value)); err != nil {
+	s, err := msg.Unmarshal(key, []byte(value))
+	if err != nil {
 		rs.skip(name, skipValue, err)
+		return false
+	}
+	if b, err := msg.Marshal(s); err != nil || string(b) != value {
+		rs.skip(name, skipValue, fmt.Errorf("value %s does not read back as written (a field not UTF-8?)", value))
 		return false
 	}
 	rs.records[key] = value
