@@ -41,13 +41,19 @@ func planChanges(desired Records, current []string, held func(key string) digest
 // encodes, or inEtcd itself when skydns could not read it. Every value
 // kube2sky writes is its own canonical value.
 func canonical(inEtcd string) string {
-	s, err := msg.Unmarshal("", []byte(inEtcd))
+	if c, err := reencode("", inEtcd); err == nil {
+		return c
+	}
+	return inEtcd
+}
+
+// reencode is value decoded as skydns decodes the value at key and encoded
+// again as kube2sky encodes, or why skydns could not read it.
+func reencode(key, value string) (string, error) {
+	s, err := msg.Unmarshal(key, []byte(value))
 	if err != nil {
-		return inEtcd
+		return "", err
 	}
 	b, err := msg.Marshal(s)
-	if err != nil {
-		return inEtcd
-	}
-	return string(b)
+	return string(b), err
 }

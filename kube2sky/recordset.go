@@ -90,12 +90,11 @@ func (rs *recordSet) add(value, parent string, labels ...string) (string, bool) 
 // never equal what a restart finds in etcd (canonical).
 func (rs *recordSet) put(name, value string) bool {
 	key := msg.Path(name, rs.Prefix)
-	s, err := msg.Unmarshal(key, []byte(value))
-	if err != nil {
+	switch c, err := reencode(key, value); {
+	case err != nil:
 		rs.skip(name, skipValue, err)
 		return false
-	}
-	if b, err := msg.Marshal(s); err != nil || string(b) != value {
+	case c != value:
 		rs.skip(name, skipValue, fmt.Errorf("value %s does not read back as written (a field not UTF-8?)", value))
 		return false
 	}

@@ -151,14 +151,6 @@ func (w *Watcher) listAt(ctx context.Context, l *Load) (rev int64, records int, 
 	return rev, records, nil
 }
 
-// get is one request, with its own timeout: a list of many pages is as
-// patient with each as with a single read.
-func (w *Watcher) get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
-	gctx, cancel := context.WithTimeout(ctx, w.timeout)
-	defer cancel()
-	return w.etcd.Get(gctx, key, opts...)
-}
-
 // watch applies changes after rev until the watch breaks or etcd stops
 // answering health probes.
 func (w *Watcher) watch(ctx context.Context, rev int64) error {
@@ -191,7 +183,7 @@ func (w *Watcher) watch(ctx context.Context, rev int64) error {
 // probe asks etcd for a count of nothing: the watch stream alone does not
 // say when the server has gone, because the client silently retries.
 func (w *Watcher) probe(ctx context.Context) error {
-	_, err := w.get(ctx, w.prefix+"config", clientv3.WithCountOnly())
+	_, err := etcdclient.GetWithin(ctx, w.etcd, w.timeout, w.prefix+"config", clientv3.WithCountOnly())
 	if err != nil {
 		return fmt.Errorf("etcd health probe: %w", err)
 	}

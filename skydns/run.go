@@ -255,12 +255,10 @@ func opsMux(opts ServeOptions, reg *prometheus.Registry, w *Watcher, self *selfC
 // awaitOverlay reads /<prefix>/config once etcd answers, trying again
 // until it does (SkyDNS tried once and kept its flags for good): nil when
 // the key is missing, or when ctx ends first.
-func awaitOverlay(ctx context.Context, client etcdGetter, opts EtcdOptions, log *slog.Logger) []byte {
+func awaitOverlay(ctx context.Context, client etcdclient.Getter, opts EtcdOptions, log *slog.Logger) []byte {
 	retry := backoff.Doubling{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	for warned := false; ctx.Err() == nil; retry.Wait(ctx) {
-		gctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-		resp, err := client.Get(gctx, opts.ConfigKey)
-		cancel()
+		resp, err := etcdclient.GetWithin(ctx, client, opts.Timeout, opts.ConfigKey)
 		switch {
 		case err == nil && len(resp.Kvs) == 0:
 			return nil
@@ -272,11 +270,6 @@ func awaitOverlay(ctx context.Context, client etcdGetter, opts EtcdOptions, log 
 		}
 	}
 	return nil
-}
-
-// etcdGetter is the read awaitOverlay makes.
-type etcdGetter interface {
-	Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error)
 }
 
 // listenDNS binds the DNS sockets: --addr, or with --systemd the sockets

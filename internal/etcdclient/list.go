@@ -51,7 +51,14 @@ func (p Pages) Prefix(ctx context.Context, kv Getter, prefix string, rev int64, 
 }
 
 func (p Pages) get(ctx context.Context, kv Getter, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
-	gctx, cancel := context.WithTimeout(ctx, p.Timeout)
+	return GetWithin(ctx, kv, p.Timeout, key, opts...)
+}
+
+// GetWithin is one read bounded by timeout as well as by ctx: the client
+// retries a read on another member until its context ends, so a caller
+// that must hear back (a probe, a page of a list) gives each read its own.
+func GetWithin(ctx context.Context, kv Getter, timeout time.Duration, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	gctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return kv.Get(gctx, key, opts...)
 }
