@@ -283,14 +283,12 @@ func (l *Load) Add(s msg.Service, rev int64) {
 		defer l.ix.mu.Unlock()
 		stamp = l.ix.generation.Add(1)
 	}
-	n := l.t.path(segs, stamp)
-	r := newRecord(&s, n.name, rev)
-	if !l.t.internHost(r) {
+	n, named := l.t.put(segs, &s, rev, stamp)
+	if !named {
 		// A PTR record comes in the list before the service it names
 		// (arpa sorts first): Commit tries again.
 		l.unnamed = append(l.unnamed, n)
 	}
-	l.t.set(n, r)
 	l.mark(n)
 	l.added++
 }
@@ -398,11 +396,19 @@ func (ix *Index) PutAt(s msg.Service, rev int64) {
 	defer ix.mu.Unlock()
 	stamp := ix.generation.Add(1)
 	if ix.tree != nil {
-		n := ix.tree.path(segs, stamp)
-		r := newRecord(&s, n.name, rev)
-		ix.tree.internHost(r)
-		ix.tree.set(n, r)
+		ix.tree.put(segs, &s, rev, stamp)
 	}
+}
+
+// put sets the record of s, at etcd revision rev, at the node of segs
+// (made with stamp if new); named is false when its host is a name no
+// node has yet (internHost), the watch and a relist each deal with that.
+func (t *tree) put(segs []string, s *msg.Service, rev int64, stamp uint64) (n *node, named bool) {
+	n = t.path(segs, stamp)
+	r := newRecord(s, n.name, rev)
+	named = t.internHost(r)
+	t.set(n, r)
+	return n, named
 }
 
 // Delete removes the record at key, if any.
