@@ -54,8 +54,10 @@ func (s *stubStep) forward(ctx context.Context, req *request, servers []string) 
 const stubLoopOption = dns.EDNS0LOCALSTART + 10
 
 // hasStubLoopOption reports whether req came from a skydns stub forward.
-func hasStubLoopOption(req *dns.Msg) bool {
-	opt := req.IsEdns0()
+func hasStubLoopOption(req *dns.Msg) bool { return stubLoopIn(req.IsEdns0()) }
+
+// stubLoopIn reports whether opt (nil: none) holds the stub loop marker.
+func stubLoopIn(opt *dns.OPT) bool {
 	if opt == nil {
 		return false
 	}
