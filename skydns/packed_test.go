@@ -607,3 +607,26 @@ func TestPackedAnswersFollowEveryNameRead(t *testing.T) {
 		t.Fatalf("%d replies kept, want 2", h.PackedEntries())
 	}
 }
+
+// With -stubzones a name is local only while no stub zone takes it: a
+// reply kept packed goes when one appears, and the name is relayed to the
+// stub zone's servers from the next query on.
+func TestPackedAnswersGiveWayToANewStubZone(t *testing.T) {
+	ix := loadIndex(t, map[string]string{"a.web.skydns.test.": `{"host":"10.9.0.1"}`})
+	cfg := newTestConfig()
+	cfg.StubZones = true
+	h := newTestHandler(t, cfg, ix, func(d *Deps) { d.Exchange = scriptedUpstream{} })
+	for range 2 {
+		if m := unpack(t, serve(t, h, question("web.skydns.test.", dns.TypeA, 1), false)); !strings.Contains(fmt.Sprint(m.Answer), "10.9.0.1") {
+			t.Fatalf("before the stub zone: %v", m.Answer)
+		}
+	}
+	if h.PackedEntries() != 1 {
+		t.Fatalf("%d replies kept, want 1", h.PackedEntries())
+	}
+	putHost(ix, "ns1.web.skydns.test.stub.dns.skydns.test.", "192.0.2.53")()
+	// scriptedUpstream, standing in for the stub zone's server, answers 192.0.2.1.
+	if m := unpack(t, serve(t, h, question("web.skydns.test.", dns.TypeA, 1), false)); !strings.Contains(fmt.Sprint(m.Answer), "192.0.2.1") {
+		t.Fatalf("after the stub zone: %v, want the stub server's answer", m.Answer)
+	}
+}
