@@ -49,11 +49,14 @@ type request struct {
 	reply reply
 }
 
-// reset makes r the request for m, in place. DNS names compare without regard
-// to ASCII case (RFC 4343), and almost every name arrives in lowercase:
-// one scan decides, and only a mixed-case name is copied.
+// reset makes r the request for m, in place, keeping only the array its
+// budget notes reads in (basis). DNS names compare without regard to ASCII
+// case (RFC 4343), and almost every name arrives in lowercase: one scan
+// decides, and only a mixed-case name is copied.
 func (r *request) reset(m *dns.Msg, tcp bool, start time.Time) {
+	reads := r.work.basis.reads[:0]
 	*r = request{msg: m, tcp: tcp, start: start}
+	r.work.basis.reads = reads
 	if len(m.Question) == 1 {
 		r.name = m.Question[0].Name
 		if hasUpperASCII(r.name) {

@@ -45,10 +45,8 @@ func (s *packedStep) serve(ctx context.Context, req *request) {
 // keyOf is answerKeyOf for the local names only: a name forwarded
 // upstream is never kept, and looking it up would only count misses.
 func (s *packedStep) keyOf(req *request) (answerKey, bool) {
-	if !s.zone.inZone(req.name) && !isReverse(req) {
-		return answerKey{}, false
-	}
-	return answerKeyOf(req)
+	key, ok := answerKeyOf(req)
+	return key, ok && (s.zone.inZone(req.name) || isReverse(req))
 }
 
 // keep packs req's reply and keeps it when it is exact. Out of line for
@@ -210,28 +208,29 @@ const maxBasis = 8
 
 // basis is what a query's reply rests on: the Version of each distinct
 // index read. A read not from the index (upstream, a wildcard's walk)
-// adds the zero Version, never current, and so does any past maxBasis.
-// Fixed-size, so a pooled request's budget notes its reads without
-// allocating.
+// adds the zero Version, never current, and so does any past maxBasis. A
+// pooled request keeps the slice's array from query to query (reset), so
+// noting reads does not allocate, and a reset clears a slice header, not
+// an array of pointers.
 type basis struct {
-	n     int
-	reads [maxBasis]Version
+	reads    []Version
+	overflow bool
 }
 
 func (s *basis) add(v Version) {
-	if slices.Contains(s.reads[:min(s.n, maxBasis)], v) {
-		return // A name read twice, as by a CNAME loop.
+	switch {
+	case slices.Contains(s.reads, v): // A name read twice, as by a CNAME loop.
+	case len(s.reads) == maxBasis:
+		s.overflow = true
+	default:
+		s.reads = append(s.reads, v)
 	}
-	if s.n < maxBasis {
-		s.reads[s.n] = v
-	}
-	s.n++
 }
 
-func (s *basis) current() bool { return s.n <= maxBasis && allCurrent(s.reads[:s.n]) }
+func (s *basis) current() bool { return !s.overflow && allCurrent(s.reads) }
 
 // versions is a copy of the reads, for an entry to keep.
-func (s *basis) versions() []Version { return slices.Clone(s.reads[:s.n]) }
+func (s *basis) versions() []Version { return slices.Clone(s.reads) }
 
 func allCurrent(vs []Version) bool {
 	for _, v := range vs {
