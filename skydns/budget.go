@@ -40,16 +40,19 @@ const (
 	limitUpstream = "upstream"
 )
 
-// budget is what one query has spent. The zero value is a fresh budget,
-// so a pooled request resets it for free; a nil budget is unlimited (for
-// reads that no client drives). Once over, it stays over: every later
-// read fails at once, and the query ends SERVFAIL.
+// budget is what one query has spent, and what it has read. The zero
+// value is a fresh budget, so a pooled request resets it for free; a nil
+// budget is unlimited (for reads that no client drives). Once over, it
+// stays over: every later read fails at once, and the query ends SERVFAIL.
 type budget struct {
 	lookups, nodes, chases int
 	// deadline bounds all upstream work of the query together; set by the
 	// first upstream lookup, so a query that has none pays for no timer.
 	deadline time.Time
 	over     string // The first limit passed; "" while within all of them.
+	// basis is the Version of each read, for the packed step to tell
+	// whether the reply may be kept (packed.go).
+	basis basis
 }
 
 // spend charges n to one of the counters and reports whether the query
@@ -76,6 +79,14 @@ func (b *budget) visit() bool {
 
 func (b *budget) chase() bool {
 	return b == nil || b.spend(&b.chases, 1, maxQueryChases, limitChases)
+}
+
+// read notes the Version of a read the answer rests on: the zero Version
+// for one not from the index.
+func (b *budget) read(v Version) {
+	if b != nil {
+		b.basis.add(v)
+	}
 }
 
 // exceeded reports whether a limit was passed, and is the error to return

@@ -13,7 +13,7 @@ import (
 // back. The chain is put together in one place, newChain, in the order the
 // files describe:
 //
-//	packed.go   in-zone A/AAAA replies kept in wire form, exact for the records
+//	packed.go   local replies kept in wire form, exact for the records
 //	checks.go   one question, no looped stub query, no ANY
 //	loop.go     the forwarding-loop probes (--loop-detect), never forwarded
 //	chaos.go    CHAOS-class names (version.bind and friends)
@@ -26,8 +26,9 @@ import (
 // The packed answers come first, ahead of the checks, because they are the
 // path of almost every query and their key admits only requests that every
 // check, the loop probes and the CHAOS step would pass on unchanged: one
-// question, class IN, A or AAAA, no EDNS0 options. A hit is then one step
-// deep.
+// question for a name in the domain (or a PTR in a reverse zone), class
+// IN, a type the checks do not refuse, no stub loop marker. A hit is then
+// one step deep.
 type step interface {
 	serve(ctx context.Context, req *request)
 }
@@ -48,11 +49,14 @@ type request struct {
 	reply reply
 }
 
-// reset makes r the request for m, in place. DNS names compare without regard
-// to ASCII case (RFC 4343), and almost every name arrives in lowercase:
-// one scan decides, and only a mixed-case name is copied.
+// reset makes r the request for m, in place, keeping only the array its
+// budget notes reads in (basis). DNS names compare without regard to ASCII
+// case (RFC 4343), and almost every name arrives in lowercase: one scan
+// decides, and only a mixed-case name is copied.
 func (r *request) reset(m *dns.Msg, tcp bool, start time.Time) {
+	reads := r.work.basis.reads[:0]
 	*r = request{msg: m, tcp: tcp, start: start}
+	r.work.basis.reads = reads
 	if len(m.Question) == 1 {
 		r.name = m.Question[0].Name
 		if hasUpperASCII(r.name) {
@@ -95,12 +99,15 @@ type reply struct {
 	// fromZone marks a reply the zone step built from the records, for the
 	// shaping step to post-process.
 	fromZone bool
-	// version is the Version of the records the reply was built from, when
-	// those alone decide it; the zero Version otherwise. Only the packed
+	// exact: the reply was built from the records alone, so the request's
+	// answerKey and the reads its budget noted decide it. Only the packed
 	// step reads it.
-	version Version
+	exact bool
 	// shuffled: the answers' order is drawn anew for each query.
 	shuffled bool
+	// answers, set on a shared wire reply that was shuffled when built:
+	// where its answers lie, for the handler to shuffle the copy it sends.
+	answers rrSpan
 	// relayed marks a reply from upstream (or the response cache, or a
 	// failure to get one), for the shaping step to fit to the client.
 	relayed bool
@@ -142,7 +149,7 @@ func newChain(opts Options, deps Deps) (step, caches) {
 	next = &checkStep{dropStubLoops: opts.StubZones, next: next}
 	packed := newPackedAnswers(opts.AnswerCache)
 	if packed != nil {
-		next = &packedStep{cache: packed, metrics: deps.Metrics, next: next}
+		next = &packedStep{cache: packed, zone: res, metrics: deps.Metrics, next: next}
 	}
 	return next, caches{packed: packed, responses: fwd.cache, loop: up.loop}
 }

@@ -34,14 +34,12 @@ func (s *checkStep) passes(req *request) bool {
 		return false
 	}
 	q := req.q()
-	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassCHAOS {
-		return false
-	}
-	switch q.Qtype {
-	case dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR:
-		return false
-	}
-	return true
+	return (q.Qclass == dns.ClassINET || q.Qclass == dns.ClassCHAOS) && !refusedType(q.Qtype)
+}
+
+// refusedType reports the qtypes answered REFUSED whatever the name.
+func refusedType(qtype uint16) bool {
+	return qtype == dns.TypeANY || qtype == dns.TypeAXFR || qtype == dns.TypeIXFR
 }
 
 // looped reports a query to be dropped as one of our own stub forwards.

@@ -32,8 +32,9 @@ const (
 	defaultRTimeout   = 2 * time.Second
 
 	// defaultAnswerCache packed replies: about 270 bytes of heap each for
-	// a service's single address (measured), so some 9 MiB when full;
-	// enough for the A and AAAA names of 16,000 services.
+	// a service's single address (measured when an entry held one Version;
+	// its list of reads and answer span now add some 60), so some 10 MiB
+	// when full; enough for the A, AAAA and SRV names of 10,000 services.
 	defaultAnswerCache = 32768
 
 	// defaultMaxUDPSize is the DNS flag day's buffer size (2020): a UDP
@@ -186,7 +187,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.ResolvConf, "resolv-conf", c.ResolvConf, "file whose nameservers are used when --nameservers is empty")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "address of /metrics and /ready (PROMETHEUS_PORT sets the port); empty disables")
 	fs.StringVar(&c.MetricsPath, "metrics-path", c.MetricsPath, "path of the Prometheus metrics (PROMETHEUS_PATH)")
-	fs.IntVar(&c.AnswerCache, "answer-cache", c.AnswerCache, "capacity of the packed in-zone answers, exact for the current records (0 = off)")
+	fs.IntVar(&c.AnswerCache, "answer-cache", c.AnswerCache, "capacity of the packed local answers, exact for the current records (0 = off)")
 	fs.IntVar(&c.MaxForwards, "max-forwards", c.MaxForwards, "upstream queries in flight at once (forwarded, stub and chased); past it a query is SERVFAIL at once")
 	fs.BoolVar(&c.LoopDetect, "loop-detect", c.LoopDetect, "at start, send each nameserver a probe query; if one comes back to skydns (a forwarding loop), log it and stop forwarding")
 	fs.IntVar(&c.TCPMaxConns, "tcp-max-conns", c.TCPMaxConns, "TCP connections served at once; one more is closed when accepted")

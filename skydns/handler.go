@@ -82,7 +82,7 @@ func (h *Handler) send(w dns.ResponseWriter, req *request, r *reply) {
 	var err error
 	switch {
 	case r.wire != nil && r.shared:
-		err = h.writeWithID(w, req.msg.Id, r.wire)
+		err = h.writeShared(w, req.msg.Id, r)
 	case r.wire != nil:
 		_, err = w.Write(r.wire) // Built for this request: it has its id.
 	case r.msg != nil:
@@ -97,13 +97,14 @@ func (h *Handler) send(w dns.ResponseWriter, req *request, r *reply) {
 	h.account(req, r)
 }
 
-// writeWithID sends a packed reply that other requests share with this
-// request's id. The shared bytes are never written to: the id goes into a
-// pooled copy.
-func (h *Handler) writeWithID(w dns.ResponseWriter, id uint16, wire []byte) error {
+// writeShared sends a packed reply that other requests share with this
+// request's id and, under round robin, its answers in an order of its own.
+// The shared bytes are never written to: both go into a pooled copy.
+func (h *Handler) writeShared(w dns.ResponseWriter, id uint16, r *reply) error {
 	bp := h.buffers.Get().(*[]byte)
-	b := append((*bp)[:0], wire...)
+	b := append((*bp)[:0], r.wire...)
 	binary.BigEndian.PutUint16(b, id)
+	r.answers.shuffle(b)
 	_, err := w.Write(b)
 	*bp = b
 	h.buffers.Put(bp)

@@ -48,13 +48,7 @@ func (w *packingWriter) Hijack()             {}
 // 100 queries, as endpoints do in a busy cluster; and "built" with
 // --answer-cache=0, every reply looked up and packed anew.
 func BenchmarkServeA(b *testing.B) {
-	records := map[string]string{}
-	for i := 0; i < 10000; i++ {
-		name := fmt.Sprintf("svc-%d.ns-%d.svc.skydns.test.", i, i/5000)
-		records["a1b2c3d4."+name] = fmt.Sprintf(`{"host":"10.100.%d.%d","priority":10,"weight":10,"ttl":30}`, i>>8, i&255)
-		records["a1b2c3d4._http._tcp."+name] = `{"host":"` + name + `","port":80,"priority":10,"weight":10,"ttl":30}`
-	}
-	ix := loadIndex(b, records)
+	ix := loadIndex(b, benchRecords())
 	reqs := make([]*dns.Msg, 1000)
 	for i := range reqs {
 		reqs[i] = new(dns.Msg)
@@ -78,6 +72,70 @@ func BenchmarkServeA(b *testing.B) {
 					n := 7*(i/bc.changeEvery%1000) + 1
 					ix.Put(msg.Service{Key: msg.Path(fmt.Sprintf("e%d.svc-%d.ns-%d.svc.skydns.test.", i%2, n, n/5000), "skydns"), Host: "10.200.0.1"})
 				}
+				h.ServeDNS(w, reqs[i%len(reqs)])
+			}
+		})
+	}
+}
+
+// benchRecords are 10,000 services in kube2sky's layout, two namespaces of
+// 5,000: each with its ClusterIP (10.100.x.y), a named-port SRV record and
+// the reverse record of its address; and 100 headless services
+// (hl-N.ns-0) of four endpoints each.
+func benchRecords() map[string]string {
+	records := map[string]string{}
+	for i := 0; i < 10000; i++ {
+		name := fmt.Sprintf("svc-%d.ns-%d.svc.skydns.test.", i, i/5000)
+		records["a1b2c3d4."+name] = fmt.Sprintf(`{"host":"10.100.%d.%d","priority":10,"weight":10,"ttl":30}`, i>>8, i&255)
+		records["a1b2c3d4._http._tcp."+name] = `{"host":"` + name + `","port":80,"priority":10,"weight":10,"ttl":30}`
+		records[fmt.Sprintf("%d.%d.100.10.in-addr.arpa.", i&255, i>>8)] = `{"host":"` + name + `","ttl":30}`
+	}
+	for i := 0; i < 100; i++ {
+		for e := range 4 {
+			records[fmt.Sprintf("e%d.hl-%d.ns-0.svc.skydns.test.", e, i)] = fmt.Sprintf(`{"host":"10.101.%d.%d","priority":10,"weight":10,"ttl":30}`, i, e)
+		}
+	}
+	return records
+}
+
+// BenchmarkServeLocal is the in-zone queries other than a plain A, each
+// over the 1,000 names asked for in turn, as served by default: "srv" a
+// service's named port; "nxdomain-search" a search-list miss
+// (svc.ns.svc.<domain> with the pod's own search suffix appended);
+// "ptr" a service address; "headless-rr" the four addresses of a headless
+// service with -round-robin; "a-cookie" a plain A from a client sending a
+// DNS cookie, as dig does.
+func BenchmarkServeLocal(b *testing.B) {
+	ix := loadIndex(b, benchRecords())
+	svc := func(i int) string { return fmt.Sprintf("svc-%d.ns-%d.svc.skydns.test.", i*7, i*7/5000) }
+	cases := []struct {
+		name       string
+		roundRobin bool
+		request    func(i int) *dns.Msg
+	}{
+		{"srv", false, func(i int) *dns.Msg { return question("_http._tcp."+svc(i), dns.TypeSRV, 1) }},
+		{"nxdomain-search", false, func(i int) *dns.Msg {
+			return question(svc(i)+fmt.Sprintf("ns-%d.svc.skydns.test.", i*7/5000), dns.TypeA, 1)
+		}},
+		{"ptr", false, func(i int) *dns.Msg {
+			return question(fmt.Sprintf("%d.%d.100.10.in-addr.arpa.", i*7&255, i*7>>8), dns.TypePTR, 1)
+		}},
+		{"headless-rr", true, func(i int) *dns.Msg { return question(fmt.Sprintf("hl-%d.ns-0.svc.skydns.test.", i%100), dns.TypeA, 1) }},
+		{"a-cookie", false, func(i int) *dns.Msg { return withCookie(question(svc(i), dns.TypeA, 1)) }},
+	}
+	for _, bc := range cases {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := newTestConfig()
+			cfg.RoundRobin = bc.roundRobin
+			h := newTestHandler(b, cfg, ix)
+			reqs := make([]*dns.Msg, 1000)
+			for i := range reqs {
+				reqs[i] = bc.request(i)
+			}
+			w := &packingWriter{}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
 				h.ServeDNS(w, reqs[i%len(reqs)])
 			}
 		})

@@ -101,7 +101,7 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 		}),
 	}
 	packed := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "skydns", Name: "answer_cache_lookups_total", Help: "Address queries looked up in the packed answers, by result (hit or miss).",
+		Namespace: "skydns", Name: "answer_cache_lookups_total", Help: "Local queries (in the domain, or PTR in the reverse zones) looked up in the packed answers, by result (hit or miss).",
 	}, []string{"result"})
 	m.packedHits, m.packedMisses = packed.WithLabelValues("hit"), packed.WithLabelValues("miss")
 	reg.MustRegister(packed, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.udpCapped, m.overBudgetBy, m.loopDetected, m.tcpConns, m.tcpRefused, m.tcpEvicted, m.watchUp, m.noSpace, m.relists, m.malformed, m.lastChange)

@@ -2,55 +2,78 @@ package skydns
 
 import (
 	"context"
+	"encoding/binary"
+	"math/rand/v2"
+	"slices"
 	"sync"
 
 	"github.com/miekg/dns"
 )
 
-// packedStep answers repeated in-zone A and AAAA queries from replies kept
-// in wire form, and keeps the replies the steps after it built when they
-// are exact: built from the records alone (a current Version), the same
-// for every request with the key (not shuffled), and the same over either
-// transport (at most 512 bytes: neither truncated nor compressed). Only
-// answers, NODATA and NXDOMAIN qualify.
+// packedStep answers repeated local queries (names in the domain, and PTR
+// names of the reverse zones) from replies kept in wire form, and keeps
+// the replies the steps after it built when they are exact: built from the
+// records alone (every read the query made still current), the same for
+// every request with the key, and the same over either transport (at most
+// 512 bytes: neither truncated nor compressed). Only answers, NODATA and
+// NXDOMAIN qualify. A reply shuffled by round robin is kept too: each hit
+// shuffles its own copy (rrSpan).
 type packedStep struct {
 	cache   *packedAnswers
+	zone    *Resolver // Whose domain says which names are local.
 	metrics *Metrics
 	next    step
 }
 
 func (s *packedStep) serve(ctx context.Context, req *request) {
-	key, ok := answerKeyOf(req)
+	key, ok := s.keyOf(req)
 	if !ok {
 		s.next.serve(ctx, req)
 		return
 	}
 	serial := req.serial()
-	if wire := s.cache.get(key, serial); wire != nil {
+	if entry, ok := s.cache.get(key, serial); ok {
 		s.metrics.packedHits.Inc()
-		req.reply = reply{wire: wire, shared: true}
+		req.reply = reply{wire: entry.wire, shared: true, answers: entry.answers}
 		return
 	}
 	s.metrics.packedMisses.Inc()
 	s.next.serve(ctx, req)
-	s.keep(key, serial, &req.reply)
+	s.keep(key, serial, req)
 }
 
-// keep packs r and keeps it when it is exact. Out of line for the reason
-// given at checkStep.turnAway.
+// keyOf is answerKeyOf for the local names only: a name forwarded
+// upstream is never kept, and looking it up would only count misses.
+func (s *packedStep) keyOf(req *request) (answerKey, bool) {
+	key, ok := answerKeyOf(req)
+	return key, ok && (s.zone.inZone(req.name) || isReverse(req))
+}
+
+// keep packs req's reply and keeps it when it is exact. Out of line for
+// the reason given at checkStep.turnAway.
 //
 //go:noinline
-func (s *packedStep) keep(key answerKey, serial uint32, r *reply) {
-	// A change that landed while the reply was built has made the version
-	// stale already: such a reply goes out but is not kept.
-	if r.msg == nil || !r.version.Current() || !exactForKey(r) {
+func (s *packedStep) keep(key answerKey, serial uint32, req *request) {
+	r := &req.reply
+	// A change that landed while the reply was built has made a read stale
+	// already: such a reply goes out but is not kept.
+	if r.msg == nil || !r.exact || !req.work.basis.current() || !exactForKey(r) {
 		return
 	}
 	wire, err := r.msg.Pack()
 	if err != nil {
 		return
 	}
-	s.cache.put(key, r.version, serial, wire)
+	entry := packedAnswer{basis: req.work.basis.versions(), serial: serial, wire: wire}
+	if r.shuffled {
+		// Shuffled replies are fitted, so uncompressed: no name points
+		// into the answers, and each answer's bytes stand alone.
+		var ok bool
+		if entry.answers, ok = answerSpan(wire); !ok || r.msg.Compress {
+			return // Answers of unequal sizes: not shuffled in place, so built each time.
+		}
+	}
+	s.cache.put(key, entry)
 	*r = reply{wire: wire} // Packed from this request's reply: it has its id.
 }
 
@@ -61,26 +84,26 @@ func exactForKey(r *reply) bool {
 	if m.Rcode != dns.RcodeSuccess && m.Rcode != dns.RcodeNameError {
 		return false
 	}
-	if m.Truncated || m.Compress {
-		return false // Both mean over 512 bytes, where the transport and the client's buffer decide.
-	}
-	return !r.shuffled
+	// A reply the shaping step fitted (fromZone) is compressed or truncated
+	// only past 512 bytes, where the transport and the client's buffer
+	// decide. Others (PTR) are the same whatever the transport.
+	return !r.fromZone || (!m.Truncated && !m.Compress)
 }
 
-// packedAnswers keeps in-zone address replies in wire form, so a repeated
-// query costs one map probe and a copy instead of an index walk, a message
-// and its packing. This is the hot path of a cluster: pods ask for the same
+// packedAnswers keeps local replies in wire form, so a repeated query costs
+// one map probe and a copy instead of an index walk, a message and its
+// packing. This is the hot path of a cluster: pods ask for the same
 // service names over and over.
 //
-// It is exact, not a TTL cache: an entry holds the Version of the records
-// it was built from, and is served only while that is current. A change at
-// or below the name (or, for NXDOMAIN, below the name's deepest existing
-// ancestor) retires it; changes to other services leave it be, so a busy
-// cluster's churn does not empty the cache. Only A and AAAA replies built
-// from the records alone qualify, answers, NODATA and NXDOMAIN alike;
-// replies with a CNAME chain (which may end upstream), and those shuffled
-// per query, are built every time (see Resolver.addressAnswer and
-// packedStep).
+// It is exact, not a TTL cache: an entry holds the Version of each read
+// it was built from, and is served only while all are current. A change
+// at or below a name read (or, for one that does not exist, below its
+// deepest existing ancestor) retires it; changes to other services leave
+// it be, so a busy cluster's churn does not empty the cache. Every qtype
+// qualifies, answers, NODATA and NXDOMAIN alike, when built from the
+// records alone; replies that rest on upstream (a CNAME or a target
+// outside the domain) or on a wildcard's walk are built every time (see
+// Resolver.records and lookupUpstream).
 type packedAnswers struct {
 	limit int
 
@@ -100,9 +123,10 @@ type answerKey struct {
 }
 
 type packedAnswer struct {
-	version Version
+	basis   []Version
 	serial  uint32
 	wire    []byte
+	answers rrSpan // Set when the answers are shuffled for each query.
 }
 
 // newPackedAnswers holds up to limit replies; 0 or less turns it off.
@@ -115,42 +139,47 @@ func newPackedAnswers(limit int) *packedAnswers {
 
 // answerKeyOf says whether req may be answered from the cache, and under
 // which key. It admits only what the checks and the CHAOS step pass on
-// unchanged (see chain.go). Mixed-case names are left out: the reply must repeat the
-// asker's spelling (0x20 resolvers check it), and a lowercase key could not.
+// unchanged (see chain.go). Mixed-case names are left out: the reply must
+// repeat the asker's spelling (0x20 resolvers check it), and a lowercase
+// key could not.
+//
+// EDNS0 options are not part of the key, as no step that builds a local
+// reply reads them: fit gives the reply an OPT record of its own, with
+// none, so a client's DNS cookie goes unanswered, as RFC 7873 5.2 lets a
+// server without cookies do. The one option read, the stub loop marker
+// that the checks drop, keeps a request out.
 func answerKeyOf(req *request) (answerKey, bool) {
 	q := req.q()
 	if len(req.msg.Question) != 1 || req.msg.Opcode != dns.OpcodeQuery || q.Qclass != dns.ClassINET ||
-		(q.Qtype != dns.TypeA && q.Qtype != dns.TypeAAAA) || req.mixedCase {
+		refusedType(q.Qtype) || req.mixedCase {
 		return answerKey{}, false
 	}
 	key := answerKey{name: req.name, qtype: q.Qtype, rd: req.msg.RecursionDesired, cd: req.msg.CheckingDisabled}
 	if opt := req.msg.IsEdns0(); opt != nil {
-		if len(opt.Option) > 0 {
-			return answerKey{}, false // Options (cookies, the stub loop marker) may change the reply.
+		if stubLoopIn(opt) {
+			return answerKey{}, false
 		}
 		key.udpSize = advertisedUDPSize(opt)
 	}
 	return key, true
 }
 
-// get returns the wire reply for key if the records it was built from are
+// get returns the entry for key if the records it was built from are
 // unchanged and it was built within the SOA serial's hour (negative
 // replies carry the serial).
-func (c *packedAnswers) get(key answerKey, serial uint32) []byte {
+func (c *packedAnswers) get(key answerKey, serial uint32) (packedAnswer, bool) {
 	c.mu.RLock()
 	entry, ok := c.entries[key]
 	c.mu.RUnlock()
-	if !ok || entry.serial != serial || !entry.version.Current() {
-		return nil
+	if !ok || entry.serial != serial || !allCurrent(entry.basis) {
+		return packedAnswer{}, false
 	}
-	return entry.wire
+	return entry, true
 }
 
-// put stores wire, built from the records of version in the hour of
-// serial, under key.
-// When full, one entry goes: map iteration starts at a random place, so it
-// is a random one.
-func (c *packedAnswers) put(key answerKey, version Version, serial uint32, wire []byte) {
+// put stores entry under key. When full, one entry goes: map iteration
+// starts at a random place, so it is a random one.
+func (c *packedAnswers) put(key answerKey, entry packedAnswer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.entries[key]; !ok && len(c.entries) >= c.limit {
@@ -159,7 +188,7 @@ func (c *packedAnswers) put(key answerKey, version Version, serial uint32, wire 
 			break
 		}
 	}
-	c.entries[key] = packedAnswer{version: version, serial: serial, wire: wire}
+	c.entries[key] = entry
 }
 
 // Len is the number of entries, current or stale.
@@ -170,4 +199,115 @@ func (c *packedAnswers) Len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return len(c.entries)
+}
+
+// maxBasis is how many distinct reads a kept reply may rest on. A name,
+// its CNAME targets or an SRV record's targets: a reply that reads more
+// seldom fits in 512 bytes anyway.
+const maxBasis = 8
+
+// basis is what a query's reply rests on: the Version of each distinct
+// index read. A read not from the index (upstream, a wildcard's walk)
+// adds the zero Version, never current, and so does any past maxBasis. A
+// pooled request keeps the slice's array from query to query (reset), so
+// noting reads does not allocate, and a reset clears a slice header, not
+// an array of pointers.
+type basis struct {
+	reads    []Version
+	overflow bool
+}
+
+func (s *basis) add(v Version) {
+	switch {
+	case slices.Contains(s.reads, v): // A name read twice, as by a CNAME loop.
+	case len(s.reads) == maxBasis:
+		s.overflow = true
+	default:
+		s.reads = append(s.reads, v)
+	}
+}
+
+func (s *basis) current() bool { return !s.overflow && allCurrent(s.reads) }
+
+// versions is a copy of the reads, for an entry to keep.
+func (s *basis) versions() []Version { return slices.Clone(s.reads) }
+
+func allCurrent(vs []Version) bool {
+	for _, v := range vs {
+		if !v.Current() {
+			return false
+		}
+	}
+	return true
+}
+
+// rrSpan is where the answer records of a packed reply lie: n records of
+// size bytes each from start. In an uncompressed reply each record's bytes
+// stand alone (no other name points into them), so swapping two of them
+// swaps the records, as round robin's shuffle of the built reply would.
+type rrSpan struct {
+	start, size, n int
+}
+
+// shuffle puts the records of s in b, a copy of the reply, in a random
+// order: the permutation roundRobin draws when it builds one.
+func (s rrSpan) shuffle(b []byte) {
+	if s.n < 2 {
+		return
+	}
+	rand.Shuffle(s.n, func(i, j int) { swapBytes(b[s.start+i*s.size:][:s.size], b[s.start+j*s.size:][:s.size]) })
+}
+
+// swapBytes swaps x and y, of one length, through a buffer on the stack,
+// so that copy moves them a word at a time rather than a byte.
+func swapBytes(x, y []byte) {
+	var tmp [64]byte
+	for len(x) > 0 {
+		n := copy(tmp[:], x)
+		copy(x, y[:n])
+		copy(y, tmp[:n])
+		x, y = x[n:], y[n:]
+	}
+}
+
+// answerSpan finds the answer records of wire, a reply with one question;
+// false unless they are all one size, or if a name has a compression
+// pointer.
+func answerSpan(wire []byte) (rrSpan, bool) {
+	if len(wire) < 12 || binary.BigEndian.Uint16(wire[4:]) != 1 {
+		return rrSpan{}, false
+	}
+	off, ok := skipName(wire, 12)
+	if !ok {
+		return rrSpan{}, false
+	}
+	s := rrSpan{start: off + 4, n: int(binary.BigEndian.Uint16(wire[6:]))} // Past the question's type and class.
+	off = s.start
+	for i := range s.n {
+		end, ok := skipName(wire, off)
+		if !ok || end+10 > len(wire) {
+			return rrSpan{}, false
+		}
+		end += 10 + int(binary.BigEndian.Uint16(wire[end+8:])) // Type, class, TTL, rdlength, then the data.
+		if end > len(wire) || (i > 0 && end-off != s.size) {
+			return rrSpan{}, false
+		}
+		s.size, off = end-off, end
+	}
+	return s, true
+}
+
+// skipName is the offset past the uncompressed name at off in wire.
+func skipName(wire []byte, off int) (int, bool) {
+	for off < len(wire) {
+		switch l := int(wire[off]); {
+		case l == 0:
+			return off + 1, true
+		case l&0xC0 != 0:
+			return 0, false // A pointer, or a label type of no use here.
+		default:
+			off += 1 + l
+		}
+	}
+	return 0, false
 }

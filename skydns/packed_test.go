@@ -3,6 +3,7 @@ package skydns
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,46 +35,83 @@ func unpack(t *testing.T, wire []byte) *dns.Msg {
 }
 
 // A packed answer must be byte for byte the reply the handler would have
-// built, for every shape of request the key distinguishes, with the id of
-// the request at hand.
+// built, for every qtype and every shape of request the key distinguishes,
+// with the id of the request at hand. Under round robin both shuffle the
+// answers, each its own way: they must be the same records, and the same
+// bytes once the answers are put in one order (canonicalAnswers).
 func TestPackedAnswersEqualBuiltReplies(t *testing.T) {
-	ix := loadIndex(t, testRecords)
-	cached := newTestHandler(t, newTestConfig(), ix)
-	off := newTestConfig()
-	off.AnswerCache = 0
-	built := newTestHandler(t, off, ix)
-
 	var names []string
 	for name := range testRecords {
 		names = append(names, strings.ToLower(msg.Domain(msg.Path(name, "skydns"))))
 	}
-	names = append(names, "testservice.default.svc.skydns.test.", "hl.default.svc.skydns.test.", "nowhere.skydns.test.")
-	id := uint16(1)
-	for _, name := range names {
-		for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
-			for _, shape := range requestShapes {
-				t.Run(fmt.Sprintf("%s/%s/%s", name, dns.TypeToString[qtype], shape.name), func(t *testing.T) {
-					want := serve(t, built, shape.request(name, qtype, id), shape.tcp)
-					// Twice: the first builds and may keep the reply, the
-					// second may be served from it, under another id.
-					for range 2 {
-						got := serve(t, cached, shape.request(name, qtype, id), shape.tcp)
-						want[0], want[1] = got[0], got[1]
-						if !bytes.Equal(got, want) {
-							t.Fatalf("served\n%v\nbuilt\n%v", unpack(t, got), unpack(t, want))
-						}
-						if unpack(t, got).Id != id {
-							t.Fatalf("reply id %d, want %d", unpack(t, got).Id, id)
-						}
-						id++
-					}
-				})
+	names = append(names, "testservice.default.svc.skydns.test.", "hl.default.svc.skydns.test.", "nowhere.skydns.test.",
+		"skydns.test.", "_http._tcp.hl.default.svc.skydns.test.", "txt.skydns.test.", "nowhere.0.0.10.in-addr.arpa.")
+	qtypes := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypePTR, dns.TypeTXT, dns.TypeMX, dns.TypeCNAME,
+		dns.TypeNS, dns.TypeSOA, dns.TypeHINFO}
+	for _, roundRobin := range []bool{false, true} {
+		t.Run(fmt.Sprintf("round-robin=%v", roundRobin), func(t *testing.T) {
+			cfg := newTestConfig()
+			cfg.RoundRobin = roundRobin
+			cached, built := packedAndBuilt(t, cfg, loadIndex(t, testRecords))
+			for _, name := range names {
+				for _, qtype := range qtypes {
+					t.Run(name+"/"+dns.TypeToString[qtype], func(t *testing.T) { checkPackedEqualsBuilt(t, cached, built, name, qtype) })
+				}
+			}
+			if cached.PackedEntries() < len(names) {
+				t.Fatalf("%d replies kept: the cache was not exercised", cached.PackedEntries())
+			}
+		})
+	}
+}
+
+// packedAndBuilt are two handlers of cfg over ix: with the packed answers,
+// and with none.
+func packedAndBuilt(t testing.TB, cfg *Config, ix *Index) (cached, built *Handler) {
+	off := *cfg
+	off.AnswerCache = 0
+	return newTestHandler(t, cfg, ix), newTestHandler(t, &off, ix)
+}
+
+// checkPackedEqualsBuilt asks for name and qtype in every request shape,
+// built and then twice from cached: the first may keep the reply, the
+// second be served from it, under another id.
+func checkPackedEqualsBuilt(t *testing.T, cached, built *Handler, name string, qtype uint16) {
+	t.Helper()
+	for i, shape := range requestShapes {
+		id := uint16(100 * i)
+		want := canonicalAnswers(serve(t, built, shape.request(name, qtype, id), shape.tcp))
+		for n := range uint16(2) {
+			got := serve(t, cached, shape.request(name, qtype, id+n+1), shape.tcp)
+			if unpack(t, got).Id != id+n+1 {
+				t.Fatalf("%s: reply id %d, want %d", shape.name, unpack(t, got).Id, id+n+1)
+			}
+			want[0], want[1] = got[0], got[1]
+			if got = canonicalAnswers(got); !bytes.Equal(got, want) {
+				t.Fatalf("%s: served\n%v\nbuilt\n%v", shape.name, unpack(t, got), unpack(t, want))
 			}
 		}
 	}
-	if cached.PackedEntries() == 0 {
-		t.Fatal("no reply was kept: the cache was not exercised")
+}
+
+// canonicalAnswers is wire with its answer records sorted by their bytes,
+// when they all have one size: the order round robin draws aside, the
+// same reply.
+func canonicalAnswers(wire []byte) []byte {
+	span, ok := answerSpan(wire)
+	if !ok || span.n < 2 {
+		return wire
 	}
+	rrs := make([][]byte, span.n)
+	for i := range rrs {
+		rrs[i] = wire[span.start+i*span.size:][:span.size]
+	}
+	slices.SortFunc(rrs, bytes.Compare)
+	out := slices.Clone(wire[:span.start])
+	for _, rr := range rrs {
+		out = append(out, rr...)
+	}
+	return append(out, wire[span.start+span.n*span.size:]...)
 }
 
 var requestShapes = []struct {
@@ -96,6 +134,8 @@ var requestShapes = []struct {
 	{"edns-1232", false, func(name string, qtype, id uint16) *dns.Msg { return question(name, qtype, id).SetEdns0(1232, false) }},
 	{"edns-8192-do", false, func(name string, qtype, id uint16) *dns.Msg { return question(name, qtype, id).SetEdns0(8192, true) }},
 	{"edns-100", true, func(name string, qtype, id uint16) *dns.Msg { return question(name, qtype, id).SetEdns0(100, false) }},
+	{"cookie", false, func(name string, qtype, id uint16) *dns.Msg { return withCookie(question(name, qtype, id)) }},
+	{"cookie-tcp", true, func(name string, qtype, id uint16) *dns.Msg { return withCookie(question(name, qtype, id)) }},
 }
 
 func question(name string, qtype, id uint16) *dns.Msg {
@@ -139,9 +179,9 @@ func TestPackedAnswersFollowTheIndex(t *testing.T) {
 	}
 }
 
-// Replies that differ between requests with the same key, or that hold
-// data not from the index, are built every time and never kept; the rest
-// are kept, negative ones included.
+// Replies that hold data not from the index, or that rest on upstream's
+// silence or a wildcard's walk, are built every time and never kept; the
+// rest are kept, of every qtype, negative ones included.
 func TestPackedAnswersKeepOnlyExactReplies(t *testing.T) {
 	rr := newTestConfig()
 	rr.RoundRobin = true
@@ -170,14 +210,28 @@ func TestPackedAnswersKeepOnlyExactReplies(t *testing.T) {
 		{"two addresses in order", newTestConfig(), question("hl.default.svc.skydns.test.", dns.TypeA, 1), answers(2), true},
 		{"mixed case keeps the asker's spelling", newTestConfig(), question("TestService.Default.SVC.skydns.test.", dns.TypeA, 1),
 			ownerIs("TestService.Default.SVC.skydns.test."), false},
-		{"round robin shuffles", rr, question("hl.default.svc.skydns.test.", dns.TypeA, 1), answers(2), false},
+		{"round robin, shuffled for each query", rr, question("hl.default.svc.skydns.test.", dns.TypeA, 1), answers(2), true},
 		{"cname to upstream data", newTestConfig(), question("external.skydns.test.", dns.TypeA, 1), answers(2), false},
 		{"address beside a name upstream may resolve later", newTestConfig(), question("mixedhost.skydns.test.", dns.TypeA, 1), answers(1), false},
-		{"in-zone cname", newTestConfig(), question("1.backend.in.skydns.test.", dns.TypeA, 1), answers(3), false},
-		{"srv", newTestConfig(), question("testservice.default.svc.skydns.test.", dns.TypeSRV, 1), answers(1), false},
-		{"edns option", newTestConfig(), withCookie(question("testservice.default.svc.skydns.test.", dns.TypeA, 1)), answers(1), false},
+		{"in-zone cname", newTestConfig(), question("1.backend.in.skydns.test.", dns.TypeA, 1), answers(3), true},
+		{"in-zone cname, round robin", rr, question("1.backend.in.skydns.test.", dns.TypeA, 1), answers(3), true},
+		{"wildcard", newTestConfig(), question("*.ipaddr.skydns.test.", dns.TypeA, 1), answers(2), false},
+		{"srv to its own key", newTestConfig(), question("testservice.default.svc.skydns.test.", dns.TypeSRV, 1), answers(1), true},
+		{"srv to an in-zone name", newTestConfig(), question("_http1._tcp.testservice.default.svc.skydns.test.", dns.TypeSRV, 1), answers(1), true},
+		{"headless srv", rr, question("_http._tcp.hl.default.svc.skydns.test.", dns.TypeSRV, 1), answers(2), true},
+		{"srv to an outside name", newTestConfig(), question("y.bar.skydns.test.", dns.TypeSRV, 1), answers(1), false},
+		{"mx to an outside name", newTestConfig(), question("b.mail.skydns.test.", dns.TypeMX, 1), answers(1), false},
+		{"ptr", newTestConfig(), question("1.0.0.10.in-addr.arpa.", dns.TypePTR, 1), answers(1), true},
+		{"txt", newTestConfig(), question("txt.skydns.test.", dns.TypeTXT, 1), answers(2), true},
+		{"ns", newTestConfig(), question("skydns.test.", dns.TypeNS, 1), answers(2), true},
+		{"soa", newTestConfig(), question("skydns.test.", dns.TypeSOA, 1), answers(1), true},
+		{"nodata of another type", newTestConfig(), question("testservice.default.svc.skydns.test.", dns.TypeHINFO, 1), answers(0), true},
+		{"nxdomain of another type", newTestConfig(), question("nothing.skydns.test.", dns.TypeMX, 1), rcode(dns.RcodeNameError), true},
+		{"a cookie", newTestConfig(), withCookie(question("testservice.default.svc.skydns.test.", dns.TypeA, 1)), answers(1), true},
+		{"the stub loop marker", newTestConfig(), withStubLoopMarker(question("testservice.default.svc.skydns.test.", dns.TypeA, 1)), answers(1), false},
 		{"chaos class", newTestConfig(), chaos(question("version.bind.", dns.TypeA, 1)), answers(0), false},
 		{"forwarded", forwarding, question("www.example.com.", dns.TypeA, 1), answers(1), false},
+		{"reverse name forwarded", forwarding, question("2.0.0.10.in-addr.arpa.", dns.TypePTR, 1), rcode(dns.RcodeSuccess), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -250,6 +304,13 @@ func withCookie(m *dns.Msg) *dns.Msg {
 	return m
 }
 
+func withStubLoopMarker(m *dns.Msg) *dns.Msg {
+	m.SetEdns0(1232, false)
+	opt := m.IsEdns0()
+	opt.Option = append(opt.Option, &dns.EDNS0_LOCAL{Code: stubLoopOption, Data: []byte{1}})
+	return m
+}
+
 func chaos(m *dns.Msg) *dns.Msg {
 	m.Question[0].Qclass = dns.ClassCHAOS
 	return m
@@ -313,12 +374,15 @@ func TestPackedAnswersLeaveLargeRepliesAlone(t *testing.T) {
 }
 
 // A packed reply is counted like a built one: by its own rcode, with the
-// lookups split into hits and misses.
+// lookups of local names split into hits and misses. A forwarded name is
+// no lookup.
 func TestPackedAnswersAreCounted(t *testing.T) {
 	h := newTestHandler(t, newTestConfig(), loadIndex(t, testRecords))
 	for range 3 {
 		serve(t, h, question("nothing.skydns.test.", dns.TypeA, 1), false)
 		serve(t, h, question("testservice.default.svc.skydns.test.", dns.TypeA, 1), false)
+		serve(t, h, question("testservice.default.svc.skydns.test.", dns.TypeSRV, 1), false)
+		serve(t, h, question("www.example.com.", dns.TypeA, 1), false)
 	}
 	for _, c := range []struct {
 		name string
@@ -326,9 +390,9 @@ func TestPackedAnswersAreCounted(t *testing.T) {
 		want float64
 	}{
 		{"NXDOMAIN responses", h.metrics.rcodes[dns.RcodeNameError], 3},
-		{"NOERROR responses", h.metrics.rcodes[dns.RcodeSuccess], 3},
-		{"hits", h.metrics.packedHits, 4},
-		{"misses", h.metrics.packedMisses, 2},
+		{"NOERROR responses", h.metrics.rcodes[dns.RcodeSuccess], 9},
+		{"hits", h.metrics.packedHits, 6},
+		{"misses", h.metrics.packedMisses, 3},
 	} {
 		if got := testutilCounter(c.got); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
@@ -345,9 +409,7 @@ func TestPackedAnswersOutliveChangesElsewhere(t *testing.T) {
 		"a2.db.default.svc.skydns.test.":  `{"host":"10.9.0.2"}`,
 	})
 	h := newTestHandler(t, newTestConfig(), ix)
-	put := func(name, host string) func() {
-		return func() { ix.Put(msg.Service{Key: msg.Path(name, "skydns"), Host: host}) }
-	}
+	put := func(name, host string) func() { return putHost(ix, name, host) }
 	steps := []struct {
 		name   string
 		change func()
@@ -378,6 +440,11 @@ func TestPackedAnswersOutliveChangesElsewhere(t *testing.T) {
 			t.Errorf("%s: rcode %s, want %s", step.name, dns.RcodeToString[m.Rcode], dns.RcodeToString[step.rcode])
 		}
 	}
+}
+
+// putHost is a change that puts a record of host at name.
+func putHost(ix *Index, name, host string) func() {
+	return func() { ix.Put(msg.Service{Key: msg.Path(name, "skydns"), Host: host}) }
 }
 
 // Queries racing a writer: once a Put has returned, every query sees it,
@@ -421,25 +488,28 @@ func TestPackedAnswersUnderConcurrentChanges(t *testing.T) {
 
 func answerKeyAdmits(r *request) bool { _, ok := answerKeyOf(r); return ok }
 
-// FuzzPackedEqualsBuilt feeds arbitrary requests to a handler with packed
-// answers and to one without: whenever the cache may answer, asking twice
-// (a miss, then perhaps a hit) must give the built reply's exact bytes.
+// FuzzPackedEqualsBuilt feeds arbitrary requests to handlers with packed
+// answers and to ones without, plain and with round robin: whenever the
+// cache may answer, asking twice (a miss, then perhaps a hit) must give
+// the built reply's exact bytes, with the answers in one order under
+// round robin (canonicalAnswers).
 func FuzzPackedEqualsBuilt(f *testing.F) {
-	for _, shape := range requestShapes {
-		for _, name := range []string{"testservice.default.svc.skydns.test.", "nothing.skydns.test.", "1.backend.in.skydns.test.", "*.ipaddr.skydns.test."} {
-			if wire, err := shape.request(name, dns.TypeA, 7).Pack(); err == nil {
+	for _, seed := range packedSeeds {
+		for _, shape := range requestShapes {
+			if wire, err := shape.request(seed.name, seed.qtype, 7).Pack(); err == nil {
 				f.Add(wire)
 			}
 		}
 	}
 	ix := loadIndex(f, testRecords)
-	newHandler := func(answerCache int) *Handler {
+	var pairs [][2]*Handler
+	for _, roundRobin := range []bool{false, true} {
 		cfg := newTestConfig()
 		cfg.NoRec = true // Nothing leaves the process.
-		cfg.AnswerCache = answerCache
-		return newTestHandler(f, cfg, ix)
+		cfg.RoundRobin = roundRobin
+		cached, built := packedAndBuilt(f, cfg, ix)
+		pairs = append(pairs, [2]*Handler{cached, built})
 	}
-	cached, built := newHandler(defaultAnswerCache), newHandler(0)
 	f.Fuzz(func(t *testing.T, wire []byte) {
 		req := new(dns.Msg)
 		if req.Unpack(wire) != nil || len(req.Question) != 1 {
@@ -450,11 +520,113 @@ func FuzzPackedEqualsBuilt(f *testing.F) {
 		if !answerKeyAdmits(&r) {
 			return
 		}
-		want := serve(t, built, req, false)
-		for range 2 {
-			if got := serve(t, cached, req, false); !bytes.Equal(got, want) {
-				t.Fatalf("request %v\nserved\n%v\nbuilt\n%v", req, unpack(t, got), unpack(t, want))
+		for _, pair := range pairs {
+			want := canonicalAnswers(serve(t, pair[1], req.Copy(), false))
+			for range 2 {
+				if got := canonicalAnswers(serve(t, pair[0], req.Copy(), false)); !bytes.Equal(got, want) {
+					t.Fatalf("request %v\nserved\n%v\nbuilt\n%v", req, unpack(t, got), unpack(t, want))
+				}
 			}
 		}
 	})
+}
+
+// packedSeeds are the questions FuzzPackedEqualsBuilt starts from, one of
+// each kind of reply that may be kept or is built every time.
+var packedSeeds = []struct {
+	name  string
+	qtype uint16
+}{
+	{"testservice.default.svc.skydns.test.", dns.TypeA}, {"nothing.skydns.test.", dns.TypeA},
+	{"1.backend.in.skydns.test.", dns.TypeA}, {"*.ipaddr.skydns.test.", dns.TypeA},
+	{"hl.default.svc.skydns.test.", dns.TypeA}, {"ipaddr.skydns.test.", dns.TypeAAAA},
+	{"_http1._tcp.testservice.default.svc.skydns.test.", dns.TypeSRV}, {"_http._tcp.hl.default.svc.skydns.test.", dns.TypeSRV},
+	{"region1.skydns.test.", dns.TypeSRV}, {"1.0.0.10.in-addr.arpa.", dns.TypePTR}, {"2.0.0.10.in-addr.arpa.", dns.TypePTR},
+	{"txt.skydns.test.", dns.TypeTXT}, {"long.skydns.test.", dns.TypeTXT}, {"b.mail.skydns.test.", dns.TypeMX},
+	{"external.skydns.test.", dns.TypeCNAME}, {"skydns.test.", dns.TypeNS}, {"skydns.test.", dns.TypeSOA},
+	{"testservice.default.svc.skydns.test.", dns.TypeHINFO}, {"nothing.skydns.test.", dns.TypeMX},
+	{"local.dns.skydns.test.", dns.TypeA}, {"dedup.skydns.test.", dns.TypeA},
+}
+
+// Under round robin a packed reply's answers are shuffled for each query,
+// as a built one's are: every address comes first now and then, and the
+// records are always the same ones.
+func TestPackedAnswersShuffleEachCopy(t *testing.T) {
+	records := numbered(4, "e%d.hl.skydns.test.", address)
+	cfg := newTestConfig()
+	cfg.RoundRobin = true
+	h := newTestHandler(t, cfg, loadIndex(t, records))
+	want := canonicalAnswers(serve(t, h, question("hl.skydns.test.", dns.TypeA, 1), false))
+	first := map[string]bool{}
+	for range 200 {
+		got := serve(t, h, question("hl.skydns.test.", dns.TypeA, 1), false)
+		if !bytes.Equal(canonicalAnswers(got), want) {
+			t.Fatalf("served\n%v\nfirst built\n%v", unpack(t, got), unpack(t, want))
+		}
+		first[unpack(t, got).Answer[0].(*dns.A).A.String()] = true
+	}
+	if len(first) != 4 || h.PackedEntries() != 1 {
+		t.Fatalf("first addresses %v over 200 queries, %d replies kept: want all 4 from one", first, h.PackedEntries())
+	}
+}
+
+// A reply read from several names (an SRV record and its target, a CNAME
+// and its target) is retired by a change to any of them.
+func TestPackedAnswersFollowEveryNameRead(t *testing.T) {
+	ix := loadIndex(t, map[string]string{
+		"a1.web.default.svc.skydns.test.":            `{"host":"10.9.0.1"}`,
+		"a1._http._tcp.web.default.svc.skydns.test.": `{"host":"web.default.svc.skydns.test.","port":80}`,
+		"alias.skydns.test.":                         `{"host":"web.default.svc.skydns.test."}`,
+	})
+	h := newTestHandler(t, newTestConfig(), ix)
+	put := func(name, host string) func() { return putHost(ix, name, host) }
+	steps := []struct {
+		name   string
+		change func()
+		want   string // The address in the reply, as text.
+	}{
+		{"first", func() {}, "10.9.0.1"},
+		{"the target moves", put("a1.web.default.svc.skydns.test.", "10.9.0.2"), "10.9.0.2"},
+		{"another service changes", put("a1.db.default.svc.skydns.test.", "10.9.0.3"), "10.9.0.2"},
+	}
+	for _, step := range steps {
+		step.change()
+		for _, q := range []struct {
+			name  string
+			qtype uint16
+		}{{"_http._tcp.web.default.svc.skydns.test.", dns.TypeSRV}, {"alias.skydns.test.", dns.TypeA}} {
+			for range 2 { // Built (or packed), then packed.
+				m := unpack(t, serve(t, h, question(q.name, q.qtype, 1), false))
+				if got := fmt.Sprint(append(m.Answer, m.Extra...)); !strings.Contains(got, "\t"+step.want) {
+					t.Fatalf("%s: %s %s: %s, want %s", step.name, q.name, dns.TypeToString[q.qtype], got, step.want)
+				}
+			}
+		}
+	}
+	if h.PackedEntries() != 2 {
+		t.Fatalf("%d replies kept, want 2", h.PackedEntries())
+	}
+}
+
+// With -stubzones a name is local only while no stub zone takes it: a
+// reply kept packed goes when one appears, and the name is relayed to the
+// stub zone's servers from the next query on.
+func TestPackedAnswersGiveWayToANewStubZone(t *testing.T) {
+	ix := loadIndex(t, map[string]string{"a.web.skydns.test.": `{"host":"10.9.0.1"}`})
+	cfg := newTestConfig()
+	cfg.StubZones = true
+	h := newTestHandler(t, cfg, ix, func(d *Deps) { d.Exchange = scriptedUpstream{} })
+	for range 2 {
+		if m := unpack(t, serve(t, h, question("web.skydns.test.", dns.TypeA, 1), false)); !strings.Contains(fmt.Sprint(m.Answer), "10.9.0.1") {
+			t.Fatalf("before the stub zone: %v", m.Answer)
+		}
+	}
+	if h.PackedEntries() != 1 {
+		t.Fatalf("%d replies kept, want 1", h.PackedEntries())
+	}
+	putHost(ix, "ns1.web.skydns.test.stub.dns.skydns.test.", "192.0.2.53")()
+	// scriptedUpstream, standing in for the stub zone's server, answers 192.0.2.1.
+	if m := unpack(t, serve(t, h, question("web.skydns.test.", dns.TypeA, 1), false)); !strings.Contains(fmt.Sprint(m.Answer), "192.0.2.1") {
+		t.Fatalf("after the stub zone: %v, want the stub server's answer", m.Answer)
+	}
 }

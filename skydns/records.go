@@ -11,24 +11,20 @@ type recordSource interface {
 }
 
 // records reads name from the source, then applies SkyDNS's per-lookup
-// de-duplication and group filtering. Every record type reads through here
-// (and versionedRecords), so hidden keys, dedup, groups and the query's
-// budget b apply alike.
+// de-duplication and group filtering. Every record type reads through here,
+// so hidden keys, dedup, groups and the query's budget b apply alike, and
+// b notes the Version of every read: a reply built from the records is
+// exact for as long as all of them are current.
 func (r *Resolver) records(name string, exact bool, b *budget) ([]*record, error) {
-	sx, _, err := r.versionedRecords(name, exact, b)
-	return sx, err
-}
-
-// versionedRecords is records with the Version of what it read.
-func (r *Resolver) versionedRecords(name string, exact bool, b *budget) ([]*record, Version, error) {
 	if !b.lookup() {
-		return nil, Version{}, errOverBudget
+		return nil, errOverBudget
 	}
 	sx, v, err := r.source.VersionedRecords(name, exact, b)
+	b.read(v)
 	if err != nil || len(sx) < 2 {
-		return sx, v, err
+		return sx, err
 	}
-	return filterGroups(dedupServices(sx)), v, nil
+	return filterGroups(dedupServices(sx)), nil
 }
 
 // dedupServices drops records equal in host, port, priority, weight and text,

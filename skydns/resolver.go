@@ -40,13 +40,11 @@ func newResolver(opts ZoneOptions, source recordSource, upstream targetLookup, w
 
 // answer is what the resolver found for one question: the records for the
 // answer and additional sections, or an error (errNameNotFound for a name
-// that does not exist); and, for the replies worth keeping packed, the
-// Version of the records they came from. The zero Version, never current,
-// says the answer rests on more than the records, or is not worth keeping.
+// that does not exist). What it read to get there, the query's budget
+// holds (records, lookupUpstream).
 type answer struct {
 	answer, extra []dns.RR
 	err           error
-	version       Version
 }
 
 // resolve answers q, a name inside the domain, by qtype, within the
@@ -74,7 +72,7 @@ func (r *Resolver) resolveWithin(ctx context.Context, q dns.Question, serial uin
 			a.err = nil // The apex exists even with no NS records: NODATA, not NXDOMAIN.
 		}
 	case q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA:
-		a.answer, a.version, a.err = r.addressAnswer(ctx, q, b)
+		a.answer, a.err = r.addressRecords(ctx, b, q, nil, false)
 	case q.Qtype == dns.TypeTXT:
 		a.answer, a.err = r.txtRecords(q, b)
 	case q.Qtype == dns.TypeCNAME:
@@ -98,7 +96,12 @@ func (r *Resolver) isApex(name string) bool { return strings.EqualFold(dns.Fqdn(
 // counted as inside "cluster.local."). Case-insensitive.
 func (r *Resolver) inZone(name string) bool {
 	d := r.opts.Domain
-	if len(name) < len(d) || !strings.EqualFold(name[len(name)-len(d):], d) {
+	if len(name) < len(d) {
+		return false
+	}
+	// The domain is lowercase, as almost every name asked is: equality
+	// first spares EqualFold on the hot path.
+	if suffix := name[len(name)-len(d):]; suffix != d && !strings.EqualFold(suffix, d) {
 		return false
 	}
 	return len(name) == len(d) || name[len(name)-len(d)-1] == '.'
@@ -113,23 +116,6 @@ func (r *Resolver) addressRecords(ctx context.Context, b *budget, q dns.Question
 		return nil, err
 	}
 	return r.addressesOf(ctx, b, q, sx, previous, both), nil
-}
-
-// addressAnswer is addressRecords for a query's own answer, with the
-// Version of the records it came from. The Version is the zero one, never
-// current, when the answer rests on more than the records: a record whose
-// host is a name brings a CNAME chain, possibly ending upstream.
-func (r *Resolver) addressAnswer(ctx context.Context, q dns.Question, b *budget) ([]dns.RR, Version, error) {
-	sx, v, err := r.versionedRecords(q.Name, false, b)
-	if err != nil {
-		return nil, v, err // NXDOMAIN keeps its Version: it too is the records' say.
-	}
-	for _, s := range sx {
-		if s.Host != "" && s.HostIP() == nil {
-			v = Version{}
-		}
-	}
-	return r.addressesOf(ctx, b, q, sx, nil, false), v, nil
 }
 
 func (r *Resolver) addressesOf(ctx context.Context, b *budget, q dns.Question, sx []*record, previous []dns.RR, both bool) []dns.RR {
@@ -181,8 +167,10 @@ func (r *Resolver) chaseCNAME(ctx context.Context, b *budget, q dns.Question, s 
 }
 
 // lookupUpstream asks upstream for name, as one of the query's chased names
-// and within its one upstream deadline.
+// and within its one upstream deadline. What upstream says is no record's:
+// a reply holding it, or built from its silence, is never kept packed.
 func (r *Resolver) lookupUpstream(ctx context.Context, b *budget, name string, qtype uint16) (*dns.Msg, error) {
+	b.read(Version{})
 	if !b.chase() {
 		return nil, errOverBudget
 	}

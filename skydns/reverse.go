@@ -22,7 +22,7 @@ func (s *reverseStep) serve(ctx context.Context, req *request) {
 		return
 	}
 	if m := s.answer(req); m != nil {
-		req.reply = reply{msg: m}
+		req.reply = reply{msg: m, exact: true}
 		return
 	}
 	s.next.serve(ctx, req)

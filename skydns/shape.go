@@ -43,8 +43,7 @@ func (s *shapeStep) shape(req *request, r *reply) {
 	}
 	minimumTTL(m.Answer, s.opts.MaxTTL)
 	if s.opts.RoundRobin {
-		roundRobin(m.Answer)
-		r.shuffled = len(m.Answer) > 1
+		r.shuffled = roundRobin(m.Answer)
 	}
 	r.msg = s.fit(req, m)
 }
@@ -158,17 +157,19 @@ func minimumTTL(rrs []dns.RR, ceiling uint32) {
 }
 
 // roundRobin shuffles address answers so clients that take the first
-// spread over endpoints. A chain with a CNAME keeps its order.
-func roundRobin(rrs []dns.RR) {
+// spread over endpoints, and reports whether it did. A chain with a CNAME
+// keeps its order.
+func roundRobin(rrs []dns.RR) bool {
 	if len(rrs) < 2 {
-		return
+		return false
 	}
 	for _, rr := range rrs {
 		if t := rr.Header().Rrtype; t != dns.TypeA && t != dns.TypeAAAA {
-			return
+			return false
 		}
 	}
 	rand.Shuffle(len(rrs), func(i, j int) { rrs[i], rrs[j] = rrs[j], rrs[i] })
+	return true
 }
 
 // fit makes the reply fit the client's buffer, and over UDP maxUDP: extra

@@ -19,8 +19,11 @@ type stubStep struct {
 }
 
 func (s *stubStep) serve(ctx context.Context, req *request) {
-	servers := s.zones.match(req.name)
+	servers, v := s.zones.match(req.name)
 	if servers == nil {
+		// That no stub zone takes the name is the stub records' say too: a
+		// reply kept packed must go when one appears.
+		req.work.read(v)
 		s.next.serve(ctx, req)
 		return
 	}
@@ -54,8 +57,10 @@ func (s *stubStep) forward(ctx context.Context, req *request, servers []string) 
 const stubLoopOption = dns.EDNS0LOCALSTART + 10
 
 // hasStubLoopOption reports whether req came from a skydns stub forward.
-func hasStubLoopOption(req *dns.Msg) bool {
-	opt := req.IsEdns0()
+func hasStubLoopOption(req *dns.Msg) bool { return stubLoopIn(req.IsEdns0()) }
+
+// stubLoopIn reports whether opt (nil: none) holds the stub loop marker.
+func stubLoopIn(opt *dns.OPT) bool {
 	if opt == nil {
 		return false
 	}
@@ -82,6 +87,7 @@ type stubZones struct {
 type stubView struct {
 	generation uint64
 	zones      map[string][]string
+	version    Version // Of the records the zones came from.
 }
 
 func newStubZones(domain string, index *Index) *stubZones {
@@ -115,8 +121,9 @@ func zonesFrom(sx []*record, suffix string) map[string][]string {
 }
 
 // match returns the servers of the longest stub zone containing name, or
-// nil. The view is rebuilt only when the index changed since the last build.
-func (z *stubZones) match(name string) []string {
+// nil, and the Version of the stub records that say so. The view is
+// rebuilt only when the index changed since the last build.
+func (z *stubZones) match(name string) ([]string, Version) {
 	view := z.current()
 	best := ""
 	for zone := range view.zones {
@@ -125,9 +132,9 @@ func (z *stubZones) match(name string) []string {
 		}
 	}
 	if best == "" {
-		return nil
+		return nil, view.version
 	}
-	return view.zones[best]
+	return view.zones[best], view.version
 }
 
 func (z *stubZones) current() stubView {
@@ -137,7 +144,10 @@ func (z *stubZones) current() stubView {
 	if z.view.zones != nil && z.view.generation == gen {
 		return z.view
 	}
-	sx, _ := z.index.Records(z.suffix, false)
-	z.view = stubView{generation: gen, zones: zonesFrom(sx, z.suffix)}
+	// With no stub records the Version is of the suffix's deepest existing
+	// ancestor, which every change below it stamps: packed replies then
+	// last only until the next change there, the price of being exact.
+	sx, v, _ := z.index.VersionedRecords(z.suffix, false, nil)
+	z.view = stubView{generation: gen, zones: zonesFrom(sx, z.suffix), version: v}
 	return z.view
 }

@@ -38,7 +38,7 @@ func (s *zoneStep) serve(ctx context.Context, req *request) {
 	case errors.Is(a.err, errNameNotFound):
 		m.Rcode = dns.RcodeNameError
 		m.Ns = []dns.RR{s.res.soa(s.opts.MinTTL, req.serial())}
-		req.reply = reply{msg: m, fromZone: true, version: a.version}
+		req.reply = reply{msg: m, fromZone: true, exact: true}
 		return
 	case a.err != nil:
 		// Not loaded yet, broken, or over the query's budget: say so,
@@ -57,7 +57,7 @@ func (s *zoneStep) serve(ctx context.Context, req *request) {
 	if q.Name != req.q().Name {
 		renameOwners(m.Answer, q.Name, req.q().Name)
 	}
-	req.reply = reply{msg: m, fromZone: true, version: a.version}
+	req.reply = reply{msg: m, fromZone: true, exact: true}
 }
 
 func renameOwners(rrs []dns.RR, from, to string) {
