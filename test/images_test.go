@@ -49,7 +49,7 @@ func TestSkydnsImageBindsPort53(t *testing.T) {
 		port  int
 	}
 	onPort := func(port int) []string {
-		return []string{fmt.Sprintf("-addr=0.0.0.0:%d", port), "-machines=http://127.0.0.1:4001"}
+		return []string{fmt.Sprintf("-addr=0.0.0.0:%d", port), "-machines=http://127.0.0.1:4001", "-domain=cluster.local."}
 	}
 	runs := []imageRun{{"legacy RC", []string{"--sysctl", kernelUnprivilegedPortStart}, legacy.Args, 53}}
 	for _, file := range []string{"kube-dns-deployment.yaml", "ha/skydns.yaml"} {
