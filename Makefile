@@ -30,9 +30,9 @@ INTEGRATION := integration
 # The race detector needs cgo, so a C compiler; Go alone turns cgo off.
 RACE       = $(if $(filter 1,$(shell $(GO) env CGO_ENABLED 2>/dev/null)),-race)
 # Debian packages the tests drive: dig and nslookup, dnsperf, busybox.
-APT_PACKAGES := dnsutils dnsperf busybox-static openssl
+APT_PACKAGES := dnsutils dnsperf busybox-static openssl libcap2-bin
 
-.PHONY: build test test-unit fuzz check vet fmt-check deps etcd apiserver bench-dns bench-kube2sky bench-ha bench-attack images up up-ha down docs clean
+.PHONY: build test test-unit fuzz check vet fmt-check deps etcd apiserver bench-dns bench-kube2sky bench-ha bench-attack images skydns-image compose-up compose-down up up-ha down docs clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/skydns ./cmd/kube2sky ./cmd/exec-healthz ./test/bench/fixedresponder
@@ -63,7 +63,7 @@ $(GOLANGCI_LINT): tools/golangci-lint/go.mod tools/golangci-lint/go.sum
 
 # Installs the Debian packages the tests need when any is missing.
 deps:
-	@if ! command -v dig >/dev/null || ! command -v dnsperf >/dev/null || ! command -v nslookup >/dev/null || [ ! -x /bin/busybox ] || ! command -v openssl >/dev/null; then \
+	@if ! command -v dig >/dev/null || ! command -v dnsperf >/dev/null || ! command -v nslookup >/dev/null || [ ! -x /bin/busybox ] || ! command -v openssl >/dev/null || ! command -v setcap >/dev/null; then \
 		echo ">> installing $(APT_PACKAGES)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	fi
@@ -141,12 +141,39 @@ images: deps build etcd apiserver
 	cp /bin/busybox images/busybox
 	cp $(ETCD) images/etcd
 	cp $(APISERVER) images/kube-apiserver
-	for t in skydns kube2sky exec-healthz; do \
+	$(MAKE) --no-print-directory skydns-image
+	for t in kube2sky exec-healthz; do \
 		DOCKER_BUILDKIT=0 docker build -q --target $$t -t skypod/$$t:$(IMAGE_TAG) -f images/Dockerfile . || exit 1; \
 	done
 	DOCKER_BUILDKIT=0 docker build -q --target etcd -t skypod/etcd:$(ETCD_VERSION) -f images/Dockerfile .
 	DOCKER_BUILDKIT=0 docker build -q --target kube-apiserver -t skypod/kube-apiserver:$(KUBE_VERSION) -f images/Dockerfile .
 	rm -f images/busybox images/etcd images/kube-apiserver
+
+# skydns's image is imported from a tar rather than built from the
+# Dockerfile: the docker build context drops extended attributes, and the
+# binary's file capability is one (cap_net_bind_service, permitted only:
+# internal/netcap says why). It lets skydns bind :53 as UID 65534 on a
+# runtime that keeps net.ipv4.ip_unprivileged_port_start at 1024.
+skydns-image: deps build
+	rm -rf images/rootfs && mkdir -p images/rootfs
+	cp bin/skydns images/rootfs/skydns
+	setcap cap_net_bind_service=+p images/rootfs/skydns
+	tar --xattrs --xattrs-include=security.capability -C images/rootfs -cf images/skydns-rootfs.tar skydns
+	docker import --change 'USER 65534:65534' --change 'ENTRYPOINT ["/skydns"]' \
+		images/skydns-rootfs.tar skypod/skydns:$(IMAGE_TAG) >/dev/null
+	rm -rf images/rootfs images/skydns-rootfs.tar
+
+# docker-compose.yml as a user runs it, waiting for the first answer. Ports
+# from DNS_PORT, API_PORT, HEALTHZ_PORT (1053, 6443, 8080 by default).
+compose-up: images
+	docker-compose up -d
+	@port=$${DNS_PORT:-1053}; for i in $$(seq 120); do \
+		dig @127.0.0.1 -p $$port +short +time=1 +tries=1 kubernetes.default.svc.cluster.local | grep -q . && break; \
+		[ $$i = 120 ] && { echo "no answer on 127.0.0.1:$$port after 2 minutes: docker-compose logs" >&2; exit 1; }; sleep 1; \
+	done; echo "up: dig @127.0.0.1 -p $$port kubernetes.default.svc.cluster.local; stop with make compose-down"
+
+compose-down:
+	docker-compose down --timeout 5
 
 up: deps build etcd apiserver
 	SKYPOD_ETCD_BIN=$(ETCD) SKYPOD_ETCDCTL_BIN=$(ETCDCTL) SKYPOD_APISERVER_BIN=$(APISERVER) ./scripts/up.sh

@@ -20,6 +20,7 @@ import (
 	"github.com/skypod/skypod/internal/backoff"
 	"github.com/skypod/skypod/internal/etcdclient"
 	"github.com/skypod/skypod/internal/httpserve"
+	"github.com/skypod/skypod/internal/netcap"
 )
 
 // Run serves DNS until ctx ends, and returns once everything it started
@@ -30,6 +31,7 @@ import (
 // overlay is read when etcd first answers, before the first list, and
 // applied then (serving.applyOverlay).
 func Run(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Registry) error {
+	raiseBindService(log)
 	client, err := etcdclient.New(cfg.EtcdOptions().Client, log)
 	if err != nil {
 		return err
@@ -40,6 +42,20 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Reg
 		return err
 	}
 	return runServers(ctx, cfg, opts, client, log, reg)
+}
+
+// raiseBindService makes the image's file capability effective, so port 53
+// binds as a non-root user whatever the runtime's unprivileged port start
+// (internal/netcap). It stays effective: the /skydns/config overlay may
+// move the sockets later. Where it is not permitted, binding still works
+// on a high port or where the sysctl allows it, so that is no error.
+func raiseBindService(log *slog.Logger) {
+	state, err := netcap.RaiseBindService()
+	if err != nil {
+		log.Warn("cannot make cap_net_bind_service effective", "err", err)
+		return
+	}
+	log.Info("cap_net_bind_service", "state", state)
 }
 
 // runServers binds the sockets and runs the watcher, the DNS servers and the

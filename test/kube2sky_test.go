@@ -83,13 +83,35 @@ func applyFile(t testing.TB, c *harness.Cluster, file string) []runtime.Object {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, opts := context.Background(), metav1.CreateOptions{}
+	return applyYAML(t, c, file, raw)
+}
+
+// decodeYAML decodes the documents of raw, a multi-document YAML stream
+// named file in messages, into typed objects.
+func decodeYAML(t testing.TB, file string, raw []byte) []runtime.Object {
+	t.Helper()
 	var out []runtime.Object
 	for _, doc := range strings.Split(string(raw), "\n---\n") {
+		if strings.TrimSpace(strings.TrimPrefix(doc, "---")) == "" {
+			continue
+		}
 		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}
+		out = append(out, obj)
+	}
+	return out
+}
+
+// applyYAML creates the objects of raw (named file in messages) in c and
+// returns them as the apiserver stored them.
+func applyYAML(t testing.TB, c *harness.Cluster, file string, raw []byte) []runtime.Object {
+	t.Helper()
+	ctx, opts := context.Background(), metav1.CreateOptions{}
+	var out []runtime.Object
+	for _, obj := range decodeYAML(t, file, raw) {
+		var err error
 		var created runtime.Object
 		switch o := obj.(type) {
 		case *v1.ServiceAccount:

@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
@@ -17,6 +18,10 @@ import (
 )
 
 func main() {
+	// The image's file capability (internal/netcap) starts the binary in
+	// the kernel's secure mode, where the Go runtime forces GOTRACEBACK=none:
+	// a crash would say nothing. Back to the default; this only raises the level.
+	debug.SetTraceback("single")
 	cfg := skydns.NewConfig(os.Getenv)
 	fs := pflag.NewFlagSet("skydns", pflag.ContinueOnError)
 	cfg.AddFlags(fs)

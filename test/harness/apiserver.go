@@ -75,7 +75,7 @@ func StartClusterWith(t testing.TB, opts ClusterOptions) *Cluster {
 	}
 	etcd := StartEtcd(t, opts.EtcdFlags...)
 	dir := t.TempDir()
-	WriteClusterFiles(t, dir, "")
+	writeClusterFiles(t, dir)
 	port := FreePort(t)
 	c := &Cluster{URL: fmt.Sprintf("https://127.0.0.1:%d", port), Etcd: etcd, dir: dir, t: t, args: []string{
 		"--etcd-servers=" + etcd.URL,
@@ -160,22 +160,14 @@ func (c *Cluster) Kubeconfig(t testing.TB, token string) string {
 	return path
 }
 
-// WriteClusterFiles writes what an API server and its clients need into
-// dir: service-account keys (sa.key, sa.pub), the token users (tokens.csv),
-// and, when server is set, an admin kubeconfig for it. The files are world-
-// readable: they are test secrets, and containers read them as non-root.
-func WriteClusterFiles(t testing.TB, dir, server string) {
+// writeClusterFiles writes what an API server needs into dir: service-
+// account keys (sa.key, sa.pub) and the token users (tokens.csv).
+func writeClusterFiles(t testing.TB, dir string) {
 	t.Helper()
 	writeServiceAccountKeys(t, dir)
 	tokens := fmt.Sprintf("%s,admin,admin,system:masters\n%s,%s,%s\n", AdminToken, Kube2skyToken, Kube2skyUser, Kube2skyUser)
-	files := map[string]string{"tokens.csv": tokens}
-	if server != "" {
-		files["kubeconfig"] = kubeconfig(server, AdminToken)
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.WriteFile(filepath.Join(dir, "tokens.csv"), []byte(tokens), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
