@@ -96,6 +96,12 @@ type Config struct {
 	LoopDetect  bool            `json:"-"`
 	EtcdTimeout time.Duration   `json:"-"`
 	Log         logging.Options `json:"-"`
+	// LegacyMetrics name SkyDNS 2.5's metric families: PROMETHEUS_NAMESPACE
+	// and PROMETHEUS_SUBSYSTEM (legacymetrics.go).
+	LegacyMetrics struct{ Namespace, Subsystem string } `json:"-"`
+	// Unsupported are the legacy settings given that skydns does not act
+	// on (Graphite, StatHat), reported once at start.
+	Unsupported []string `json:"-"`
 
 	// fromResolvConf: Load took the nameservers from --resolv-conf.
 	fromResolvConf bool
@@ -134,6 +140,13 @@ func NewConfig(getenv func(string) string) *Config {
 	}
 	if port := getenv("PROMETHEUS_PORT"); port != "" {
 		c.MetricsAddr = ":" + port // The legacy way to turn metrics on.
+	}
+	c.LegacyMetrics.Namespace = getenv("PROMETHEUS_NAMESPACE")
+	c.LegacyMetrics.Subsystem = envOr(getenv, "PROMETHEUS_SUBSYSTEM", "skydns")
+	for _, key := range []string{"GRAPHITE_SERVER", "GRAPHITE_PREFIX", "STATHAT_USER"} {
+		if v := getenv(key); v != "" {
+			c.Unsupported = append(c.Unsupported, key+"="+v)
+		}
 	}
 	return c
 }

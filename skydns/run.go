@@ -32,6 +32,9 @@ import (
 // applied then (serving.applyOverlay).
 func Run(ctx context.Context, cfg *Config, log *slog.Logger, reg *prometheus.Registry) error {
 	raiseBindService(log)
+	if len(cfg.Unsupported) > 0 {
+		log.Warn("legacy metrics sinks are not supported; use the Prometheus metrics", "settings", cfg.Unsupported)
+	}
 	client, err := etcdclient.New(cfg.EtcdOptions().Client, log)
 	if err != nil {
 		return err
@@ -68,6 +71,7 @@ func runServers(ctx context.Context, cfg *Config, opts Options, client *clientv3
 
 	index := NewIndex(opts.Etcd.PathPrefix)
 	metrics := NewMetrics(reg, index)
+	reg.MustRegister(NewLegacyMetrics(metrics, cfg.LegacyMetrics.Namespace, cfg.LegacyMetrics.Subsystem))
 	watcher := NewWatcher(client, opts.Etcd.PathPrefix, index, metrics, log, opts.Etcd.Timeout)
 	g, gctx := errgroup.WithContext(ctx)
 	s := &serving{

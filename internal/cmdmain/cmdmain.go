@@ -44,6 +44,7 @@ func Main(p Program, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, p.Name, version.Version)
 		return 0
 	}
+	p.Log.Resolve(p.Flags)
 	if err := p.Finish(); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
 		return 2
@@ -56,6 +57,9 @@ func Main(p Program, args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log.Info("starting", "version", version.Version)
+	if len(p.Log.Ignored) > 0 {
+		log.Info("glog flags accepted and ignored: logs go to stderr at --log-level", "flags", p.Log.Ignored)
+	}
 	if err := p.Run(ctx, log, httpserve.NewRegistry()); err != nil {
 		log.Error(p.Name+" failed", "err", err)
 		return 1
