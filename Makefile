@@ -77,10 +77,18 @@ $(KUSTOMIZE):
 		mv $$tmp/kustomize $(KUSTOMIZE) && rmdir $$tmp
 
 # Installs the Debian packages the tests need when any is missing.
+# promtool (TestMonitoring) comes only with Debian's prometheus, which also
+# installs a Prometheus server: it is installed without recommends and,
+# where systemd runs, its server stopped and disabled (promtool is all we use).
 deps:
 	@if ! command -v dig >/dev/null || ! command -v dnsperf >/dev/null || ! command -v nslookup >/dev/null || [ ! -x /bin/busybox ] || ! command -v openssl >/dev/null || ! command -v setcap >/dev/null; then \
 		echo ">> installing $(APT_PACKAGES)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+	@if ! command -v promtool >/dev/null; then \
+		echo ">> installing prometheus (for promtool; its server is left stopped)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+		if [ -d /run/systemd/system ]; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi; \
 	fi
 
 # Both tiers are vetted: the integration tests in test/ build only with the
