@@ -93,10 +93,12 @@ var overlays = []struct {
 // other settings, exactly those objects with each setting changed where it
 // belongs, and nothing else. Both builds are created in one real
 // kube-apiserver (deleted between overlays: they share names and the
-// ClusterIP) and checked with the binaries' own flag parsers.
+// ClusterIP) and checked with the binaries' own flag parsers. The
+// monitoring kustomization's Services are created beside them.
 func TestKustomizeOverlays(t *testing.T) {
 	cluster := harness.StartCluster(t)
 	secrets := applyHASecrets(t, cluster) // Kept throughout: only the HA shape mounts them.
+	t.Run("monitoring", func(t *testing.T) { checkMonitoringBuild(t, cluster) })
 	for _, o := range overlays {
 		t.Run(o.name, func(t *testing.T) {
 			shipped := kustomizeBuild(t, filepath.Join("..", "manifests", o.name))
@@ -116,6 +118,24 @@ func TestKustomizeOverlays(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// checkMonitoringBuild: the monitoring kustomization builds, and the
+// apiserver accepts its Services; its ServiceMonitor's CRD is not there
+// (manifests/monitoring's unit tests check it).
+func checkMonitoringBuild(t *testing.T, cluster *harness.Cluster) {
+	t.Helper()
+	raw := kustomizeBuild(t, filepath.Join("..", "manifests", "monitoring"))
+	var services []string
+	for _, doc := range strings.Split(string(raw), "\n---\n") {
+		if !strings.HasPrefix(doc, "apiVersion: monitoring.coreos.com/v1\n") {
+			services = append(services, doc)
+		}
+	}
+	objs := applyYAML(t, cluster, "monitoring", []byte(strings.Join(services, "\n---\n")))
+	if len(objs) != 2 || len(services) != 2 {
+		t.Fatalf("%d documents created of %d: want the two Services", len(objs), len(services))
 	}
 }
 
