@@ -12,6 +12,7 @@
 #   make bench-attack    skydns under the attacks of issue #9 (BEFORE=<older skydns> compares)
 #   make check   vet, gofmt check, lint
 #   make lint    golangci-lint (pinned, built once) with .golangci.yml
+#   make kustomize  the pinned kustomize (built once), for the overlays of manifests/
 
 GO        ?= go
 ETCD_VERSION := v3.6.6
@@ -22,6 +23,8 @@ KUBE_VERSION := v1.34.3
 APISERVER := $(CACHE)/kube-apiserver-$(KUBE_VERSION)
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(CACHE)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+KUSTOMIZE_VERSION := v5.8.1
+KUSTOMIZE := $(CACHE)/kustomize-$(KUSTOMIZE_VERSION)
 VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/skypod/skypod/internal/version.Version=$(VERSION)
 GOTESTFLAGS ?= -v
@@ -61,11 +64,31 @@ $(GOLANGCI_LINT): tools/golangci-lint/go.mod tools/golangci-lint/go.sum
 	@echo ">> building golangci-lint $(GOLANGCI_LINT_VERSION) (about 5 minutes, once)"
 	cd tools/golangci-lint && CGO_ENABLED=0 $(GO) build -o $(GOLANGCI_LINT) github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
+# kustomize likewise, for the overlays of manifests/ (about 2 minutes on 2
+# cores, once). go install checks the module against the checksum database;
+# GOBIN is a scratch directory so the binary lands under its pinned name.
+# v5.8.1 is the newest that builds with Go 1.26 (v5.8.3 needs 1.27).
+.PHONY: kustomize
+kustomize: $(KUSTOMIZE)
+$(KUSTOMIZE):
+	@echo ">> building kustomize $(KUSTOMIZE_VERSION) (about 2 minutes, once)"
+	@mkdir -p $(CACHE)
+	tmp=$$(mktemp -d) && GOBIN=$$tmp CGO_ENABLED=0 $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION) && \
+		mv $$tmp/kustomize $(KUSTOMIZE) && rmdir $$tmp
+
 # Installs the Debian packages the tests need when any is missing.
+# promtool (TestMonitoring) comes only with Debian's prometheus, which also
+# installs a Prometheus server: it is installed without recommends and,
+# where systemd runs, its server stopped and disabled (promtool is all we use).
 deps:
 	@if ! command -v dig >/dev/null || ! command -v dnsperf >/dev/null || ! command -v nslookup >/dev/null || [ ! -x /bin/busybox ] || ! command -v openssl >/dev/null || ! command -v setcap >/dev/null; then \
 		echo ">> installing $(APT_PACKAGES)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+	@if ! command -v promtool >/dev/null; then \
+		echo ">> installing prometheus (for promtool; its server is left stopped)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+		if [ -d /run/systemd/system ]; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi; \
 	fi
 
 # Both tiers are vetted: the integration tests in test/ build only with the
@@ -90,8 +113,8 @@ test-unit: vet fmt-check
 	@[ -n "$(RACE)" ] || echo ">> cgo is off (Go turns it off without a C compiler): the unit tests run without -race"
 	$(GO) test $(RACE) ./...
 
-test: check deps build etcd apiserver images
-	SKYPOD_BIN_DIR=$(CURDIR)/bin SKYPOD_ETCD_BIN=$(ETCD) SKYPOD_APISERVER_BIN=$(APISERVER) $(GO) test -tags $(INTEGRATION) -race -count=1 -timeout 30m $(GOTESTFLAGS) ./...
+test: check deps build etcd apiserver kustomize images
+	SKYPOD_BIN_DIR=$(CURDIR)/bin SKYPOD_ETCD_BIN=$(ETCD) SKYPOD_APISERVER_BIN=$(APISERVER) SKYPOD_KUSTOMIZE_BIN=$(KUSTOMIZE) $(GO) test -tags $(INTEGRATION) -race -count=1 -timeout 30m $(GOTESTFLAGS) ./...
 	@$(MAKE) --no-print-directory fuzz
 
 # Each fuzz target runs for FUZZTIME, one go test per target (-fuzz takes

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -115,6 +116,29 @@ func TestMultiProbeWording(t *testing.T) {
 	}
 	if code, _ := get(t, mux, "/b"); code != 200 {
 		t.Errorf("/b has not run yet: %d", code)
+	}
+}
+
+// A probe's failure and truncation counters are there at 0 before it
+// runs, so the first failure is an increase; its runs and duration are not.
+func TestProbeCountersStartAtZero(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	NewProber(Probe{Cmd: "a", URL: "/a"}, nil, time.Now, time.Second, NewMetrics(reg), slog.New(slog.DiscardHandler))
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			if len(m.GetLabel()) == 1 { // By url; orphans_reaped_total has none.
+				got[f.GetName()+" "+m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	want := map[string]float64{"exechealthz_probe_failures_total /a": 0, "exechealthz_probe_output_truncated_total /a": 0}
+	if !maps.Equal(got, want) {
+		t.Errorf("before a run: %v, want %v", got, want)
 	}
 }
 

@@ -38,6 +38,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// start exports url's failure and truncation counters at 0, before its
+// first run: a rate over a counter that appears at 1 on the first failure
+// misses that failure, and an alert on the failure rate would wait for a
+// second one. Runs count from the first run, which readers wait on.
+func (m *Metrics) start(url string) {
+	m.failures.WithLabelValues(url)
+	m.cut.WithLabelValues(url)
+}
+
 func (m *Metrics) observe(url string, err error, took time.Duration, cut bool) {
 	m.runs.WithLabelValues(url).Inc()
 	if cut {

@@ -36,6 +36,7 @@ type Prober struct {
 // legacy sidecar did: healthy until the first run says otherwise or the
 // result grows older than the allowed latency.
 func NewProber(p Probe, run Runner, now func() time.Time, timeout time.Duration, metrics *Metrics, log *slog.Logger) *Prober {
+	metrics.start(p.URL)
 	return &Prober{probe: p, run: run, now: now, timeout: timeout, metrics: metrics, log: log, last: Result{At: now()}}
 }
 

@@ -120,7 +120,7 @@ func checkComposeRunsTheRCArguments(t *testing.T) {
 	if err := yaml.Unmarshal(raw, &compose); err != nil {
 		t.Fatal(err)
 	}
-	raw, err = os.ReadFile(filepath.Join("..", "manifests", "skydns-rc.yaml"))
+	raw, err = os.ReadFile(filepath.Join("..", "manifests", "legacy", "skydns-rc.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

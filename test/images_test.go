@@ -37,7 +37,7 @@ func TestSkydnsImageBindsPort53(t *testing.T) {
 	if out, err := exec.Command("docker", "image", "inspect", image).CombinedOutput(); err != nil {
 		t.Fatalf("image %s is missing: run `make images` (make test builds them): %v\n%s", image, err, out)
 	}
-	rc := decodeKind[*v1.ReplicationController](t, "skydns-rc.yaml")
+	rc := decodeKind[*v1.ReplicationController](t, "legacy/skydns-rc.yaml")
 	legacy := container(t, rc.Spec.Template.Spec, "skydns")
 	if rc.Spec.Template.Spec.SecurityContext != nil || legacy.SecurityContext != nil {
 		t.Fatalf("the legacy RC has a securityContext; this test runs it as having none")
@@ -52,7 +52,7 @@ func TestSkydnsImageBindsPort53(t *testing.T) {
 		return []string{fmt.Sprintf("-addr=0.0.0.0:%d", port), "-machines=http://127.0.0.1:4001", "-domain=cluster.local."}
 	}
 	runs := []imageRun{{"legacy RC", []string{"--sysctl", kernelUnprivilegedPortStart}, legacy.Args, 53}}
-	for _, file := range []string{"kube-dns-deployment.yaml", "ha/skydns.yaml"} {
+	for _, file := range []string{"modern/kube-dns-deployment.yaml", "ha/skydns.yaml"} {
 		d := decodeKind[*appsv1.Deployment](t, file)
 		flags := dockerSecurityFlags(d.Spec.Template.Spec, container(t, d.Spec.Template.Spec, "skydns"))
 		runs = append(runs, imageRun{file, flags, onPort(53), 53})

@@ -41,13 +41,13 @@ type dnsPod struct {
 	skydnsArgs []string
 }
 
-// grantKube2sky applies manifests/kube2sky-rbac.yaml and binds its
+// grantKube2sky applies manifests/base/kube2sky-rbac.yaml and binds its
 // ClusterRole and its leader-election Role to the kube2sky test user, who
 // has no other rights.
 func grantKube2sky(t testing.TB, c *harness.Cluster) {
 	t.Helper()
 	ctx, user := context.Background(), []rbacv1.Subject{{Kind: "User", Name: harness.Kube2skyUser}}
-	for _, obj := range applyManifest(t, c, "kube2sky-rbac.yaml") {
+	for _, obj := range applyManifest(t, c, "base/kube2sky-rbac.yaml") {
 		var err error
 		switch r := obj.(type) {
 		case *rbacv1.ClusterRole:

@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/skypod/skypod/healthz"
 	"github.com/skypod/skypod/internal/flagutil"
 	"github.com/skypod/skypod/kube2sky"
 	"github.com/skypod/skypod/skydns"
@@ -40,6 +41,36 @@ type haManifests struct {
 	secrets  map[string]*v1.Secret
 }
 
+// haFiles are the HA shape's own files in manifests/, beside its overlay's
+// kustomization.yaml and settings.yaml.
+var haFiles = []string{"ha/etcd.yaml", "ha/skydns.yaml", "ha/kube2sky.yaml"}
+
+// applyHASecrets creates the Secrets make-certs.sh makes, in a new
+// directory, and returns them as the apiserver stored them.
+func applyHASecrets(t *testing.T, cluster *harness.Cluster) []runtime.Object {
+	t.Helper()
+	certs := t.TempDir()
+	if out, err := exec.CommandContext(t.Context(), "../manifests/ha/make-certs.sh", certs).CombinedOutput(); err != nil {
+		t.Fatalf("make-certs.sh: %v\n%s", err, out)
+	}
+	return applyFile(t, cluster, filepath.Join(certs, "secrets.yaml"))
+}
+
+// newHAManifests finds the HA shape's parts among objs.
+func newHAManifests(t *testing.T, objs []runtime.Object) *haManifests {
+	t.Helper()
+	ha := &haManifests{objs: objs, secrets: map[string]*v1.Secret{}}
+	for _, o := range objs {
+		if s, ok := o.(*v1.Secret); ok {
+			ha.secrets[s.Name] = s
+		}
+	}
+	ha.etcd = object[*appsv1.StatefulSet](t, objs, "skydns-etcd")
+	ha.skydns = object[*appsv1.Deployment](t, objs, "skydns")
+	ha.kube2sky = object[*appsv1.Deployment](t, objs, "kube2sky")
+	return ha
+}
+
 // TestHAManifests creates every object of manifests/ha in a real
 // kube-apiserver, with the RBAC and the kube-dns Service it shares with
 // the single pod and the Secrets make-certs.sh makes, and checks what the
@@ -50,30 +81,15 @@ type haManifests struct {
 // election, and RBAC that allows kube2sky what it does and nothing else.
 func TestHAManifests(t *testing.T) {
 	cluster := harness.StartCluster(t)
-	certs := t.TempDir()
-	if out, err := exec.CommandContext(t.Context(), "../manifests/ha/make-certs.sh", certs).CombinedOutput(); err != nil {
-		t.Fatalf("make-certs.sh: %v\n%s", err, out)
+	var objs []runtime.Object
+	for _, f := range []string{"base/kube2sky-rbac.yaml", "base/skydns-svc.yaml"} {
+		objs = append(objs, applyManifest(t, cluster, f)...)
 	}
-	ha := &haManifests{secrets: map[string]*v1.Secret{}}
-	for _, f := range []string{"kube2sky-rbac.yaml", "skydns-svc.yaml"} {
-		ha.objs = append(ha.objs, applyManifest(t, cluster, f)...)
+	objs = append(objs, applyHASecrets(t, cluster)...)
+	for _, f := range haFiles {
+		objs = append(objs, applyManifest(t, cluster, f)...)
 	}
-	ha.objs = append(ha.objs, applyFile(t, cluster, filepath.Join(certs, "secrets.yaml"))...)
-	files, err := filepath.Glob("../manifests/ha/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("manifests/ha: %v %v", files, err)
-	}
-	for _, f := range files {
-		ha.objs = append(ha.objs, applyFile(t, cluster, f)...)
-	}
-	for _, o := range ha.objs {
-		if s, ok := o.(*v1.Secret); ok {
-			ha.secrets[s.Name] = s
-		}
-	}
-	ha.etcd = object[*appsv1.StatefulSet](t, ha.objs, "skydns-etcd")
-	ha.skydns = object[*appsv1.Deployment](t, ha.objs, "skydns")
-	ha.kube2sky = object[*appsv1.Deployment](t, ha.objs, "kube2sky")
+	ha := newHAManifests(t, objs)
 
 	for name, w := range map[string]struct {
 		want     int32
@@ -197,7 +213,7 @@ func checkEtcdClients(t *testing.T, ha *haManifests) {
 	checkDeploymentProbes(t, skydnsPod.Containers)
 	checkDeploymentProbes(t, kube2skyPod.Containers)
 
-	sc := skydnsConfig(t, container(t, skydnsPod, "skydns").Args)
+	sc := skydnsConfig(t, container(t, skydnsPod, "skydns"))
 	kc := kube2skyConfig(t, container(t, kube2skyPod, "kube2sky").Args)
 	if !kc.LeaderElect.Enabled || !hasPodNameEnv(container(t, kube2skyPod, "kube2sky")) {
 		t.Errorf("kube2sky: --leader-elect %v, POD_NAME from metadata.name %v", kc.LeaderElect.Enabled,
@@ -374,11 +390,26 @@ func kube2skyConfig(t *testing.T, args []string) *kube2sky.Config {
 	return c
 }
 
-// skydnsConfig is kube2skyConfig for skydns.
-func skydnsConfig(t *testing.T, args []string) *skydns.Config {
+// skydnsConfig is kube2skyConfig for skydns, with the container's
+// environment (SKYDNS_NAMESERVERS) as its getenv.
+func skydnsConfig(t *testing.T, container v1.Container) *skydns.Config {
 	t.Helper()
-	c := skydns.NewConfig(func(string) string { return "" })
+	env := map[string]string{}
+	for _, e := range container.Env {
+		env[e.Name] = e.Value
+	}
+	c := skydns.NewConfig(func(k string) string { return env[k] })
 	fs := pflag.NewFlagSet("skydns", pflag.ContinueOnError)
+	c.AddFlags(fs)
+	parseFlags(t, fs, container.Args, c.Finish)
+	return c
+}
+
+// healthzConfig is kube2skyConfig for exec-healthz.
+func healthzConfig(t *testing.T, args []string) *healthz.Config {
+	t.Helper()
+	c := healthz.NewConfig()
+	fs := pflag.NewFlagSet("exec-healthz", pflag.ContinueOnError)
 	c.AddFlags(fs)
 	parseFlags(t, fs, args, c.Finish)
 	return c

@@ -19,7 +19,7 @@ func TestManifestsAreAcceptedByTheAPIServer(t *testing.T) {
 	var rc *v1.ReplicationController
 	var deploy *appsv1.Deployment
 	var svc *v1.Service
-	for _, file := range []string{"kube2sky-rbac.yaml", "skydns-svc.yaml", "skydns-rc.yaml", "kube-dns-deployment.yaml"} {
+	for _, file := range []string{"base/kube2sky-rbac.yaml", "base/skydns-svc.yaml", "legacy/skydns-rc.yaml", "modern/kube-dns-deployment.yaml"} {
 		for _, obj := range applyManifest(t, cluster, file) {
 			switch o := obj.(type) {
 			case *v1.ReplicationController:
@@ -34,24 +34,33 @@ func TestManifestsAreAcceptedByTheAPIServer(t *testing.T) {
 	if svc == nil || svc.Spec.ClusterIP != "10.0.0.10" || len(svc.Spec.Ports) != 2 {
 		t.Fatalf("kube-dns Service: %+v", svc)
 	}
-	legacy := map[string][]string{
-		"kube2sky": {"--domain=cluster.local"},
-		"skydns":   {"-machines=http://127.0.0.1:4001", "-addr=0.0.0.0:53", "-ns-rotate=false", "-domain=cluster.local."},
-		"healthz":  {"-cmd=nslookup kubernetes.default.svc.cluster.local 127.0.0.1 >/dev/null", "-port=8080"},
-	}
-	if rc == nil || len(rc.Spec.Template.Spec.Containers) != 4 {
-		t.Fatalf("ReplicationController: %+v", rc)
-	}
-	for _, c := range rc.Spec.Template.Spec.Containers {
-		if want, ok := legacy[c.Name]; ok && !slices.Equal(c.Args, want) {
-			t.Errorf("%s args %q, want the 1.2 arguments %q", c.Name, c.Args, want)
-		}
-	}
+	checkLegacyArgs(t, rc)
 	if deploy == nil {
 		t.Fatal("no Deployment")
 	}
 	checkRestricted(t, deploy.Spec.Template.Spec)
 	checkDeploymentProbes(t, deploy.Spec.Template.Spec.Containers)
+}
+
+// legacyArgs are the 1.2 pod's arguments, by container.
+var legacyArgs = map[string][]string{
+	"kube2sky": {"--domain=cluster.local"},
+	"skydns":   {"-machines=http://127.0.0.1:4001", "-addr=0.0.0.0:53", "-ns-rotate=false", "-domain=cluster.local."},
+	"healthz":  {"-cmd=nslookup kubernetes.default.svc.cluster.local 127.0.0.1 >/dev/null", "-port=8080"},
+}
+
+// checkLegacyArgs: the RC has the 1.2 pod's four containers, each with
+// the 1.2 arguments.
+func checkLegacyArgs(t *testing.T, rc *v1.ReplicationController) {
+	t.Helper()
+	if rc == nil || len(rc.Spec.Template.Spec.Containers) != 4 {
+		t.Fatalf("ReplicationController: %+v", rc)
+	}
+	for _, c := range rc.Spec.Template.Spec.Containers {
+		if want, ok := legacyArgs[c.Name]; ok && !slices.Equal(c.Args, want) {
+			t.Errorf("%s args %q, want the 1.2 arguments %q", c.Name, c.Args, want)
+		}
+	}
 }
 
 // checkRestricted: the pod runs as non-root, each container with a

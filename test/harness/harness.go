@@ -42,6 +42,13 @@ func EtcdBinary(t testing.TB) string {
 	return cachedBuild(t, "SKYPOD_ETCD_BIN", "etcd-v3.6.6", "etcd")
 }
 
+// KustomizeBinary is the pinned kustomize build: SKYPOD_KUSTOMIZE_BIN, else
+// .cache/kustomize-v5.8.1.
+func KustomizeBinary(t testing.TB) string {
+	t.Helper()
+	return cachedBuild(t, "SKYPOD_KUSTOMIZE_BIN", "kustomize-v5.8.1", "kustomize")
+}
+
 // cachedBuild is a pinned third-party build: the path in env, else the
 // file in .cache/ that `make <target>` writes.
 func cachedBuild(t testing.TB, env, file, target string) string {
