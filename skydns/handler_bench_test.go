@@ -48,18 +48,7 @@ func (w *packingWriter) Hijack()             {}
 // 100 queries, as endpoints do in a busy cluster; and "built" with
 // --answer-cache=0, every reply looked up and packed anew.
 func BenchmarkServeA(b *testing.B) {
-	records := map[string]string{}
-	for i := 0; i < 10000; i++ {
-		name := fmt.Sprintf("svc-%d.ns-%d.svc.skydns.test.", i, i/5000)
-		records["a1b2c3d4."+name] = fmt.Sprintf(`{"host":"10.100.%d.%d","priority":10,"weight":10,"ttl":30}`, i>>8, i&255)
-		records["a1b2c3d4._http._tcp."+name] = `{"host":"` + name + `","port":80,"priority":10,"weight":10,"ttl":30}`
-	}
-	ix := loadIndex(b, records)
-	reqs := make([]*dns.Msg, 1000)
-	for i := range reqs {
-		reqs[i] = new(dns.Msg)
-		reqs[i].SetQuestion(fmt.Sprintf("svc-%d.ns-%d.svc.skydns.test.", i*7, i*7/5000), dns.TypeA)
-	}
+	ix, reqs := benchServices(b)
 	for _, bc := range []struct {
 		name        string
 		answerCache int
@@ -82,6 +71,23 @@ func BenchmarkServeA(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchServices is an index of 10,000 services in kube2sky's layout and
+// A queries for 1,000 of them (services 1-6 mod 7 are never asked for).
+func benchServices(b *testing.B) (*Index, []*dns.Msg) {
+	records := map[string]string{}
+	for i := 0; i < 10000; i++ {
+		name := fmt.Sprintf("svc-%d.ns-%d.svc.skydns.test.", i, i/5000)
+		records["a1b2c3d4."+name] = fmt.Sprintf(`{"host":"10.100.%d.%d","priority":10,"weight":10,"ttl":30}`, i>>8, i&255)
+		records["a1b2c3d4._http._tcp."+name] = `{"host":"` + name + `","port":80,"priority":10,"weight":10,"ttl":30}`
+	}
+	reqs := make([]*dns.Msg, 1000)
+	for i := range reqs {
+		reqs[i] = new(dns.Msg)
+		reqs[i].SetQuestion(fmt.Sprintf("svc-%d.ns-%d.svc.skydns.test.", i*7, i*7/5000), dns.TypeA)
+	}
+	return loadIndex(b, records), reqs
 }
 
 // BenchmarkServeLargeAnswer is one A query over UDP, EDNS0 buffer 65535,

@@ -119,12 +119,14 @@ type udpReader struct {
 	in     []ipv4.Message
 	out    []ipv4.Message
 	starts []time.Time // When each reply in out was looked up.
+	tally  packedTally // The batch's packed replies, for the counters.
 }
 
 func newUDPReader(srv *udpServer, c *net.UDPConn) (*udpReader, error) {
 	r := &udpReader{
 		srv: srv, conn: c, batch: ipv4.NewPacketConn(c),
 		in: make([]ipv4.Message, udpBatch), out: make([]ipv4.Message, udpBatch), starts: make([]time.Time, udpBatch),
+		tally: srv.handler().newPackedTally(),
 	}
 	local, _ := c.LocalAddr().(*net.UDPAddr)
 	if local != nil && local.IP.To4() == nil {
@@ -180,7 +182,7 @@ func (r *udpReader) serve(batch []ipv4.Message) {
 			source = replySource(m.OOB[:m.NN])
 		}
 		if fast {
-			if reply, start, ok := h.answerPacked(b, r.out[out].Buffers[0][:0]); ok {
+			if reply, start, ok := h.answerPacked(b, r.out[out].Buffers[0][:0], &r.tally); ok {
 				r.out[out].Buffers[0], r.out[out].OOB, r.out[out].Addr, r.starts[out] = reply, source, m.Addr, start
 				out++
 				continue
@@ -189,11 +191,15 @@ func (r *udpReader) serve(batch []ipv4.Message) {
 		remote, _ := m.Addr.(*net.UDPAddr)
 		r.srv.serveGeneral(&udpWriter{conn: r.conn, remote: remote, source: source}, bytes.Clone(b))
 	}
+	if out == 0 {
+		return
+	}
 	r.write(h, r.out[:out])
 	for i := range out {
-		h.accountPacked(r.starts[i], r.out[i].Buffers[0])
+		h.accountPacked(r.starts[i], r.out[i].Buffers[0], &r.tally)
 		r.out[i].Addr = nil
 	}
+	h.addPacked(&r.tally)
 }
 
 // write sends ms, skipping past a datagram the kernel refuses (counted

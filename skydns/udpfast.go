@@ -23,11 +23,11 @@ func (h *Handler) packedFastPath() bool {
 }
 
 // answerPacked appends to buf the packed reply to the UDP query b, with
-// b's id, and counts the request and the hit as ServeDNS does; the caller
-// sends it and then calls accountPacked. ok is false, and nothing is
-// counted, when b is not a query packedKeyOf admits or its reply is not
-// packed and current.
-func (h *Handler) answerPacked(b, buf []byte) (reply []byte, start time.Time, ok bool) {
+// b's id, and notes the request and the hit in t as ServeDNS counts them;
+// the caller sends it and then calls accountPacked. ok is false, and
+// nothing is noted, when b is not a query packedKeyOf admits or its reply
+// is not packed and current.
+func (h *Handler) answerPacked(b, buf []byte, t *packedTally) (reply []byte, start time.Time, ok bool) {
 	key, ok := packedKeyOf(b)
 	if !ok {
 		return nil, time.Time{}, false
@@ -37,17 +37,53 @@ func (h *Handler) answerPacked(b, buf []byte) (reply []byte, start time.Time, ok
 	if wire == nil {
 		return nil, time.Time{}, false
 	}
-	h.metrics.request("udp", key.qtype)
-	h.metrics.packedHits.Inc()
+	if key.qtype == dns.TypeA {
+		t.hits[0]++
+	} else {
+		t.hits[1]++
+	}
 	reply = append(buf, wire...)
 	copy(reply, b[:2]) // The shared bytes stay as they are: the id goes into the copy.
 	return reply, start, true
 }
 
 // accountPacked records a reply answerPacked made, once it has been sent
-// (or failed to be), as ServeDNS's account does.
-func (h *Handler) accountPacked(start time.Time, reply []byte) {
-	h.metrics.response("udp", int(reply[3]&0x0f), time.Since(start).Seconds())
+// (or failed to be), as ServeDNS's account does: its latency in t's shard
+// at once, its rcode in t.
+func (h *Handler) accountPacked(start time.Time, reply []byte, t *packedTally) {
+	t.rcodes[reply[3]&0x0f]++
+	t.latency.observe(time.Since(start).Seconds())
+}
+
+// packedTally is one reader's accounting of its packed replies, so that
+// answering them writes no word another core writes (see latencyHistogram).
+// The counts of a batch are added to the counters once, at its end.
+type packedTally struct {
+	latency *latencyShard
+	hits    [2]int // A, AAAA.
+	rcodes  [16]int
+}
+
+// newPackedTally accounts into h's metrics, which every handler of a
+// server shares.
+func (h *Handler) newPackedTally() packedTally {
+	return packedTally{latency: h.metrics.duration.shard()}
+}
+
+// addPacked adds t to the counters and clears it.
+func (h *Handler) addPacked(t *packedTally) {
+	for i, qtype := range [2]uint16{dns.TypeA, dns.TypeAAAA} {
+		if n := t.hits[i]; n > 0 {
+			h.metrics.requestsBy["udp"][qtype].Add(float64(n))
+			h.metrics.packedHits.Add(float64(n))
+		}
+	}
+	for rcode, n := range t.rcodes {
+		if n > 0 {
+			h.metrics.responseCounter(rcode).Add(float64(n))
+		}
+	}
+	t.hits, t.rcodes = [2]int{}, [16]int{}
 }
 
 // dnsHeaderLen is the fixed header of every DNS message.

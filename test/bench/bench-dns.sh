@@ -3,7 +3,9 @@
 # layout (as shipped, and with --answer-cache=0), and in the same run
 # against a fixed-answer miekg/dns responder (the framework's ceiling
 # here). Servers on core 0, dnsperf on core 1. Prints QPS, p50/p99 latency
-# and peak RSS of each, and each skydns's QPS as a share of the ceiling.
+# and peak RSS of each, the CPU time each server spent per answered query
+# (user + system, from /proc/<pid>/stat across its load rounds), and each
+# skydns's QPS as a share of the ceiling.
 # Usage: make bench-dns   (or BIN_DIR=bin SKYPOD_ETCD_BIN=... test/bench/bench-dns.sh)
 set -euo pipefail
 
@@ -37,11 +39,19 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$etcd_port/health" >/dev/null
 echo ">> loading $SERVICES services into etcd"
 go run ./test/bench/loadrecords -etcd "http://127.0.0.1:$etcd_port" -services "$SERVICES" -queries "$work/queries"
 
-# One saturating dnsperf round against PORT; appends "completed seconds" to FILE.
+# CPU time PID has used, user + system, in clock ticks (stat fields 14 and
+# 15; the command name, field 2, may hold spaces, so count from its end).
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+clk_tck=$(getconf CLK_TCK)
+
+# One saturating dnsperf round against PORT of server PID; appends
+# "completed seconds lost cpu-ticks" to FILE.
 load_round() {
-	local port=$1 file=$2
+	local port=$1 file=$2 pid=$3 before
+	before=$(cpu_ticks "$pid")
 	taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries" -l "$ROUND_SECONDS" -c 4 -q 200 >"$work/perf.out" 2>&1
-	awk '/Queries completed:/ {c=$3} /Queries lost:/ {l=$3} /Run time \(s\):/ {t=$4} END {print c, t, l}' "$work/perf.out" >>"$file"
+	awk -v ticks=$(($(cpu_ticks "$pid") - before)) \
+		'/Queries completed:/ {c=$3} /Queries lost:/ {l=$3} /Run time \(s\):/ {t=$4} END {print c, t, l, ticks}' "$work/perf.out" >>"$file"
 }
 
 # Latency pass at a fixed rate: prints "p50_ms p99_ms answered".
@@ -51,8 +61,9 @@ latency() {
 	awk '{v[NR]=$1} END {printf "%.3f %.3f %d\n", v[int(NR*0.50)]*1000, v[int(NR*0.99)]*1000, NR}' "$work/lat.sorted"
 }
 
-# Aggregate QPS and lost queries over all rounds of FILE.
-total_qps() { awk '{c+=$1; t+=$2; l+=$3} END {printf "%.0f %d\n", c/t, l}' "$1"; }
+# Aggregate QPS, lost queries and CPU microseconds per completed query over
+# all rounds of FILE.
+total_qps() { awk -v hz="$clk_tck" '{c+=$1; t+=$2; l+=$3; k+=$4} END {printf "%.0f %d %.2f\n", c/t, l, k/hz*1e6/c}' "$1"; }
 
 # The servers, all on core 0: skydns as shipped (repeated names come from
 # its packed answers), skydns with --answer-cache=0 (every reply looked up
@@ -78,7 +89,7 @@ pid[fixed]=$!; pids+=($!)
 # Alternate the servers so drift in the machine's speed hits all alike.
 for round in $(seq "$ROUNDS"); do
 	echo ">> round $round/$ROUNDS: ${ROUND_SECONDS}s each: ${servers[*]}"
-	for s in "${servers[@]}"; do load_round "${port[$s]}" "$work/$s.rounds"; done
+	for s in "${servers[@]}"; do load_round "${port[$s]}" "$work/$s.rounds" "${pid[$s]}"; done
 done
 
 # Each skydns round is compared with the fixed responder's round of the
@@ -86,16 +97,16 @@ done
 # changing under us. Prints "median rounds,sorted".
 paired_ratio() {
 	local ratios
-	ratios=$(paste -d' ' "$work/$1.rounds" "$work/fixed.rounds" | awk '{printf "%.1f\n", 100*($1/$2)/($4/$5)}' | sort -g)
+	ratios=$(paste -d' ' "$work/$1.rounds" "$work/fixed.rounds" | awk '{printf "%.1f\n", 100*($1/$2)/($5/$6)}' | sort -g)
 	echo "$(echo "$ratios" | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}') $(echo $ratios | tr ' ' ',')"
 }
 
-printf '\n%-16s %10s %8s %8s %8s %10s\n' server QPS "p50 ms" "p99 ms" lost "peak RSS"
+printf '\n%-16s %10s %8s %8s %8s %10s %14s\n' server QPS "p50 ms" "p99 ms" lost "peak RSS" "CPU µs/query"
 for s in "${servers[@]}"; do
-	read -r qps lost <<<"$(total_qps "$work/$s.rounds")"
+	read -r qps lost cpu <<<"$(total_qps "$work/$s.rounds")"
 	read -r p50 p99 n <<<"$(latency "${port[$s]}")"
 	rss=$(awk '/VmHWM/ {print $2}' "/proc/${pid[$s]}/status")
-	printf '%-16s %10s %8s %8s %8s %6s MiB\n' "$s" "$qps" "$p50" "$p99" "$lost" "$((rss / 1024))"
+	printf '%-16s %10s %8s %8s %8s %6s MiB %14s\n' "$s" "$qps" "$p50" "$p99" "$lost" "$((rss / 1024))" "$cpu"
 done
 for s in skydns skydns-built; do
 	read -r median rounds <<<"$(paired_ratio "$s")"

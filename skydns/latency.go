@@ -1,0 +1,98 @@
+package skydns
+
+import (
+	"math"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// latencyHistogram is skydns_dns_request_duration_seconds: the
+// HistogramVec ServeDNS observes into, and shards that the UDP readers
+// observe their packed replies into, one each. A HistogramVec child is
+// a few words every core writes for every query (its count, its sum's
+// compare-and-swap, its bucket); a shard has one writer, so observing
+// costs no shared cache line. A scrape adds the shards into the vec's
+// proto="udp" series: the metric is the one it always was.
+type latencyHistogram struct {
+	vec     *prometheus.HistogramVec
+	desc    *prometheus.Desc
+	buckets []float64
+
+	mu     sync.Mutex
+	shards []*latencyShard
+}
+
+// latencyShard is one reader's part: written by that reader alone, read
+// by scrapes.
+type latencyShard struct {
+	buckets []float64
+	counts  []atomic.Uint64 // Per bucket, not cumulative; the last is +Inf.
+	sumBits atomic.Uint64   // The sum's float64 bits.
+	_       [64]byte        // Keeps the next shard's words off this one's cache line.
+}
+
+func newLatencyHistogram(opts prometheus.HistogramOpts, label string) *latencyHistogram {
+	return &latencyHistogram{
+		vec:     prometheus.NewHistogramVec(opts, []string{label}),
+		desc:    prometheus.NewDesc(prometheus.BuildFQName(opts.Namespace, opts.Subsystem, opts.Name), opts.Help, []string{label}, nil),
+		buckets: opts.Buckets,
+	}
+}
+
+// shard adds a shard to the proto="udp" series.
+func (l *latencyHistogram) shard() *latencyShard {
+	s := &latencyShard{buckets: l.buckets, counts: make([]atomic.Uint64, len(l.buckets)+1)}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.shards = append(l.shards, s)
+	return s
+}
+
+// observe records one reply's seconds. Only the shard's reader calls it.
+func (s *latencyShard) observe(seconds float64) {
+	s.counts[sort.SearchFloat64s(s.buckets, seconds)].Add(1)
+	s.sumBits.Store(math.Float64bits(math.Float64frombits(s.sumBits.Load()) + seconds))
+}
+
+func (l *latencyHistogram) Describe(ch chan<- *prometheus.Desc) { l.vec.Describe(ch) }
+
+// Collect passes on the vec's series, the udp one with the shards added.
+func (l *latencyHistogram) Collect(ch chan<- prometheus.Metric) {
+	series := make(chan prometheus.Metric, 2)
+	go func() { l.vec.Collect(series); close(series) }()
+	for m := range series {
+		var pb dto.Metric
+		if err := m.Write(&pb); err != nil || len(pb.GetLabel()) != 1 || pb.GetLabel()[0].GetValue() != "udp" {
+			ch <- m
+			continue
+		}
+		ch <- l.withShards(pb.GetHistogram(), pb.GetLabel()[0].GetValue())
+	}
+}
+
+// withShards is h plus every shard, as one histogram.
+func (l *latencyHistogram) withShards(h *dto.Histogram, label string) prometheus.Metric {
+	count, sum := h.GetSampleCount(), h.GetSampleSum()
+	perBucket := make([]uint64, len(l.buckets))
+	l.mu.Lock()
+	for _, s := range l.shards {
+		for i := range perBucket {
+			perBucket[i] += s.counts[i].Load()
+		}
+		count += s.counts[len(perBucket)].Load()
+		sum += math.Float64frombits(s.sumBits.Load())
+	}
+	l.mu.Unlock()
+	cumulative := make(map[float64]uint64, len(l.buckets))
+	var below uint64
+	for i, b := range h.GetBucket() {
+		below += perBucket[i]
+		count += perBucket[i]
+		cumulative[b.GetUpperBound()] = b.GetCumulativeCount() + below
+	}
+	return prometheus.MustNewConstHistogram(l.desc, count, sum, cumulative, label)
+}
