@@ -82,6 +82,7 @@ func BenchmarkBatchedUDP(b *testing.B) {
 	addr := serveBatched(b, h, 2)
 	const inFlight = 16
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		c, err := new(net.Dialer).DialContext(context.Background(), "udp", addr.String())
 		if err != nil {
