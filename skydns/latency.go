@@ -26,16 +26,26 @@ type latencyHistogram struct {
 	shards []*latencyShard
 }
 
+// maxLatencyBuckets is the most buckets a shard holds: its counts are an
+// array in the shard itself, not a slice of their own, which the
+// allocator could place on a cache line next to another shard's.
+const maxLatencyBuckets = 15
+
 // latencyShard is one reader's part: written by that reader alone, read
-// by scrapes.
+// by scrapes. The padding keeps other allocations' words off its cache
+// lines.
 type latencyShard struct {
+	_       [64]byte
 	buckets []float64
-	counts  []atomic.Uint64 // Per bucket, not cumulative; the last is +Inf.
-	sumBits atomic.Uint64   // The sum's float64 bits.
-	_       [64]byte        // Keeps the next shard's words off this one's cache line.
+	counts  [maxLatencyBuckets + 1]atomic.Uint64 // Per bucket, not cumulative; then +Inf.
+	sumBits atomic.Uint64                        // The sum's float64 bits.
+	_       [64]byte
 }
 
 func newLatencyHistogram(opts prometheus.HistogramOpts, label string) *latencyHistogram {
+	if len(opts.Buckets) > maxLatencyBuckets {
+		panic("skydns: more latency buckets than a shard holds")
+	}
 	return &latencyHistogram{
 		vec:     prometheus.NewHistogramVec(opts, []string{label}),
 		desc:    prometheus.NewDesc(prometheus.BuildFQName(opts.Namespace, opts.Subsystem, opts.Name), opts.Help, []string{label}, nil),
@@ -43,9 +53,11 @@ func newLatencyHistogram(opts prometheus.HistogramOpts, label string) *latencyHi
 	}
 }
 
-// shard adds a shard to the proto="udp" series.
+// shard adds a shard to the proto="udp" series, which it makes exist:
+// Collect adds the shards to that series as the vec collects it.
 func (l *latencyHistogram) shard() *latencyShard {
-	s := &latencyShard{buckets: l.buckets, counts: make([]atomic.Uint64, len(l.buckets)+1)}
+	l.vec.WithLabelValues("udp")
+	s := &latencyShard{buckets: l.buckets}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.shards = append(l.shards, s)
