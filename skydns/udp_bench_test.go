@@ -6,9 +6,11 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 )
 
 // packedBenchHandler serves benchServices with every query's reply
@@ -25,8 +27,9 @@ func packedBenchHandler(b *testing.B) (*Handler, []*dns.Msg, [][]byte) {
 }
 
 // BenchmarkServeAParallel is BenchmarkServeA's packed hits from every
-// core at once (run with -cpu 1,2,...: ns/op falls with the cores as far
-// as the hot path shares nothing): "ServeDNS" through the handler, as
+// core at once (run with -cpu 1,2,...: ns/op, and cpu-ns/op on a busy
+// machine, say how far throughput grows with the cores; see
+// runParallelCPU): "ServeDNS" through the handler, as
 // TCP and a miss take it, and "fast" the UDP reader's path from the
 // datagram's bytes (answerPacked and accountPacked).
 func BenchmarkServeAParallel(b *testing.B) {
@@ -34,7 +37,7 @@ func BenchmarkServeAParallel(b *testing.B) {
 	// unshared is work of about the same length that shares nothing: its
 	// ratio between -cpu values is what the machine gives at the moment.
 	b.Run("unshared", func(b *testing.B) {
-		b.RunParallel(func(pb *testing.PB) {
+		runParallelCPU(b, func(pb *testing.PB) {
 			buf := make([]byte, 512)
 			for pb.Next() {
 				buf[0] = byte(crc32.ChecksumIEEE(buf))
@@ -43,7 +46,7 @@ func BenchmarkServeAParallel(b *testing.B) {
 	})
 	b.Run("ServeDNS", func(b *testing.B) {
 		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
+		runParallelCPU(b, func(pb *testing.PB) {
 			w := &packingWriter{}
 			for i := 0; pb.Next(); i++ {
 				h.ServeDNS(w, reqs[i%len(reqs)])
@@ -55,7 +58,7 @@ func BenchmarkServeAParallel(b *testing.B) {
 	const batch = 8
 	b.Run("fast", func(b *testing.B) {
 		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
+		runParallelCPU(b, func(pb *testing.PB) {
 			buf := make([]byte, 0, udpReadSize)
 			tally := h.newPackedTally()
 			for i := 0; pb.Next(); i++ {
@@ -70,6 +73,29 @@ func BenchmarkServeAParallel(b *testing.B) {
 			}
 		})
 	})
+}
+
+// runParallelCPU is b.RunParallel(body) that also reports the process's
+// CPU time per op ("cpu-ns/op") and the cores it kept busy ("cpus", CPU
+// time over wall time). On a machine shared with other work wall time
+// says little about scaling; CPU time per op does, as long as "cpus" is
+// near GOMAXPROCS: words that cores write in turn make each op cost more
+// CPU, so throughput at n cores is n × cpu-ns/op at 1 ÷ cpu-ns/op at n.
+func runParallelCPU(b *testing.B, body func(*testing.PB)) {
+	before, start := processCPU(b), time.Now()
+	b.RunParallel(body)
+	cpu, wall := processCPU(b)-before, time.Since(start)
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(cpu.Seconds()/wall.Seconds(), "cpus")
+}
+
+// processCPU is the user and system time the process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkBatchedUDP is packed hits over loopback through the batched
