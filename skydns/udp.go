@@ -120,6 +120,11 @@ type udpReader struct {
 	out    []ipv4.Message
 	starts []time.Time // When each reply in out was looked up.
 	tally  packedTally // The batch's packed replies, for the counters.
+
+	// The last query's packet info and the reply source made from it:
+	// nearly every query comes to the same address, and the source is
+	// then the same bytes, shared (never written) by the replies.
+	lastInfo, lastSource []byte
 }
 
 func newUDPReader(srv *udpServer, c *net.UDPConn) (*udpReader, error) {
@@ -179,7 +184,7 @@ func (r *udpReader) serve(batch []ipv4.Message) {
 		b := m.Buffers[0][:m.N]
 		var source []byte
 		if r.wildcard {
-			source = replySource(m.OOB[:m.NN])
+			source = r.replySource(m.OOB[:m.NN])
 		}
 		if fast {
 			if reply, start, ok := h.answerPacked(b, r.out[out].Buffers[0][:0], &r.tally); ok {
@@ -213,6 +218,15 @@ func (r *udpReader) write(h *Handler, ms []ipv4.Message) {
 		}
 		ms = ms[min(n, len(ms)):]
 	}
+}
+
+// replySource is replySource(info), made again only when info differs
+// from the last query's.
+func (r *udpReader) replySource(info []byte) []byte {
+	if !bytes.Equal(info, r.lastInfo) {
+		r.lastInfo, r.lastSource = append(r.lastInfo[:0], info...), replySource(info)
+	}
+	return r.lastSource
 }
 
 // replySource is the control message that sends a reply from the address

@@ -105,7 +105,7 @@ func processCPU(b *testing.B) time.Duration {
 // not the server alone.
 func BenchmarkBatchedUDP(b *testing.B) {
 	h, _, wires := packedBenchHandler(b)
-	addr := serveBatched(b, h, 2)
+	addr := serveBatched(b, h, "127.0.0.1:0", 2)
 	const inFlight = 16
 	b.ReportAllocs()
 	b.ResetTimer()

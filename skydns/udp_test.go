@@ -34,15 +34,15 @@ func newUDPPair(t *testing.T, sockets int) *udpPair {
 		return newTestHandler(t, newTestConfig(), ix, func(d *Deps) { d.Metrics = NewMetrics(reg, ix) })
 	}
 	p.miekg = serveUDP(t, handler(p.regs[0]))
-	p.batched = serveBatched(t, handler(p.regs[1]), sockets)
+	p.batched = serveBatched(t, handler(p.regs[1]), "127.0.0.1:0", sockets)
 	return p
 }
 
-// serveBatched serves h on sockets loopback UDP sockets, as Run does,
+// serveBatched serves h on sockets UDP sockets on addr, as Run does,
 // until the test ends.
-func serveBatched(t testing.TB, h *Handler, sockets int) net.Addr {
+func serveBatched(t testing.TB, h *Handler, addr string, sockets int) net.Addr {
 	t.Helper()
-	conns, err := listenUDP(context.Background(), "127.0.0.1:0", sockets)
+	conns, err := listenUDP(context.Background(), addr, sockets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestBatchedUDPUnderLoad(t *testing.T) {
 	ix := loadIndex(t, testRecords)
 	reg := prometheus.NewRegistry()
 	h := newTestHandler(t, newTestConfig(), ix, func(d *Deps) { d.Metrics = NewMetrics(reg, ix) })
-	addr := serveBatched(t, h, 3)
+	addr := serveBatched(t, h, "127.0.0.1:0", 3)
 	const clients, each = 8, 200
 	var g errgroup.Group
 	for c := range clients {
@@ -287,6 +287,24 @@ func TestBatchedUDPUnderLoad(t *testing.T) {
 	}
 	if got := counterValue(t, reg, "skydns_dns_responses_total", "NOERROR"); got != clients*each {
 		t.Fatalf("%v responses counted, want %d", got, clients*each)
+	}
+}
+
+// Sockets bound to the wildcard address answer from the address each
+// query came to: a connected client takes a reply from no other. Packed
+// hits and built replies alike, over IPv4 and IPv6 loopback.
+func TestBatchedUDPWildcardRepliesFromTheQueriedAddress(t *testing.T) {
+	h := newTestHandler(t, newTestConfig(), loadIndex(t, testRecords))
+	port := serveBatched(t, h, "0.0.0.0:0", 2).(*net.UDPAddr).Port
+	for _, host := range []string{"127.0.0.1", "127.0.0.2", "::1"} {
+		addr := &net.UDPAddr{IP: net.ParseIP(host), Port: port}
+		for round := range 2 {
+			for _, q := range []*dns.Msg{udpQuery("a.ipaddr.skydns.test.", dns.TypeA, 1), udpQuery("region5.skydns.test.", dns.TypeSRV, 2)} {
+				if reply := exchangeRaw(t, addr, packQuery(t, q), time.Second); reply == nil {
+					t.Errorf("%s, %s round %d: no reply", host, q.Question[0].Name, round)
+				}
+			}
+		}
 	}
 }
 
