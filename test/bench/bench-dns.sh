@@ -2,10 +2,10 @@
 # bench-dns: dnsperf against skydns holding 10,000 services in kube2sky's
 # layout (as shipped, and with --answer-cache=0), and in the same run
 # against a fixed-answer miekg/dns responder (the framework's ceiling
-# here). Servers on core 0, dnsperf on core 1. Prints QPS, p50/p99 latency
-# and peak RSS of each, the CPU time each server spent per answered query
-# (user + system, from /proc/<pid>/stat across its load rounds), and each
-# skydns's QPS as a share of the ceiling.
+# here). Servers on core 0, dnsperf on core 1 (SERVER_CPUS, LOAD_CPUS).
+# Prints QPS, p50/p99 latency and peak RSS of each, the CPU time each
+# server spent per answered query (user + system, from /proc/<pid>/stat
+# across its load rounds), and each skydns's QPS as a share of the ceiling.
 # Usage: make bench-dns   (or BIN_DIR=bin SKYPOD_ETCD_BIN=... test/bench/bench-dns.sh)
 set -euo pipefail
 
@@ -16,6 +16,9 @@ ROUNDS=${ROUNDS:-8}             # Alternating load rounds per server...
 ROUND_SECONDS=${ROUND_SECONDS:-3}  # ...of this many seconds: 24 s each in all.
 LATENCY_QPS=${LATENCY_QPS:-20000}  # Fixed rate of the latency pass.
 LATENCY_SECONDS=${LATENCY_SECONDS:-5}
+SERVER_CPUS=${SERVER_CPUS:-0}     # taskset lists: the servers' cores (skydns binds a UDP
+LOAD_CPUS=${LOAD_CPUS:-1}         # socket per core it gets) and dnsperf's.
+SKYDNS_FLAGS=${SKYDNS_FLAGS:-}    # Added to both skydns's flags, e.g. --udp-sockets=1.
 
 for tool in dnsperf taskset; do
 	command -v "$tool" >/dev/null || { echo "bench-dns: $tool is missing (make deps)" >&2; exit 1; }
@@ -49,14 +52,14 @@ clk_tck=$(getconf CLK_TCK)
 load_round() {
 	local port=$1 file=$2 pid=$3 before
 	before=$(cpu_ticks "$pid")
-	taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries" -l "$ROUND_SECONDS" -c 4 -q 200 >"$work/perf.out" 2>&1
+	taskset -c "$LOAD_CPUS" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries" -l "$ROUND_SECONDS" -c 4 -q 200 >"$work/perf.out" 2>&1
 	awk -v ticks=$(($(cpu_ticks "$pid") - before)) \
 		'/Queries completed:/ {c=$3} /Queries lost:/ {l=$3} /Run time \(s\):/ {t=$4} END {print c, t, l, ticks}' "$work/perf.out" >>"$file"
 }
 
 # Latency pass at a fixed rate: prints "p50_ms p99_ms answered".
 latency() {
-	taskset -c 1 dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries" -l "$LATENCY_SECONDS" -Q "$LATENCY_QPS" -v >"$work/lat.out" 2>&1
+	taskset -c "$LOAD_CPUS" dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries" -l "$LATENCY_SECONDS" -Q "$LATENCY_QPS" -v >"$work/lat.out" 2>&1
 	awk '$1 == ">" && $2 == "NOERROR" {print $NF}' "$work/lat.out" | sort -g >"$work/lat.sorted"
 	awk '{v[NR]=$1} END {printf "%.3f %.3f %d\n", v[int(NR*0.50)]*1000, v[int(NR*0.99)]*1000, NR}' "$work/lat.sorted"
 }
@@ -73,9 +76,10 @@ declare -A port pid metrics
 start_skydns() { # NAME EXTRA-FLAGS...
 	local name=$1; shift
 	port[$name]=$(free_port); metrics[$name]=$(free_port)
-	taskset -c 0 "$BIN_DIR/skydns" -machines="http://127.0.0.1:$etcd_port" -addr="127.0.0.1:${port[$name]}" \
+	# shellcheck disable=SC2086 # SKYDNS_FLAGS is a list of flags.
+	taskset -c "$SERVER_CPUS" "$BIN_DIR/skydns" -machines="http://127.0.0.1:$etcd_port" -addr="127.0.0.1:${port[$name]}" \
 		-ns-rotate=false -domain=cluster.local. -nameservers=127.0.0.1:9 --metrics-addr="127.0.0.1:${metrics[$name]}" \
-		--log-level=warn "$@" >"$work/$name.log" 2>&1 &
+		--log-level=warn $SKYDNS_FLAGS "$@" >"$work/$name.log" 2>&1 &
 	pid[$name]=$!; pids+=($!)
 	for _ in $(seq 100); do curl -sf "http://127.0.0.1:${metrics[$name]}/ready" >/dev/null && break; sleep 0.1; done
 	echo ">> $name loaded $(curl -s "http://127.0.0.1:${metrics[$name]}/metrics" | awk '/^skydns_index_records / {print $2}') records"
@@ -83,7 +87,7 @@ start_skydns() { # NAME EXTRA-FLAGS...
 start_skydns skydns
 start_skydns skydns-built --answer-cache=0
 port[fixed]=$(free_port)
-taskset -c 0 "$BIN_DIR/fixedresponder" "127.0.0.1:${port[fixed]}" >"$work/fixed.log" 2>&1 &
+taskset -c "$SERVER_CPUS" "$BIN_DIR/fixedresponder" "127.0.0.1:${port[fixed]}" >"$work/fixed.log" 2>&1 &
 pid[fixed]=$!; pids+=($!)
 
 # Alternate the servers so drift in the machine's speed hits all alike.
