@@ -26,9 +26,10 @@ import (
 // over (serveDatagram), on a goroutine of its own: those may wait on
 // upstream servers for seconds, which must not stall the socket.
 const (
-	// udpBatch datagrams are read per recvmmsg, and the packed replies
-	// among them written per sendmmsg. A saturated socket rarely holds
-	// more between two reads; the reader's buffers are 2 × 32 × 512 bytes.
+	// udpBatch datagrams at most are read per recvmmsg, and the packed
+	// replies among them written per sendmmsg: at 32 the calls' own cost
+	// is spread thin already, and the reader's buffers stay at
+	// 2 × 32 × 512 bytes.
 	udpBatch = 32
 	// udpReadSize is what miekg/dns's server reads a datagram into (its
 	// default UDPSize): a longer one is cut there and answered, or
