@@ -392,3 +392,32 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, label string) fl
 	}
 	return 0
 }
+
+// packedKeyOf admits a datagram only if miekg/dns's server would accept
+// and unpack it into a request that answerKeyOf admits under the same
+// key: the fast path answers nothing ServeDNS would answer otherwise.
+func FuzzPackedKeyOf(f *testing.F) {
+	for _, tc := range rawCases(f) {
+		f.Add(tc.b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		key, ok := packedKeyOf(b)
+		if !ok {
+			return
+		}
+		hdr := dns.Header{Id: be16(b, 0), Bits: be16(b, 2), Qdcount: be16(b, 4), Ancount: be16(b, 6), Nscount: be16(b, 8), Arcount: be16(b, 10)}
+		if action := dns.DefaultMsgAcceptFunc(hdr); action != dns.MsgAccept {
+			t.Fatalf("admitted %x, which the header check answers with action %d", b, action)
+		}
+		m := new(dns.Msg)
+		if err := m.Unpack(b); err != nil {
+			t.Fatalf("admitted %x, which does not unpack: %v", b, err)
+		}
+		var req request
+		req.reset(m, false, testClock())
+		want, wantOK := answerKeyOf(&req)
+		if !wantOK || want != key {
+			t.Fatalf("%x: key %+v, ServeDNS's %+v (admitted: %v)", b, key, want, wantOK)
+		}
+	})
+}
