@@ -258,11 +258,8 @@ func serveDatagram(h dns.Handler, w dns.ResponseWriter, b []byte) {
 	if len(b) < dnsHeaderLen {
 		return
 	}
-	hdr := dns.Header{
-		Id: be16(b, 0), Bits: be16(b, 2), Qdcount: be16(b, 4), Ancount: be16(b, 6), Nscount: be16(b, 8), Arcount: be16(b, 10),
-	}
 	req := new(dns.Msg)
-	action := dns.DefaultMsgAcceptFunc(hdr)
+	action := dns.DefaultMsgAcceptFunc(headerOf(b))
 	switch action {
 	case dns.MsgAccept:
 		if req.Unpack(b) == nil {
@@ -284,6 +281,13 @@ func serveDatagram(h dns.Handler, w dns.ResponseWriter, b []byte) {
 	}
 	req.Ns, req.Answer, req.Extra = nil, nil, nil
 	_ = w.WriteMsg(req)
+}
+
+// headerOf is the header at the start of b, at least dnsHeaderLen long.
+func headerOf(b []byte) dns.Header {
+	return dns.Header{
+		Id: be16(b, 0), Bits: be16(b, 2), Qdcount: be16(b, 4), Ancount: be16(b, 6), Nscount: be16(b, 8), Arcount: be16(b, 10),
+	}
 }
 
 // udpWriter is the dns.ResponseWriter of a query off the packed path: it
