@@ -420,3 +420,28 @@ func FuzzPackedKeyOf(f *testing.F) {
 		}
 	})
 }
+
+// A query off the packed path gets a goroutine while slots are free; with
+// all taken, the reader serves it itself, so their number stays bounded.
+func TestServeGeneralIsBounded(t *testing.T) {
+	release := make(chan struct{})
+	served := make(chan struct{}, 2)
+	blocking := dns.HandlerFunc(func(dns.ResponseWriter, *dns.Msg) { <-release; served <- struct{}{} })
+	s := &udpServer{general: blocking, slots: make(chan struct{}, 1)}
+	b := packQuery(t, udpQuery("a.ipaddr.skydns.test.", dns.TypeA, 1))
+
+	s.serveGeneral(&udpWriter{}, b) // Takes the one slot and returns at once.
+	inline := make(chan struct{})
+	go func() { s.serveGeneral(&udpWriter{}, b); close(inline) }()
+	select {
+	case <-inline:
+		t.Fatal("with no slot free, serveGeneral returned before the query was served")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	<-inline
+	s.queries.Wait()
+	if len(served) != 2 || len(s.slots) != 0 {
+		t.Fatalf("%d served, %d slots held; want 2 and 0", len(served), len(s.slots))
+	}
+}
