@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // listenUDP binds n UDP sockets on addr. One is bound as before; several
@@ -39,15 +36,4 @@ func listenUDP(ctx context.Context, addr string, n int) ([]*net.UDPConn, error) 
 		}
 	}
 	return conns, nil
-}
-
-// reusePort sets SO_REUSEPORT before the bind.
-func reusePort(_, _ string, c syscall.RawConn) error {
-	var sockErr error
-	if err := c.Control(func(fd uintptr) {
-		sockErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-	}); err != nil {
-		return err
-	}
-	return sockErr
 }

@@ -135,6 +135,10 @@ func newUDPReader(srv *udpServer, c *net.UDPConn) (*udpReader, error) {
 		tally: srv.handler().newPackedTally(),
 	}
 	local, _ := c.LocalAddr().(*net.UDPAddr)
+	if !unixSockets {
+		r.batch = singleConn{c}
+		return r.allocate(), nil
+	}
 	if local != nil && local.IP.To4() == nil {
 		r.batch = ipv6.NewPacketConn(c)
 	}
@@ -147,6 +151,11 @@ func newUDPReader(srv *udpServer, c *net.UDPConn) (*udpReader, error) {
 			return nil, fmt.Errorf("dns server (udp): packet info: %w", err4)
 		}
 	}
+	return r.allocate(), nil
+}
+
+// allocate gives r its buffers, once.
+func (r *udpReader) allocate() *udpReader {
 	for i := range r.in {
 		r.in[i].Buffers = [][]byte{make([]byte, udpReadSize)}
 		if r.wildcard {
@@ -154,7 +163,31 @@ func newUDPReader(srv *udpServer, c *net.UDPConn) (*udpReader, error) {
 		}
 		r.out[i].Buffers = [][]byte{make([]byte, 0, udpReadSize)}
 	}
-	return r, nil
+	return r
+}
+
+// singleConn is batchConn one datagram at a time, through the net
+// package, where x/net cannot read or write messages (unixSockets false).
+type singleConn struct{ c *net.UDPConn }
+
+func (s singleConn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
+	m := &ms[0]
+	n, _, flags, addr, err := s.c.ReadMsgUDP(m.Buffers[0], nil)
+	if err != nil {
+		return 0, err
+	}
+	m.N, m.NN, m.Flags, m.Addr = n, 0, flags, addr
+	return 1, nil
+}
+
+func (s singleConn) WriteBatch(ms []ipv4.Message, _ int) (int, error) {
+	for i, m := range ms {
+		remote, _ := m.Addr.(*net.UDPAddr)
+		if _, _, err := s.c.WriteMsgUDP(m.Buffers[0], nil, remote); err != nil {
+			return i, err
+		}
+	}
+	return len(ms), nil
 }
 
 // run reads batches until the socket closes.

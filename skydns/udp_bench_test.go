@@ -10,7 +10,6 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
 )
 
 // packedBenchHandler serves benchServices with every query's reply
@@ -104,15 +103,6 @@ func runParallelCPU(b *testing.B, body func(*testing.PB)) {
 	cpu, wall := processCPU(b)-before, time.Since(start)
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 	b.ReportMetric(cpu.Seconds()/wall.Seconds(), "cpus")
-}
-
-// processCPU is the user and system time the process has used.
-func processCPU(b *testing.B) time.Duration {
-	var ru unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkBatchedUDP is packed hits over loopback through the batched

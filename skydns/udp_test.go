@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"golang.org/x/net/ipv4"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -443,5 +444,53 @@ func TestServeGeneralIsBounded(t *testing.T) {
 	s.queries.Wait()
 	if len(served) != 2 || len(s.slots) != 0 {
 		t.Fatalf("%d served, %d slots held; want 2 and 0", len(served), len(s.slots))
+	}
+}
+
+// The reader's fallback where x/net cannot batch (unixSockets false):
+// one datagram per read, with its sender, and every reply written.
+func TestSingleConnReadsAndWritesOneAtATime(t *testing.T) {
+	conns, err := listenUDP(context.Background(), "127.0.0.1:0", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll(conns, nil)
+	sc := singleConn{conns[0]}
+	client, err := new(net.Dialer).DialContext(context.Background(), "udp", conns[0].LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	for _, payload := range []string{"one", "two"} {
+		if _, err := client.Write([]byte(payload)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms := []ipv4.Message{{Buffers: [][]byte{make([]byte, udpReadSize)}}, {Buffers: [][]byte{make([]byte, udpReadSize)}}}
+	var got []string
+	for len(got) < 2 {
+		n, err := sc.ReadBatch(ms, 0)
+		if err != nil || n != 1 {
+			t.Fatalf("read %d datagrams: %v", n, err)
+		}
+		got = append(got, string(ms[0].Buffers[0][:ms[0].N]))
+		if ms[0].Addr.String() != client.LocalAddr().String() {
+			t.Fatalf("sender %v, want %v", ms[0].Addr, client.LocalAddr())
+		}
+	}
+	replies := []ipv4.Message{{Buffers: [][]byte{[]byte("a")}, Addr: ms[0].Addr}, {Buffers: [][]byte{[]byte("b")}, Addr: ms[0].Addr}}
+	if n, err := sc.WriteBatch(replies, 0); n != 2 || err != nil {
+		t.Fatalf("wrote %d of 2: %v", n, err)
+	}
+	buf := make([]byte, 16)
+	for _, want := range []string{"a", "b"} {
+		_ = client.SetReadDeadline(time.Now().Add(time.Second))
+		n, err := client.Read(buf)
+		if err != nil || string(buf[:n]) != want {
+			t.Fatalf("reply %q %v, want %q", buf[:n], err, want)
+		}
+	}
+	if !slices.Equal(got, []string{"one", "two"}) {
+		t.Fatalf("read %q", got)
 	}
 }
