@@ -109,7 +109,7 @@ type Config struct {
 // NewConfig returns the legacy defaults, with the legacy environment
 // variables applied on top (a flag given on the command line wins over both).
 // The UDP sockets default to one per core skydns may use (GOMAXPROCS,
-// which follows the container's CPU limit).
+// which follows the container's CPU limit; see defaultUDPSockets).
 func NewConfig(getenv func(string) string) *Config {
 	c := &Config{
 		DNSAddr:     envOr(getenv, "SKYDNS_ADDR", defaultAddr),
@@ -133,7 +133,7 @@ func NewConfig(getenv func(string) string) *Config {
 		MaxUDPSize:  defaultMaxUDPSize,
 		TCPMaxConns: defaultTCPMaxConns,
 		MaxForwards: defaultMaxForwards,
-		UDPSockets:  runtime.GOMAXPROCS(0),
+		UDPSockets:  defaultUDPSockets(),
 		LoopDetect:  true,
 		Log:         logging.DefaultOptions(),
 	}
@@ -144,6 +144,15 @@ func NewConfig(getenv func(string) string) *Config {
 		c.MetricsAddr = ":" + port // The legacy way to turn metrics on.
 	}
 	return c
+}
+
+// defaultUDPSockets is one per core skydns may use, where SO_REUSEPORT
+// lets them share the port.
+func defaultUDPSockets() int {
+	if !unixSockets {
+		return 1
+	}
+	return runtime.GOMAXPROCS(0)
 }
 
 func envOr(getenv func(string) string, key, def string) string {
