@@ -121,7 +121,7 @@ test: check deps build etcd apiserver kustomize images
 # one at a time); a crasher lands in <pkg>/testdata/fuzz/<target>/. Their
 # seeds and those files also run, as plain tests, in go test ./...
 FUZZTIME ?= 10s
-FUZZ_TARGETS := skydns:FuzzServeDNS skydns:FuzzPackedEqualsBuilt skydns:FuzzHasUpperASCII \
+FUZZ_TARGETS := skydns:FuzzServeDNS skydns:FuzzPackedEqualsBuilt skydns:FuzzHasUpperASCII skydns:FuzzPackedKeyOf \
 	skydns/msg:FuzzUnmarshal skydns/msg:FuzzKeySegments skydns/msg:FuzzPathDomain kube2sky:FuzzRecords
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +52,10 @@ const (
 	// flood of names toward an upstream that never answers is bounded at a
 	// few megabytes.
 	defaultMaxForwards = 1000
+
+	// maxUDPSockets bounds --udp-sockets: past a socket per core more only
+	// add buffers and goroutines, and no node has this many cores.
+	maxUDPSockets = 256
 )
 
 // Config is what the flags and the environment set, in the shape of the
@@ -93,6 +98,7 @@ type Config struct {
 	MaxUDPSize  int             `json:"-"`
 	TCPMaxConns int             `json:"-"`
 	MaxForwards int             `json:"-"`
+	UDPSockets  int             `json:"-"`
 	LoopDetect  bool            `json:"-"`
 	EtcdTimeout time.Duration   `json:"-"`
 	Log         logging.Options `json:"-"`
@@ -109,6 +115,8 @@ type Config struct {
 
 // NewConfig returns the legacy defaults, with the legacy environment
 // variables applied on top (a flag given on the command line wins over both).
+// The UDP sockets default to one per core skydns may use (GOMAXPROCS,
+// which follows the container's CPU limit; see defaultUDPSockets).
 func NewConfig(getenv func(string) string) *Config {
 	c := &Config{
 		DNSAddr:     envOr(getenv, "SKYDNS_ADDR", defaultAddr),
@@ -132,6 +140,7 @@ func NewConfig(getenv func(string) string) *Config {
 		MaxUDPSize:  defaultMaxUDPSize,
 		TCPMaxConns: defaultTCPMaxConns,
 		MaxForwards: defaultMaxForwards,
+		UDPSockets:  defaultUDPSockets(),
 		LoopDetect:  true,
 		Log:         logging.DefaultOptions(),
 	}
@@ -149,6 +158,15 @@ func NewConfig(getenv func(string) string) *Config {
 		}
 	}
 	return c
+}
+
+// defaultUDPSockets is one per core skydns may use, where SO_REUSEPORT
+// lets them share the port.
+func defaultUDPSockets() int {
+	if !unixSockets {
+		return 1
+	}
+	return runtime.GOMAXPROCS(0)
 }
 
 func envOr(getenv func(string) string, key, def string) string {
@@ -203,6 +221,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.AnswerCache, "answer-cache", c.AnswerCache, "capacity of the packed local answers, exact for the current records (0 = off)")
 	fs.IntVar(&c.MaxForwards, "max-forwards", c.MaxForwards, "upstream queries in flight at once (forwarded, stub and chased); past it a query is SERVFAIL at once")
 	fs.BoolVar(&c.LoopDetect, "loop-detect", c.LoopDetect, "at start, send each nameserver a probe query; if one comes back to skydns (a forwarding loop), log it and stop forwarding")
+	fs.IntVar(&c.UDPSockets, "udp-sockets", c.UDPSockets, "UDP sockets bound on the DNS address with SO_REUSEPORT, each read by its own goroutine (1-256; default one per core); --systemd serves the one socket passed")
 	fs.IntVar(&c.TCPMaxConns, "tcp-max-conns", c.TCPMaxConns, "TCP connections served at once; one more is closed when accepted")
 	fs.IntVar(&c.MaxUDPSize, "max-udp-size", c.MaxUDPSize, "largest UDP reply, whatever buffer the client advertises (512-65535); also the EDNS0 buffer advertised upstream")
 	fs.DurationVar(&c.EtcdTimeout, "etcd-timeout", c.EtcdTimeout, "timeout of each etcd request (list, health check)")
@@ -259,6 +278,9 @@ func (c *Config) Finish() error {
 	}
 	if c.TCPMaxConns < 1 {
 		return fmt.Errorf("--tcp-max-conns: %d must be at least 1", c.TCPMaxConns)
+	}
+	if c.UDPSockets < 1 || c.UDPSockets > maxUDPSockets {
+		return fmt.Errorf("--udp-sockets: %d must be 1-%d", c.UDPSockets, maxUDPSockets)
 	}
 	if c.AnswerCache < 0 {
 		return fmt.Errorf("--answer-cache: %d must not be negative", c.AnswerCache)

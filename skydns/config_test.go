@@ -79,6 +79,10 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"--answer-cache=-1"}, "must not be negative"},
 		{[]string{"--max-udp-size=100"}, "--max-udp-size"},
 		{[]string{"--max-udp-size=70000"}, "--max-udp-size"},
+		{[]string{"--udp-sockets=0"}, "--udp-sockets: 0 must be 1-256"},
+		{[]string{"--udp-sockets=-3"}, "--udp-sockets"},
+		{[]string{"--udp-sockets=257"}, "--udp-sockets"},
+		{[]string{"--udp-sockets=two"}, "invalid argument"},
 	}
 	for _, tc := range tests {
 		_, err := parse(t, nil, tc.args...)

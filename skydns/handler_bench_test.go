@@ -48,12 +48,7 @@ func (w *packingWriter) Hijack()             {}
 // 100 queries, as endpoints do in a busy cluster; and "built" with
 // --answer-cache=0, every reply looked up and packed anew.
 func BenchmarkServeA(b *testing.B) {
-	ix := loadIndex(b, benchRecords())
-	reqs := make([]*dns.Msg, 1000)
-	for i := range reqs {
-		reqs[i] = new(dns.Msg)
-		reqs[i].SetQuestion(fmt.Sprintf("svc-%d.ns-%d.svc.skydns.test.", i*7, i*7/5000), dns.TypeA)
-	}
+	ix, reqs := benchServices(b)
 	for _, bc := range []struct {
 		name        string
 		answerCache int
@@ -157,4 +152,16 @@ func BenchmarkServeLargeAnswer(b *testing.B) {
 	for b.Loop() {
 		h.ServeDNS(w, req)
 	}
+}
+
+// benchServices is the index of benchRecords and A queries for 1,000 of
+// its services (services 1-6 mod 7 are never asked for).
+func benchServices(b *testing.B) (*Index, []*dns.Msg) {
+	ix := loadIndex(b, benchRecords())
+	reqs := make([]*dns.Msg, 1000)
+	for i := range reqs {
+		reqs[i] = new(dns.Msg)
+		reqs[i].SetQuestion(fmt.Sprintf("svc-%d.ns-%d.svc.skydns.test.", i*7, i*7/5000), dns.TypeA)
+	}
+	return ix, reqs
 }

@@ -37,13 +37,13 @@ func (l *legacyMetrics) Describe(chan<- *prometheus.Desc) {}
 func (l *legacyMetrics) Collect(ch chan<- prometheus.Metric) {
 	l.counters(ch, "dns_request_count", "type", sumByLabel(l.m.requests, "proto"))
 	l.counters(ch, "dns_request_external_count", "type", sumByLabel(l.m.forwards, "kind"))
-	l.counters(ch, "dns_cache_miss_count", "type", map[string]float64{"response": counterValue(l.m.packedMisses)})
+	l.counters(ch, "dns_cache_miss_count", "type", map[string]float64{"response": collectedSum(l.m.packedMisses)})
 	rcodes := sumByLabel(l.m.responses, "rcode")
 	l.counters(ch, "dns_error_count", "error", map[string]float64{
 		"servfail":  rcodes["SERVFAIL"],
 		"refused":   rcodes["REFUSED"],
 		"nxdomain":  rcodes["NXDOMAIN"],
-		"truncated": counterValue(l.m.udpCapped),
+		"truncated": collectedSum(l.m.udpCapped),
 	})
 	desc := l.desc("dns_request_duration", "type")
 	for _, metric := range gather(l.m.duration) {
@@ -95,7 +95,7 @@ func sumByLabel(c prometheus.Collector, label string) map[string]float64 {
 	return sums
 }
 
-func counterValue(c prometheus.Collector) float64 {
+func collectedSum(c prometheus.Collector) float64 {
 	var sum float64
 	for _, m := range gather(c) {
 		sum += m.GetCounter().GetValue()

@@ -13,7 +13,7 @@ import (
 type Metrics struct {
 	requests     *prometheus.CounterVec
 	responses    *prometheus.CounterVec
-	duration     *prometheus.HistogramVec
+	duration     *latencyHistogram
 	forwards     *prometheus.CounterVec
 	dropped      prometheus.Counter
 	udpCapped    prometheus.Counter
@@ -56,10 +56,10 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "skydns", Name: "dns_responses_total", Help: "DNS responses sent, by rcode.",
 		}, []string{"rcode"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		duration: newLatencyHistogram(prometheus.HistogramOpts{
 			Namespace: "skydns", Name: "dns_request_duration_seconds", Help: "Time to answer a DNS request.",
 			Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 2.5},
-		}, []string{"proto"}),
+		}, "proto"),
 		forwards: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "skydns", Name: "forward_requests_total", Help: "Queries sent upstream, by kind (recursive, lookup, stub) and result.",
 		}, []string{"kind", "result"}),
@@ -138,7 +138,7 @@ func (m *Metrics) prepareHandles() {
 			byType[t] = m.requests.WithLabelValues(proto, dns.TypeToString[t])
 		}
 		m.requestsBy[proto] = byType
-		m.durationBy[proto] = m.duration.WithLabelValues(proto)
+		m.durationBy[proto] = m.duration.vec.WithLabelValues(proto)
 	}
 	m.rcodes = map[int]prometheus.Counter{}
 	for rcode, name := range dns.RcodeToString {
@@ -156,12 +156,16 @@ func (m *Metrics) request(proto string, qtype uint16) {
 }
 
 func (m *Metrics) response(proto string, rcode int, seconds float64) {
-	c, ok := m.rcodes[rcode]
-	if !ok {
-		c = m.responses.WithLabelValues(strconv.Itoa(rcode))
-	}
-	c.Inc()
+	m.responseCounter(rcode).Inc()
 	m.durationBy[proto].Observe(seconds)
+}
+
+// responseCounter counts the responses with rcode.
+func (m *Metrics) responseCounter(rcode int) prometheus.Counter {
+	if c, ok := m.rcodes[rcode]; ok {
+		return c
+	}
+	return m.responses.WithLabelValues(strconv.Itoa(rcode))
 }
 
 // overBudget counts a query that passed its work budget's limit.

@@ -75,6 +75,7 @@ type ServeOptions struct {
 	MetricsAddr string // "" turns the HTTP endpoint off.
 	MetricsPath string
 	TCPMaxConns int // Connections served at once.
+	UDPSockets  int // Bound on DNSAddr with SO_REUSEPORT when more than one.
 }
 
 // EtcdOptions are how skydns reaches its records.
@@ -167,7 +168,7 @@ func (c *Config) options() Options {
 		},
 		Serve: ServeOptions{
 			DNSAddr: c.DNSAddr, Systemd: c.Systemd, MetricsAddr: c.MetricsAddr, MetricsPath: c.MetricsPath,
-			TCPMaxConns: c.TCPMaxConns,
+			TCPMaxConns: c.TCPMaxConns, UDPSockets: c.UDPSockets,
 		},
 		Etcd:        c.EtcdOptions(),
 		AnswerCache: c.AnswerCache,

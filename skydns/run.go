@@ -75,7 +75,7 @@ func runServers(ctx context.Context, cfg *Config, opts Options, client *clientv3
 	watcher := NewWatcher(client, opts.Etcd.PathPrefix, index, metrics, log, opts.Etcd.Timeout)
 	g, gctx := errgroup.WithContext(ctx)
 	s := &serving{
-		ctx: gctx, g: g, log: log, self: newSelfCheck(udp.LocalAddr()),
+		ctx: gctx, g: g, log: log, self: newSelfCheck(udp[0].LocalAddr()),
 		deps: Deps{Index: index, Metrics: metrics, Log: log, Context: gctx},
 	}
 	s.use(opts)
@@ -97,7 +97,7 @@ func runServers(ctx context.Context, cfg *Config, opts Options, client *clientv3
 		mux := opsMux(opts.Serve, reg, watcher, s.self)
 		g.Go(func() error { return httpserve.Serve(gctx, log, metricsLn, mux) })
 	}
-	log.Info("ready for queries", "domain", opts.Zone.Domain, "udp", udp.LocalAddr().String(), "tcp", tcp.Addr().String(),
+	log.Info("ready for queries", "domain", opts.Zone.Domain, "udp", udp[0].LocalAddr().String(), "udp_sockets", len(udp), "tcp", tcp.Addr().String(),
 		"nameservers", opts.Forward.Nameservers, "no_rec", opts.Forward.NoRec, "etcd", opts.Etcd.Client.Endpoints)
 	if err = g.Wait(); err != nil {
 		log.Error("server stopped", "err", err)
@@ -144,17 +144,15 @@ func (s *serving) use(opts Options) {
 
 // listen runs the DNS servers on udp and tcp until skydns stops or
 // stopServers is called.
-func (s *serving) listen(udp net.PacketConn, tcp net.Listener) {
+func (s *serving) listen(udp []*net.UDPConn, tcp net.Listener) {
 	ctx, stop := context.WithCancel(s.ctx)
-	var exited []<-chan struct{}
-	for _, srv := range []*dns.Server{
-		{PacketConn: udp, Handler: s, Net: "udp"},
-		{Listener: newTCPListener(ctx, tcp, s.opts.Serve.TCPMaxConns, s.deps.Metrics), Handler: s, Net: "tcp"},
-	} {
-		exited = append(exited, serveDNS(ctx, s.g, srv))
+	exited := []<-chan struct{}{
+		serveUDPSockets(ctx, s.g, udp, s.handler.Load, s, s.opts.Forward.MaxInFlight),
+		serveDNS(ctx, s.g, &dns.Server{Listener: newTCPListener(ctx, tcp, s.opts.Serve.TCPMaxConns, s.deps.Metrics), Handler: s, Net: "tcp"}),
 	}
-	s.addrs = []net.Addr{udp.LocalAddr(), tcp.Addr()}
-	s.self.follow(udp.LocalAddr())
+	// Every UDP socket has the same address: the first stands for all.
+	s.addrs = []net.Addr{udp[0].LocalAddr(), tcp.Addr()}
+	s.self.follow(udp[0].LocalAddr())
 	s.stopServers = func() {
 		stop()
 		for _, ch := range exited {
@@ -199,14 +197,13 @@ func (s *serving) applyOverlay(cfg *Config, overlay []byte) error {
 
 // bind opens the sockets: DNS (see listenScreened), and the HTTP endpoint
 // unless turned off (nil). On an error none stays open.
-func bind(opts *Options, log *slog.Logger) (udp net.PacketConn, tcp, metricsLn net.Listener, err error) {
+func bind(opts *Options, log *slog.Logger) (udp []*net.UDPConn, tcp, metricsLn net.Listener, err error) {
 	if udp, tcp, err = listenScreened(opts, log); err != nil {
 		return nil, nil, nil, err
 	}
 	if opts.Serve.MetricsAddr != "" {
 		if metricsLn, err = httpserve.Listen(opts.Serve.MetricsAddr); err != nil {
-			udp.Close()
-			tcp.Close()
+			closeAll(udp, tcp)
 			return nil, nil, nil, fmt.Errorf("--metrics-addr: %w", err)
 		}
 	}
@@ -216,14 +213,13 @@ func bind(opts *Options, log *slog.Logger) (udp net.PacketConn, tcp, metricsLn n
 // listenScreened binds the DNS sockets of opts.Serve and, with their own
 // addresses, screens the nameservers for skydns itself, which may change
 // opts.Forward. On an error neither socket stays open.
-func listenScreened(opts *Options, log *slog.Logger) (net.PacketConn, net.Listener, error) {
+func listenScreened(opts *Options, log *slog.Logger) ([]*net.UDPConn, net.Listener, error) {
 	udp, tcp, err := listenDNS(opts.Serve)
 	if err != nil {
 		return nil, nil, err
 	}
-	if opts.Forward, err = screenListened(opts.Forward, []net.Addr{udp.LocalAddr(), tcp.Addr()}, log); err != nil {
-		udp.Close()
-		tcp.Close()
+	if opts.Forward, err = screenListened(opts.Forward, []net.Addr{udp[0].LocalAddr(), tcp.Addr()}, log); err != nil {
+		closeAll(udp, tcp)
 		return nil, nil, err
 	}
 	return udp, tcp, nil
@@ -292,42 +288,54 @@ func awaitOverlay(ctx context.Context, client etcdclient.Getter, opts EtcdOption
 	return nil
 }
 
-// listenDNS binds the DNS sockets: --addr, or with --systemd the sockets
-// systemd passed in (LISTEN_FDS), which SkyDNS also supported.
-func listenDNS(opts ServeOptions) (net.PacketConn, net.Listener, error) {
+// listenDNS binds the DNS sockets: --addr (--udp-sockets UDP ones), or
+// with --systemd the sockets systemd passed in (LISTEN_FDS), which SkyDNS
+// also supported.
+func listenDNS(opts ServeOptions) ([]*net.UDPConn, net.Listener, error) {
 	if opts.Systemd {
 		return systemdSockets()
 	}
-	udp, err := net.ListenPacket("udp", opts.DNSAddr)
+	udp, err := listenUDP(context.Background(), opts.DNSAddr, opts.UDPSockets)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--addr: %w", err)
 	}
 	tcp, err := net.Listen("tcp", opts.DNSAddr)
 	if err != nil {
-		udp.Close()
+		closeAll(udp, nil)
 		return nil, nil, fmt.Errorf("--addr: %w", err)
 	}
 	return udp, tcp, nil
 }
 
+// closeAll closes the sockets of a bind that failed half way; tcp may be
+// nil.
+func closeAll(udp []*net.UDPConn, tcp net.Listener) {
+	for _, c := range udp {
+		c.Close()
+	}
+	if tcp != nil {
+		tcp.Close()
+	}
+}
+
 // systemdSockets takes one datagram and one stream socket from fds 3 on.
-func systemdSockets() (net.PacketConn, net.Listener, error) {
+func systemdSockets() ([]*net.UDPConn, net.Listener, error) {
 	if pid, _ := strconv.Atoi(os.Getenv("LISTEN_PID")); pid != os.Getpid() {
 		return nil, nil, errors.New("--systemd: no sockets passed to this process (LISTEN_PID)")
 	}
 	n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS"))
-	var udp net.PacketConn
+	var udp *net.UDPConn
 	var tcp net.Listener
 	for fd := 3; fd < 3+n; fd++ {
 		f := os.NewFile(uintptr(fd), "systemd-socket")
 		if ln, err := net.FileListener(f); err == nil && tcp == nil {
 			tcp = ln
 		} else if pc, err := net.FilePacketConn(f); err == nil && udp == nil {
-			udp = pc
+			udp, _ = pc.(*net.UDPConn)
 		}
 	}
 	if udp == nil || tcp == nil {
 		return nil, nil, fmt.Errorf("--systemd: need one UDP and one TCP socket among %d passed", n)
 	}
-	return udp, tcp, nil
+	return []*net.UDPConn{udp}, tcp, nil
 }

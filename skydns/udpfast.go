@@ -1,0 +1,183 @@
+package skydns
+
+import (
+	"context"
+	"encoding/binary"
+	"log/slog"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// The UDP reader's fast path: a packed reply found from the datagram's
+// bytes, with no dns.Msg, no request and no trip down the chain. It
+// answers only what ServeDNS would answer from the packed answers with
+// the same bytes and the same accounting; everything else (a miss
+// included, which the packed step then counts) goes to ServeDNS.
+
+// packedFastPath says whether the handler's packed hits may skip ServeDNS:
+// not without packed answers, and not at debug level, where every query
+// is logged by ServeDNS.
+func (h *Handler) packedFastPath() bool {
+	return h.caches.packed != nil && !h.log.Enabled(context.Background(), slog.LevelDebug)
+}
+
+// answerPacked appends to buf the packed reply to the UDP query b, with
+// b's id, and notes the request and the hit in t as ServeDNS counts them;
+// the caller sends it and then calls accountPacked. ok is false, and
+// nothing is noted, when b is not a query packedKeyOf admits or its reply
+// is not packed and current.
+func (h *Handler) answerPacked(b, buf []byte, t *packedTally) (reply []byte, start time.Time, ok bool) {
+	key, ok := packedKeyOf(b)
+	if !ok {
+		return nil, time.Time{}, false
+	}
+	start = h.clock()
+	entry, ok := h.caches.packed.get(key, serialAt(start))
+	if !ok {
+		return nil, time.Time{}, false
+	}
+	t.hit(key.qtype)
+	reply = append(buf, entry.wire...)
+	copy(reply, b[:2])           // The shared bytes stay as they are: the id goes into the copy.
+	entry.answers.shuffle(reply) // A round-robin reply, shuffled as ServeDNS's writeShared does.
+	return reply, start, true
+}
+
+// accountPacked records a reply answerPacked made, once it has been sent
+// (or failed to be), as ServeDNS's account does: its latency in t's shard
+// at once, its rcode in t.
+func (h *Handler) accountPacked(start time.Time, reply []byte, t *packedTally) {
+	t.rcodes[reply[3]&0x0f]++
+	t.latency.observe(time.Since(start).Seconds())
+}
+
+// packedTally is one reader's accounting of its packed replies, so that
+// answering them writes no word another core writes (see latencyHistogram).
+// The counts of a batch are added to the counters once, at its end.
+type packedTally struct {
+	latency *latencyShard
+	hits    [2]int   // A, AAAA: nearly every hit, so counted here.
+	others  []uint16 // The qtypes of the other hits (SRV, PTR, ...) of the batch.
+	rcodes  [16]int
+}
+
+// hit notes a packed reply to a query of qtype.
+func (t *packedTally) hit(qtype uint16) {
+	switch qtype {
+	case dns.TypeA:
+		t.hits[0]++
+	case dns.TypeAAAA:
+		t.hits[1]++
+	default:
+		t.others = append(t.others, qtype)
+	}
+}
+
+// newPackedTally accounts into h's metrics, which every handler of a
+// server shares.
+func (h *Handler) newPackedTally() packedTally {
+	return packedTally{latency: h.metrics.duration.shard(), others: make([]uint16, 0, udpBatch)}
+}
+
+// addPacked adds t to the counters and clears it.
+func (h *Handler) addPacked(t *packedTally) {
+	for i, qtype := range [2]uint16{dns.TypeA, dns.TypeAAAA} {
+		if n := t.hits[i]; n > 0 {
+			h.metrics.requestsBy["udp"][qtype].Add(float64(n))
+			h.metrics.packedHits.Add(float64(n))
+		}
+	}
+	for _, qtype := range t.others {
+		h.metrics.request("udp", qtype)
+		h.metrics.packedHits.Inc()
+	}
+	for rcode, n := range t.rcodes {
+		if n > 0 {
+			h.metrics.responseCounter(rcode).Add(float64(n))
+		}
+	}
+	t.hits, t.others, t.rcodes = [2]int{}, t.others[:0], [16]int{}
+}
+
+// dnsHeaderLen is the fixed header of every DNS message.
+const dnsHeaderLen = 12
+
+// packedKeyOf is answerKeyOf for a datagram that miekg/dns's server would
+// accept and unpack into a request answerKeyOf admits, read from the bytes
+// alone: a query (QR clear, opcode QUERY) with one IN question of a type
+// answerKeyOf admits,
+// no answer or authority records, at most an OPT record without options,
+// and nothing after. Its name must be lowercase letters, digits, '-' and
+// '_' (the only names that unpack to the same text without escapes, and
+// a mixed-case one never has a packed reply). What it refuses is not
+// wrong, only left to ServeDNS.
+func packedKeyOf(b []byte) (answerKey, bool) {
+	if len(b) < dnsHeaderLen || b[2]&0xf8 != 0 || be16(b, 4) != 1 || be16(b, 6) != 0 || be16(b, 8) != 0 || be16(b, 10) > 1 {
+		return answerKey{}, false
+	}
+	name, off, ok := plainName(b, dnsHeaderLen)
+	if !ok || len(b) < off+4 {
+		return answerKey{}, false
+	}
+	key := answerKey{qtype: be16(b, off), rd: b[2]&0x01 != 0, cd: b[3]&0x10 != 0}
+	if be16(b, off+2) != dns.ClassINET || refusedType(key.qtype) {
+		return answerKey{}, false
+	}
+	off += 4
+	if be16(b, 10) == 1 {
+		// The OPT: root name, type, class (the UDP size), TTL, RDLENGTH 0.
+		if len(b) != off+11 || b[off] != 0 || be16(b, off+1) != dns.TypeOPT || be16(b, off+9) != 0 {
+			return answerKey{}, false
+		}
+		key.udpSize = advertisedUDPSize(&dns.OPT{Hdr: dns.RR_Header{Class: be16(b, off+3)}})
+	} else if len(b) != off {
+		return answerKey{}, false
+	}
+	key.name = name
+	return key, true
+}
+
+// maxPlainName is the longest wire name plainName reads; longer ones (up
+// to 255 octets) are left to miekg/dns's own limits.
+const maxPlainName = 250
+
+// plainName reads the uncompressed name at b[off:] as miekg/dns would
+// present it ("a.b.") and returns it with the offset past it; ok is false
+// for the root, a compression pointer, or any byte plainLabelByte refuses.
+func plainName(b []byte, off int) (name string, end int, ok bool) {
+	var buf [maxPlainName]byte
+	n := 0
+	for {
+		if off >= len(b) || n > maxPlainName-64 {
+			return "", 0, false
+		}
+		l := int(b[off])
+		if l == 0 {
+			break
+		}
+		if l > 63 || off+1+l > len(b) {
+			return "", 0, false
+		}
+		for _, c := range b[off+1 : off+1+l] {
+			if !plainLabelByte(c) {
+				return "", 0, false
+			}
+		}
+		n += copy(buf[n:], b[off+1:off+1+l])
+		buf[n] = '.'
+		n++
+		off += 1 + l
+	}
+	if n == 0 {
+		return "", 0, false
+	}
+	return string(buf[:n]), off + 1, true
+}
+
+// plainLabelByte: lowercase letters, digits, '-' and '_'.
+func plainLabelByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
+
+func be16(b []byte, off int) uint16 { return binary.BigEndian.Uint16(b[off:]) }
