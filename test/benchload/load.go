@@ -16,6 +16,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -77,9 +78,24 @@ func Namespace(tb testing.TB, admin kubernetes.Interface, ns string) {
 	}
 }
 
-// perTxn is how many services one transaction writes: three keys a
-// service at most, within etcd's 128 operations.
-const perTxn = 40
+// Options change what LoadWith writes; the zero value is Load's.
+type Options struct {
+	// EndpointSlices also writes each service's discovery.k8s.io/v1
+	// EndpointSlice, as the mirroring controller would (there is no
+	// controller manager): CoreDNS's kubernetes plugin reads those, not
+	// Endpoints.
+	EndpointSlices bool
+}
+
+// perTxn is how many services one transaction writes: within etcd's 128
+// operations at the most keys a service has (a Service, its Endpoints, an
+// IPAddress, an EndpointSlice).
+func (o Options) perTxn() int {
+	if o.EndpointSlices {
+		return 30
+	}
+	return 40
+}
 
 // Load writes what creating l's services and Endpoints through the
 // apiserver would store straight into its etcd, as the apiserver stores
@@ -93,6 +109,13 @@ const perTxn = 40
 // the apiserver serves the last of them.
 func Load(tb testing.TB, cluster *harness.Cluster, l benchrecords.Layout, budget time.Duration) (int, float64) {
 	tb.Helper()
+	return LoadWith(tb, cluster, l, budget, Options{})
+}
+
+// LoadWith is Load with opts.
+func LoadWith(tb testing.TB, cluster *harness.Cluster, l benchrecords.Layout, budget time.Duration, opts Options) (int, float64) {
+	tb.Helper()
+	perTxn := opts.perTxn()
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	start := time.Now()
@@ -100,7 +123,7 @@ func Load(tb testing.TB, cluster *harness.Cluster, l benchrecords.Layout, budget
 	etcd := cluster.Etcd.Client()
 	var objects atomic.Int64
 	done := Parallel(tb, ctx, 8, (l.Services+perTxn-1)/perTxn, func(batch int) error {
-		ops := batchOps(tb, l, batch)
+		ops := batchOps(tb, l, opts, batch)
 		tctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		_, err := etcd.Txn(tctx).Then(ops...).Commit()
@@ -113,8 +136,9 @@ func Load(tb testing.TB, cluster *harness.Cluster, l benchrecords.Layout, budget
 }
 
 // batchOps are the puts of services batch*perTxn onwards.
-func batchOps(tb testing.TB, l benchrecords.Layout, batch int) []clientv3.Op {
+func batchOps(tb testing.TB, l benchrecords.Layout, opts Options, batch int) []clientv3.Op {
 	var ops []clientv3.Op
+	perTxn := opts.perTxn()
 	for i := batch * perTxn; i < min((batch+1)*perTxn, l.Services); i++ {
 		svc, eps := Objects(l, i)
 		now := metav1.Now()
@@ -129,6 +153,11 @@ func batchOps(tb testing.TB, l benchrecords.Layout, batch int) []clientv3.Op {
 		if !IsHeadless(svc) {
 			ip := ipAddress(svc, now)
 			ops = append(ops, clientv3.OpPut("/registry/ipaddresses/"+ip.Name, encode(tb, ip, networkingv1.SchemeGroupVersion.WithKind("IPAddress"))))
+		}
+		if opts.EndpointSlices {
+			slice := EndpointSlice(eps)
+			slice.UID, slice.CreationTimestamp = uuid.NewUUID(), now
+			ops = append(ops, clientv3.OpPut("/registry/endpointslices/"+key, encode(tb, slice, discoveryv1.SchemeGroupVersion.WithKind("EndpointSlice"))))
 		}
 	}
 	return ops
@@ -184,4 +213,24 @@ func waitServed(tb testing.TB, cluster *harness.Cluster, etcd *clientv3.Client, 
 		_, err := cluster.Admin.CoreV1().Endpoints(last.Namespace).Get(context.Background(), last.Name, atRev)
 		return err
 	})
+}
+
+// EndpointSlice is the IPv4 slice the mirroring controller makes of eps
+// (named after the service, as its one slice): ready addresses, the
+// subset's ports.
+func EndpointSlice(eps *v1.Endpoints) *discoveryv1.EndpointSlice {
+	ready := true
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: eps.Namespace, Name: eps.Name, Labels: map[string]string{discoveryv1.LabelServiceName: eps.Name}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+	}
+	for _, subset := range eps.Subsets {
+		for _, a := range subset.Addresses {
+			slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{Addresses: []string{a.IP}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}})
+		}
+		for _, p := range subset.Ports {
+			slice.Ports = append(slice.Ports, discoveryv1.EndpointPort{Name: &p.Name, Port: &p.Port, Protocol: &p.Protocol})
+		}
+	}
+	return slice
 }
