@@ -85,16 +85,23 @@ type Options struct {
 	// controller manager): CoreDNS's kubernetes plugin reads those, not
 	// Endpoints.
 	EndpointSlices bool
+	// Pods also writes a Running pod for each endpoint address, with that
+	// IP (Pods), as a deployment's pods behind the service.
+	Pods bool
 }
 
-// perTxn is how many services one transaction writes: within etcd's 128
-// operations at the most keys a service has (a Service, its Endpoints, an
-// IPAddress, an EndpointSlice).
-func (o Options) perTxn() int {
+// perTxn is how many of l's services one transaction writes: within
+// etcd's 128 operations at the most keys a service has (a Service, its
+// Endpoints, an IPAddress, an EndpointSlice, its pods).
+func (o Options) perTxn(l benchrecords.Layout) int {
+	keys := 3
 	if o.EndpointSlices {
-		return 30
+		keys++
 	}
-	return 40
+	if o.Pods {
+		keys += max(1, l.Endpoints)
+	}
+	return 120 / keys
 }
 
 // Load writes what creating l's services and Endpoints through the
@@ -115,7 +122,7 @@ func Load(tb testing.TB, cluster *harness.Cluster, l benchrecords.Layout, budget
 // LoadWith is Load with opts.
 func LoadWith(tb testing.TB, cluster *harness.Cluster, l benchrecords.Layout, budget time.Duration, opts Options) (int, float64) {
 	tb.Helper()
-	perTxn := opts.perTxn()
+	perTxn := opts.perTxn(l)
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	start := time.Now()
@@ -138,7 +145,7 @@ func LoadWith(tb testing.TB, cluster *harness.Cluster, l benchrecords.Layout, bu
 // batchOps are the puts of services batch*perTxn onwards.
 func batchOps(tb testing.TB, l benchrecords.Layout, opts Options, batch int) []clientv3.Op {
 	var ops []clientv3.Op
-	perTxn := opts.perTxn()
+	perTxn := opts.perTxn(l)
 	for i := batch * perTxn; i < min((batch+1)*perTxn, l.Services); i++ {
 		svc, eps := Objects(l, i)
 		now := metav1.Now()
@@ -158,6 +165,12 @@ func batchOps(tb testing.TB, l benchrecords.Layout, opts Options, batch int) []c
 			slice := EndpointSlice(eps)
 			slice.UID, slice.CreationTimestamp = uuid.NewUUID(), now
 			ops = append(ops, clientv3.OpPut("/registry/endpointslices/"+key, encode(tb, slice, discoveryv1.SchemeGroupVersion.WithKind("EndpointSlice"))))
+		}
+		if opts.Pods {
+			for _, pod := range Pods(eps) {
+				pod.UID, pod.CreationTimestamp = uuid.NewUUID(), now
+				ops = append(ops, clientv3.OpPut("/registry/pods/"+pod.Namespace+"/"+pod.Name, encode(tb, pod, v1.SchemeGroupVersion.WithKind("Pod"))))
+			}
 		}
 	}
 	return ops
@@ -233,4 +246,31 @@ func EndpointSlice(eps *v1.Endpoints) *discoveryv1.EndpointSlice {
 		}
 	}
 	return slice
+}
+
+// Pods are the pods behind eps: one Running pod for each address, named
+// after its service and the address's place, with that IP.
+func Pods(eps *v1.Endpoints) []*v1.Pod {
+	var out []*v1.Pod
+	for _, subset := range eps.Subsets {
+		for k, a := range subset.Addresses {
+			out = append(out, &v1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Namespace: eps.Namespace, Name: fmt.Sprintf("%s-%d", eps.Name, k), Labels: map[string]string{"app": eps.Name}},
+				Spec:       v1.PodSpec{Containers: []v1.Container{{Name: "app", Image: "app"}}, NodeName: "node-0"},
+				Status:     v1.PodStatus{Phase: v1.PodRunning, PodIP: a.IP, PodIPs: []v1.PodIP{{IP: a.IP}}},
+			})
+		}
+	}
+	return out
+}
+
+// PodCount is how many pods Load writes with Options.Pods for l.
+func PodCount(l benchrecords.Layout) int {
+	headless := 0
+	for i := range l.Services {
+		if i%100 < l.HeadlessPercent {
+			headless++
+		}
+	}
+	return l.Services - headless + headless*l.Endpoints
 }

@@ -70,3 +70,11 @@ func TestRender(t *testing.T) {
 		t.Errorf("%d charts for one size, want qps, latency and rss", n)
 	}
 }
+
+func TestCommandLine(t *testing.T) {
+	env := map[string]string{"BENCH_SIZES": "1000", "HOME": "/root"}
+	got := commandLine([]string{"-out", "docs"}, func(k string) string { return env[k] })
+	if want := "BENCH_SIZES=1000 go run ./test/bench/compare -out docs"; got != want {
+		t.Errorf("%q, want %q", got, want)
+	}
+}

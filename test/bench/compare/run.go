@@ -38,6 +38,7 @@ type serverInfo struct{ Name, About string }
 // sizeResult is what one size measured.
 type sizeResult struct {
 	Services       int
+	Pods           int     // Running, one behind each endpoint address.
 	LoadSeconds    float64 // Writing the objects into the apiserver's etcd, until it served them.
 	Kube2skySync   float64 // Seconds from kube2sky's start to /readiness (every record in etcd).
 	Kube2skyRSS    float64
@@ -76,7 +77,7 @@ func (b *bench) findBinaries() binaries {
 // run measures every size, then stamps the run.
 func (b *bench) run() results {
 	res := results{
-		Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Command: strings.Join(os.Args, " "),
+		Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Command: commandLine(os.Args[1:], os.Getenv),
 		Nproc: runtime.NumCPU(), CPU: cpuModel(), Versions: b.versions(),
 		Rounds: b.c.rounds, RoundSeconds: b.c.roundSeconds, LatencyQPS: b.c.latencyQPS,
 		LatencySeconds: b.c.latencySeconds, CacheCapacity: b.c.cacheCap,
@@ -127,7 +128,7 @@ func (b *bench) runSize(n int, propagation bool) (sizeResult, *propagationResult
 	})
 	l := layoutOf(n)
 	start := time.Now()
-	benchload.LoadWith(b.s, cluster, l, 30*time.Minute, benchload.Options{EndpointSlices: true})
+	benchload.LoadWith(b.s, cluster, l, 30*time.Minute, benchload.Options{EndpointSlices: true, Pods: true})
 	res.LoadSeconds = time.Since(start).Seconds()
 	b.s.Logf(">> loaded %d services in %.1fs; starting kube2sky", n, res.LoadSeconds)
 	e := env{s: b.s, bins: b.bins, etcdURL: harness.StartEtcd(b.s).URL, cacheCap: b.c.cacheCap,
@@ -144,7 +145,8 @@ func (b *bench) runSize(n int, propagation bool) (sizeResult, *propagationResult
 	res.Latency = b.measureLatency(servers, files[mixA])
 	res.RSS = b.peakRSS(servers)
 	res.Kube2skyRSS = k2s.PeakRSSMiB(b.s)
-	res.CoreDNSFormula = float64(n)/1000 + 54
+	res.Pods = benchload.PodCount(l)
+	res.CoreDNSFormula = float64(res.Pods+n)/1000 + 54
 	if !propagation {
 		return res, nil
 	}
@@ -226,4 +228,16 @@ func cpuModel() string {
 		}
 	}
 	return "unknown"
+}
+
+// commandLine is the run's command as one would type it: the BENCH_
+// variables set, go run, the flags.
+func commandLine(args []string, getenv func(string) string) string {
+	var parts []string
+	for _, v := range []string{"BENCH_SIZES", "BENCH_ROUNDS", "BENCH_ROUND_SECONDS"} {
+		if val := getenv(v); val != "" {
+			parts = append(parts, v+"="+val)
+		}
+	}
+	return strings.Join(append(append(parts, "go", "run", "./test/bench/compare"), args...), " ")
 }

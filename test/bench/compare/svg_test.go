@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/xml"
+	"errors"
 	"io"
 	"math"
 	"strings"
@@ -62,7 +63,7 @@ func countBars(t *testing.T, svg string) int {
 	bars, inRect := 0, false
 	for {
 		tok, err := d.Token()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return bars
 		}
 		if err != nil {
