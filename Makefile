@@ -10,6 +10,7 @@
 #   make bench-kube2sky  kube2sky with 10,000 services in a real apiserver
 #   make bench-ha    propagation in the HA shape: three etcd members against one
 #   make bench-attack    skydns under the attacks of issue #9 (BEFORE=<older skydns> compares)
+#   make bench   skydns beside CoreDNS and a fixed responder: writes docs/benchmarks.md (BENCH_SIZES=1000 for a quick run)
 #   make check   vet, gofmt check, lint
 #   make lint    golangci-lint (pinned, built once) with .golangci.yml
 #   make kustomize  the pinned kustomize (built once), for the overlays of manifests/
@@ -21,6 +22,8 @@ ETCD      := $(CACHE)/etcd-$(ETCD_VERSION)
 ETCDCTL   := $(CACHE)/etcdctl-$(ETCD_VERSION)
 KUBE_VERSION := v1.34.3
 APISERVER := $(CACHE)/kube-apiserver-$(KUBE_VERSION)
+COREDNS_VERSION := v1.15.0
+COREDNS   := $(CACHE)/coredns-$(COREDNS_VERSION)
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(CACHE)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 KUSTOMIZE_VERSION := v5.8.1
@@ -35,7 +38,7 @@ RACE       = $(if $(filter 1,$(shell $(GO) env CGO_ENABLED 2>/dev/null)),-race)
 # Debian packages the tests drive: dig and nslookup, dnsperf, busybox.
 APT_PACKAGES := dnsutils dnsperf busybox-static openssl libcap2-bin
 
-.PHONY: build test test-unit fuzz check vet fmt-check deps etcd apiserver bench-dns bench-kube2sky bench-ha bench-attack images skydns-image compose-up compose-down up up-ha down docs clean
+.PHONY: build test test-unit fuzz check vet fmt-check deps etcd apiserver coredns bench bench-dns bench-kube2sky bench-ha bench-attack images skydns-image compose-up compose-down up up-ha down docs clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/skydns ./cmd/kube2sky ./cmd/exec-healthz ./test/bench/fixedresponder
@@ -55,6 +58,14 @@ apiserver: $(APISERVER)
 $(APISERVER): tools/kube-apiserver/go.mod tools/kube-apiserver/go.sum tools/kube-apiserver/main.go
 	@echo ">> building kube-apiserver $(KUBE_VERSION) (about 10 minutes, once)"
 	cd tools/kube-apiserver && CGO_ENABLED=0 $(GO) build -o $(APISERVER) .
+
+# CoreDNS likewise, for make bench only: go install at the pinned version
+# (the module proxy's checksum database pins its content), a few minutes
+# on 2 cores, once.
+coredns: $(COREDNS)
+$(COREDNS):
+	@echo ">> building CoreDNS $(COREDNS_VERSION) (a few minutes, once)"
+	tmp=$$(mktemp -d) && GOBIN=$$tmp CGO_ENABLED=0 $(GO) install github.com/coredns/coredns@$(COREDNS_VERSION) && mv $$tmp/coredns $@ && rmdir $$tmp
 
 # golangci-lint likewise, from the module proxy at the version pinned in
 # tools/golangci-lint/go.mod (about 5 minutes on 2 cores with a cold cache, once).
@@ -147,6 +158,18 @@ bench-ha: deps build etcd apiserver
 
 bench-dns: deps build etcd
 	SKYPOD_ETCD_BIN=$(ETCD) BIN_DIR=$(CURDIR)/bin ./test/bench/bench-dns.sh
+
+# skydns (fed by kube2sky from a real apiserver) beside CoreDNS's kubernetes
+# and etcd plugins, with and without cache, and a fixed responder, in one
+# run: QPS of each query mix as a share of the ceiling, CPU per query,
+# latency, RSS and start times per size, propagation under churn. Writes
+# docs/benchmarks.md, docs/benchmarks/*.svg and results.json. BENCH_SIZES
+# (1000,10000,100000; about 30 minutes on 2 cores) takes BENCH_SIZES=1000
+# for a quick run; BENCH_FLAGS passes more flags (go run ./test/bench/compare -h);
+# SKYPOD_COREDNS_BIN names a CoreDNS built elsewhere.
+bench: deps build etcd apiserver $(if $(SKYPOD_COREDNS_BIN),,coredns)
+	SKYPOD_BIN_DIR=$(CURDIR)/bin SKYPOD_ETCD_BIN=$(ETCD) SKYPOD_APISERVER_BIN=$(APISERVER) \
+		SKYPOD_COREDNS_BIN=$(or $(SKYPOD_COREDNS_BIN),$(COREDNS)) $(GO) run ./test/bench/compare $(BENCH_FLAGS)
 
 # skydns under the attacks of issue #9 (docs/security.md): a victim's
 # in-zone queries alone and under each attack, skydns's peak RSS,

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/skypod/skypod/internal/etcdclient"
+	"github.com/skypod/skypod/test/benchload"
 	"github.com/skypod/skypod/test/harness"
 )
 
@@ -167,7 +168,7 @@ func testCompactionChurn(t *testing.T, cluster *harness.Cluster) {
 	client := etcd.Client()
 	var first *clientv3.StatusResponse
 	for round := 1; ; round++ {
-		parallel(t, context.Background(), 16, churnServices, func(i int) error { return churnEndpoints(admin, ns, eps, i, round) })
+		benchload.Parallel(t, context.Background(), 16, churnServices, func(i int) error { return churnEndpoints(admin, ns, eps, i, round) })
 		for i, e := range eps {
 			pod.expect(t, "NOERROR", []string{"A " + e.Subsets[0].Addresses[0].IP}, fmt.Sprintf("churn-%d.%s.svc.cluster.local.", i, ns), "A")
 		}

@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/skypod/skypod/test/benchload"
 	"github.com/skypod/skypod/test/harness"
 )
 
@@ -107,7 +108,7 @@ func (r *faultRun) recreateVictims(context.Context) {
 			r.t.Fatal(err)
 		}
 		r.createVictim(ctx, name)
-		if now := must(core.Services(r.ns).Get(ctx, name, metav1.GetOptions{}))(r.t); !isHeadless(old) && now.Spec.ClusterIP == old.Spec.ClusterIP {
+		if now := must(core.Services(r.ns).Get(ctx, name, metav1.GetOptions{}))(r.t); !benchload.IsHeadless(old) && now.Spec.ClusterIP == old.Spec.ClusterIP {
 			r.t.Fatalf("%s got its old ClusterIP %s again; the scenario needs a new one", name, old.Spec.ClusterIP)
 		}
 	}

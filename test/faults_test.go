@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/skypod/skypod/kube2sky"
+	"github.com/skypod/skypod/test/benchload"
 	"github.com/skypod/skypod/test/harness"
 )
 
@@ -480,13 +481,13 @@ func resolves(addr string, svc *v1.Service, eps *v1.Endpoints) error {
 	switch {
 	case svc.Spec.Type == v1.ServiceTypeExternalName:
 		qtype, want = dns.TypeCNAME, []string{dns.Fqdn(svc.Spec.ExternalName)}
-	case isHeadless(svc) && eps != nil:
+	case benchload.IsHeadless(svc) && eps != nil:
 		for _, s := range eps.Subsets {
 			for _, a := range s.Addresses {
 				want = append(want, a.IP)
 			}
 		}
-	case isHeadless(svc): // No endpoints, no records.
+	case benchload.IsHeadless(svc): // No endpoints, no records.
 	default:
 		want = []string{svc.Spec.ClusterIP}
 	}
@@ -502,8 +503,6 @@ func resolves(addr string, svc *v1.Service, eps *v1.Endpoints) error {
 	}
 	return nil
 }
-
-func isHeadless(svc *v1.Service) bool { return svc.Spec.ClusterIP == v1.ClusterIPNone }
 
 // answerCounts classify the querier's queries: a correct answer, NXDOMAIN,
 // SERVFAIL, another wrong reply, or none (refused, or timed out twice).

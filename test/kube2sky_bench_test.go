@@ -3,7 +3,6 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -12,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,17 +18,12 @@ import (
 	"github.com/miekg/dns"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	v1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/skypod/skypod/test/bench/benchrecords"
+	"github.com/skypod/skypod/test/benchload"
 	"github.com/skypod/skypod/test/harness"
 )
 
@@ -46,7 +39,7 @@ import (
 // way first, against the same objects (which take longest to create).
 // With BENCH_CREATE_MINUTES set, it creates services for that long at
 // most, and measures with as many as it created. With BENCH_LOAD=etcd it
-// writes the objects into the apiserver's etcd instead (loadLayout), for
+// writes the objects into the apiserver's etcd instead (benchload.Load), for
 // counts the apiserver cannot create in the time there is. Run it once
 // (-benchtime 1x).
 func BenchmarkKube2sky(b *testing.B) {
@@ -72,7 +65,7 @@ func BenchmarkKube2sky(b *testing.B) {
 	}
 	create := createLayout
 	if os.Getenv("BENCH_LOAD") == "etcd" {
-		create = loadLayout
+		create = benchload.Load
 	}
 	services, rate := create(b, cluster, layout, budget)
 	b.Logf("created %d services and their Endpoints at %.0f objects a second", services, rate)
@@ -99,7 +92,7 @@ func BenchmarkKube2sky(b *testing.B) {
 // service's one address, a headless one's five) through 64 clients at
 // once, in protobuf, for budget at most, and returns how many services it
 // created and how many objects a second.
-func createLayout(b *testing.B, cluster *harness.Cluster, l benchrecords.Layout, budget time.Duration) (int, float64) {
+func createLayout(b testing.TB, cluster *harness.Cluster, l benchrecords.Layout, budget time.Duration) (int, float64) {
 	cfg := cluster.RestConfig(harness.AdminToken)
 	cfg.QPS, cfg.Burst = 10000, 20000
 	cfg.ContentType = runtime.ContentTypeProtobuf
@@ -108,10 +101,7 @@ func createLayout(b *testing.B, cluster *harness.Cluster, l benchrecords.Layout,
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	start := time.Now()
-	namespaces := (l.Services + l.PerNamespace - 1) / l.PerNamespace
-	for ns := range namespaces {
-		createNamespace(b, admin, l.Namespace(ns*l.PerNamespace))
-	}
+	namespaces := benchload.Namespaces(b, cluster.Admin, l)
 	var done atomic.Int64
 	stopProgress := make(chan struct{})
 	defer close(stopProgress)
@@ -128,9 +118,9 @@ func createLayout(b *testing.B, cluster *harness.Cluster, l benchrecords.Layout,
 			}
 		}
 	}()
-	created := parallel(b, ctx, 64, l.Services, func(i int) error {
-		svc, eps := benchObjects(l, i)
-		if !isHeadless(svc) {
+	created := benchload.Parallel(b, ctx, 64, l.Services, func(i int) error {
+		svc, eps := benchload.Objects(l, i)
+		if !benchload.IsHeadless(svc) {
 			svc.Spec.ClusterIP, svc.Spec.ClusterIPs = "", nil // Allocated from the range.
 		}
 		// Not ctx: a service handed out is created whole, with its Endpoints.
@@ -143,107 +133,6 @@ func createLayout(b *testing.B, cluster *harness.Cluster, l benchrecords.Layout,
 	})
 	objects := 2*created + 2*namespaces // Each namespace has its default ServiceAccount.
 	return created, float64(objects) / time.Since(start).Seconds()
-}
-
-// benchObjects are service i of l and its Endpoints: a ClusterIP
-// service's have one address, 10.200.0.0 onwards; its ClusterIP is
-// 10.0.1.0 onwards, inside the benchmark's /12.
-func benchObjects(l benchrecords.Layout, i int) (*v1.Service, *v1.Endpoints) {
-	svc, eps := l.Objects(i)
-	if eps != nil {
-		return svc, eps
-	}
-	x := 256 + i
-	svc.Spec.ClusterIP = fmt.Sprintf("10.%d.%d.%d", x>>16, x>>8&255, x&255)
-	svc.Spec.ClusterIPs = []string{svc.Spec.ClusterIP}
-	return svc, &v1.Endpoints{ObjectMeta: svc.ObjectMeta, Subsets: []v1.EndpointSubset{{
-		Addresses: []v1.EndpointAddress{{IP: fmt.Sprintf("10.%d.%d.%d", 200+i>>16, i>>8&255, i&255)}},
-		Ports:     []v1.EndpointPort{{Name: svc.Spec.Ports[0].Name, Port: 8080, Protocol: v1.ProtocolTCP}},
-	}}}
-}
-
-// loadLayout writes what createLayout would create straight into the
-// apiserver's etcd, as the apiserver stores it: protobuf under /registry,
-// the fields its defaulting and allocation would have set, and an
-// IPAddress object for each ClusterIP, as its allocator makes, so its
-// repair loop finds nothing to fix. The apiserver's watch caches take the
-// objects from etcd's watch, and kube2sky lists and watches them through
-// the apiserver as it would created ones. Writing is thousands of objects
-// a second where the apiserver, on the shared 2-core machine, created 20
-// to 60; the rate returned is of the writes.
-func loadLayout(b *testing.B, cluster *harness.Cluster, l benchrecords.Layout, budget time.Duration) (int, float64) {
-	ctx, cancel := context.WithTimeout(context.Background(), budget)
-	defer cancel()
-	start := time.Now()
-	namespaces := (l.Services + l.PerNamespace - 1) / l.PerNamespace
-	for ns := range namespaces {
-		createNamespace(b, cluster.Admin, l.Namespace(ns*l.PerNamespace))
-	}
-	codec := protobuf.NewSerializer(scheme.Scheme, scheme.Scheme)
-	encode := func(obj runtime.Object, gvk schema.GroupVersionKind) string {
-		obj.GetObjectKind().SetGroupVersionKind(gvk)
-		var buf bytes.Buffer
-		if err := codec.Encode(obj, &buf); err != nil {
-			b.Fatal(err)
-		}
-		return buf.String()
-	}
-	etcd := cluster.Etcd.Client()
-	const perTxn = 40 // Three keys a service at most: within etcd's 128 operations.
-	batches := (l.Services + perTxn - 1) / perTxn
-	var objects atomic.Int64
-	done := parallel(b, ctx, 8, batches, func(batch int) error {
-		var ops []clientv3.Op
-		for i := batch * perTxn; i < min((batch+1)*perTxn, l.Services); i++ {
-			svc, eps := benchObjects(l, i)
-			now := metav1.Now()
-			for _, m := range []*metav1.ObjectMeta{&svc.ObjectMeta, &eps.ObjectMeta} {
-				m.UID, m.CreationTimestamp = uuid.NewUUID(), now
-			}
-			svc.Spec.Type, svc.Spec.SessionAffinity = v1.ServiceTypeClusterIP, v1.ServiceAffinityNone
-			svc.Spec.IPFamilies, svc.Spec.IPFamilyPolicy = []v1.IPFamily{v1.IPv4Protocol}, ptrTo(v1.IPFamilyPolicySingleStack)
-			svc.Spec.InternalTrafficPolicy = ptrTo(v1.ServiceInternalTrafficPolicyCluster)
-			for p := range svc.Spec.Ports {
-				svc.Spec.Ports[p].TargetPort = intstr.FromInt32(svc.Spec.Ports[p].Port)
-			}
-			key := svc.Namespace + "/" + svc.Name
-			ops = append(ops,
-				clientv3.OpPut("/registry/services/specs/"+key, encode(svc, v1.SchemeGroupVersion.WithKind("Service"))),
-				clientv3.OpPut("/registry/services/endpoints/"+key, encode(eps, v1.SchemeGroupVersion.WithKind("Endpoints"))))
-			if !isHeadless(svc) {
-				ip := &networkingv1.IPAddress{
-					ObjectMeta: metav1.ObjectMeta{Name: svc.Spec.ClusterIP, UID: uuid.NewUUID(), CreationTimestamp: now, Labels: map[string]string{
-						networkingv1.LabelIPAddressFamily: string(v1.IPv4Protocol), networkingv1.LabelManagedBy: "ipallocator.k8s.io",
-					}},
-					Spec: networkingv1.IPAddressSpec{ParentRef: &networkingv1.ParentReference{Resource: "services", Namespace: svc.Namespace, Name: svc.Name}},
-				}
-				ops = append(ops, clientv3.OpPut("/registry/ipaddresses/"+ip.Name, encode(ip, networkingv1.SchemeGroupVersion.WithKind("IPAddress"))))
-			}
-		}
-		tctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_, err := etcd.Txn(tctx).Then(ops...).Commit()
-		objects.Add(int64(len(ops)))
-		return err
-	})
-	created := min(done*perTxn, l.Services)
-	// The apiserver has them once the watch caches kube2sky's informers
-	// list from have reached etcd's revision after the last write: a read
-	// at that resource version is answered from the cache once it has.
-	status, err := etcd.Status(context.Background(), cluster.Etcd.URL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	atRev := metav1.GetOptions{ResourceVersion: strconv.FormatInt(status.Header.Revision, 10)}
-	last, _ := benchObjects(l, created-1)
-	harness.Eventually(b, 10*time.Minute, "the apiserver's caches holding the loaded objects", func() error {
-		if _, err := cluster.Admin.CoreV1().Services(last.Namespace).Get(context.Background(), last.Name, atRev); err != nil {
-			return err
-		}
-		_, err := cluster.Admin.CoreV1().Endpoints(last.Namespace).Get(context.Background(), last.Name, atRev)
-		return err
-	})
-	return created, float64(objects.Load()) / time.Since(start).Seconds()
 }
 
 // kube2skyRun is what measureKube2sky measured of one kube2sky binary.
@@ -374,43 +263,6 @@ func benchService(name string) *v1.Service {
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec:       v1.ServiceSpec{Ports: []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}}},
 	}
-}
-
-// parallel runs f for 0..n-1 on workers goroutines, failing on the first
-// error, and returns how many it ran: all n, or fewer when ctx ended first
-// (f ran for 0 to the count less one).
-func parallel(tb testing.TB, ctx context.Context, workers, n int, f func(int) error) int {
-	tb.Helper()
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	next := make(chan int)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if err := f(i); err != nil {
-					once.Do(func() { first = err })
-				}
-			}
-		}()
-	}
-	sent := 0
-	for ; sent < n; sent++ {
-		select {
-		case next <- sent:
-			continue
-		case <-ctx.Done():
-		}
-		break
-	}
-	close(next)
-	wg.Wait()
-	if first != nil {
-		tb.Fatal(first)
-	}
-	return sent
 }
 
 func countKeys(tb testing.TB, pod *dnsPod, prefix string) int {

@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/skypod/skypod/kube2sky"
+	"github.com/skypod/skypod/test/benchload"
 	"github.com/skypod/skypod/test/harness"
 )
 
@@ -235,14 +236,7 @@ func sorted(s []string) []string {
 
 func createNamespace(t testing.TB, admin kubernetes.Interface, ns string) {
 	t.Helper()
-	ctx := context.Background()
-	if _, err := admin.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	// No controller manager: the default ServiceAccount pods need is ours to make.
-	if _, err := admin.CoreV1().ServiceAccounts(ns).Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	benchload.Namespace(t, admin, ns)
 }
 
 // must(call())(t) is call's result, or the test's end on its error.

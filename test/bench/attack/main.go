@@ -129,6 +129,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench-attack:", err)
 		os.Exit(1)
 	}
-	defer s.unwind(0)
+	defer s.Unwind(0)
 	report(os.Stdout, c, run(s, c))
 }

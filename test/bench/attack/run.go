@@ -55,7 +55,7 @@ func run(s *session, c config) []result {
 // scenario loads the scenario's records into a fresh etcd and measures
 // each build against them.
 func (r runner) scenario(ctx context.Context, sc scenario) []result {
-	defer r.s.unwind(r.s.mark())
+	defer r.s.Unwind(r.s.Mark())
 	etcd := harness.StartEtcd(r.s)
 	records := sc.records(r.c)
 	progress("%s: writing %d keys to etcd", sc.name, len(records))
@@ -72,7 +72,7 @@ func (r runner) scenario(ctx context.Context, sc scenario) []result {
 // measure runs one build: the CPU cost of the scenario's queries, the
 // victim alone, then the victim under the attack.
 func (r runner) measure(ctx context.Context, sc scenario, b build, etcdURL string) result {
-	defer r.s.unwind(r.s.mark())
+	defer r.s.Unwind(r.s.Mark())
 	upstream := r.answering
 	if sc.blackhole {
 		upstream = r.blackhole
