@@ -92,6 +92,18 @@ func TestDNSSECValidatesWithDelv(t *testing.T) {
 				{"ns.svc.cluster.local.", "MX", "; negative response, fully validated\n; ns.svc.cluster.local. 60 IN \\-MX ;-$NXRRSET"},
 				{"svc.cluster.local.", "DS", "; negative response, fully validated\n; svc.cluster.local. 60 IN \\-DS ;-$NXRRSET"},
 				{"cluster.local.", "NS", "; negative response, fully validated\n; cluster.local. 60 IN \\-NS ;-$NXRRSET"},
+				{"nope.svc.cluster.local.", "DS", "; negative response, fully validated\n; nope.svc.cluster.local. 60 IN \\-DS ;-$NXDOMAIN"},
+				// SkyDNS's own wildcards, a name in mixed case, and an empty
+				// non-terminal's answer (every record below it).
+				{"*.ns.svc.cluster.local.", "A", "; fully validated\n*.ns.svc.cluster.local. 30 IN A 10.2.0.7"},
+				{"hl.any.svc.cluster.local.", "A", "; fully validated\nhl.any.svc.cluster.local. 30 IN A 10.2.0.7"},
+				{"TestService.Default.svc.cluster.local.", "A", "; fully validated"},
+				{"svc.cluster.local.", "A", "; fully validated"},
+				{"ns.svc.cluster.local.", "DS", "; negative response, fully validated\n; ns.svc.cluster.local. 60 IN \\-DS ;-$NXRRSET"},
+				// Not DS at the apex: a DS belongs to the parent, and a
+				// NODATA from the zone itself (signed: TestSignedReplies)
+				// sends delv after the servers of local., which nothing
+				// here serves.
 			}
 			for _, tc := range tests {
 				if out := delv(t, s.Addr, anchor, tc.name, tc.qtype); !strings.Contains(normalise(out), tc.want) {
