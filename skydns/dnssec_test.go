@@ -18,7 +18,7 @@ import (
 func writeTestKey(t testing.TB, dir, owner string, alg uint8, flags uint16) string {
 	t.Helper()
 	key := &dns.DNSKEY{Hdr: rrHeader(owner, dns.TypeDNSKEY, 3600), Flags: flags, Protocol: 3, Algorithm: alg}
-	bits := map[uint8]int{dns.RSASHA1: 1024, dns.RSASHA256: 1024, dns.ECDSAP256SHA256: 256, dns.ED25519: 256}[alg]
+	bits := map[uint8]int{dns.RSASHA1: 1024, dns.RSASHA256: 2048, dns.ECDSAP256SHA256: 256, dns.ED25519: 256}[alg]
 	private, err := key.Generate(bits)
 	if err != nil {
 		t.Fatal(err)

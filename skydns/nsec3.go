@@ -49,7 +49,8 @@ func (d denier) nodata(name string, qtype uint16) []dns.RR {
 // validator it is the zone's own record, not its parent's) and DNSKEY, and
 // RRSIG everywhere. It never lists NS, CNAME or DS: NS without SOA would
 // make name a delegation, CNAME one it should have followed; so a DS query
-// at any name, the apex included, is denied by the zone itself.
+// at any name below the apex is denied by the zone itself (at the apex, a
+// validator seeing the zone's SOA asks the parent instead).
 func (d denier) matching(name string, qtype uint16) *dns.NSEC3 {
 	h := nsec3Hash(name)
 	types := []uint16{dns.TypeRRSIG}
