@@ -286,7 +286,8 @@ func TestSignedReplies(t *testing.T) {
 		}
 		for _, tc := range tests {
 			for id := range uint16(2) { // Built, then packed or from the signature cache.
-				m := unpack(t, serve(t, h, doQuestion(tc.name, tc.qtype, id), false))
+				// Over TCP: an RSA-2048 denial is over the 1232 bytes of UDP.
+				m := unpack(t, serve(t, h, doQuestion(tc.name, tc.qtype, id), true))
 				if m.Rcode != tc.rcode || !m.AuthenticatedData || !m.IsEdns0().Do() {
 					t.Fatalf("%s %s %s: rcode, AD or DO wrong:\n%v", dns.AlgorithmToString[alg], tc.name, dns.TypeToString[tc.qtype], m)
 				}
@@ -349,5 +350,35 @@ func TestSigningFromTheEtcdOverlay(t *testing.T) {
 	}
 	if _, err := newTestConfig().Load([]byte(`{"dnssec":"/nonexistent/K"}`), nil); err == nil || !strings.Contains(err.Error(), "--dnssec") {
 		t.Fatalf("a missing key in the overlay: %v", err)
+	}
+}
+
+// Through the handler: a signature is served again while it has more than
+// 48 hours left, and made anew after.
+func TestSignaturesReusedWhileMoreThan48HoursLeft(t *testing.T) {
+	now := testClock()
+	cfg := newTestConfig()
+	cfg.AnswerCache = 0 // Every reply built: the signature cache alone decides.
+	cfg.DNSSEC = writeTestKey(t, t.TempDir(), "skydns.test.", dns.ECDSAP256SHA256, 257)
+	if err := cfg.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	h := newTestHandler(t, cfg, loadIndex(t, testRecords), func(d *Deps) { d.Clock = func() time.Time { return now } })
+	inception := func() uint32 {
+		m := unpack(t, serve(t, h, doQuestion("testservice.default.svc.skydns.test.", dns.TypeA, 1), false))
+		return m.Answer[len(m.Answer)-1].(*dns.RRSIG).Inception
+	}
+	first := inception()
+	tests := []struct {
+		after  time.Duration
+		reused bool
+	}{
+		{time.Hour, true}, {4 * 24 * time.Hour, true}, {signatureValidity - signatureReuse + time.Second, false},
+	}
+	for _, tc := range tests {
+		now = testClock().Add(tc.after)
+		if got := inception(); (got == first) != tc.reused {
+			t.Errorf("%v after the first: inception %d (first %d), want reused %v", tc.after, got, first, tc.reused)
+		}
 	}
 }
