@@ -187,3 +187,18 @@ func TestDNSSECKeyForAnotherZoneExits(t *testing.T) {
 		t.Fatalf("exit %v, output %q: want non-zero and one line", err, out)
 	}
 }
+
+// The key named in /skydns/config, as SkyDNS's "dnssec" and "scache",
+// signs as the flag's does.
+func TestDNSSECFromTheEtcdConfigKey(t *testing.T) {
+	etcd := harness.StartEtcd(t)
+	putDNSSECRecords(t, etcd)
+	basename, anchor := dnssecKey(t, t.TempDir(), "cluster.local", "-a", "ECDSAP256SHA256")
+	etcd.Put(etcd.Client(), "/skydns/config", fmt.Sprintf(`{"dnssec":%q,"scache":100}`, basename))
+	s := startSkydns(t, etcd.URL)
+	for _, q := range [][2]string{{svcName, "A"}, {"nope.svc.cluster.local.", "A"}} {
+		if out := delv(t, s.Addr, anchor, q[0], q[1]); !strings.Contains(out, "fully validated") {
+			t.Errorf("delv %s %s:\n%s", q[0], q[1], out)
+		}
+	}
+}
