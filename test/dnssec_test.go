@@ -134,7 +134,7 @@ func TestDNSSECTamperedAnswerFails(t *testing.T) {
 	etcd := harness.StartEtcd(t)
 	putDNSSECRecords(t, etcd)
 	basename, anchor := dnssecKey(t, t.TempDir(), "cluster.local", "-a", "ECDSAP256SHA256")
-	s := startSkydns(t, etcd.URL, "-dnssec="+basename, "-addr=127.0.0.1:"+fmt.Sprint(harness.FreePort(t)))
+	s := startSkydns(t, etcd.URL, "-dnssec="+basename)
 	proxy := startTamperingProxy(t, s.Addr)
 	if out := delv(t, s.Addr, anchor, svcName, "A"); !strings.Contains(out, "; fully validated") {
 		t.Fatalf("delv straight to skydns:\n%s", out)
