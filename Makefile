@@ -35,8 +35,9 @@ GOTESTFLAGS ?= -v
 INTEGRATION := integration
 # The race detector needs cgo, so a C compiler; Go alone turns cgo off.
 RACE       = $(if $(filter 1,$(shell $(GO) env CGO_ENABLED 2>/dev/null)),-race)
-# Debian packages the tests drive: dig and nslookup, dnsperf, busybox.
-APT_PACKAGES := dnsutils dnsperf busybox-static openssl libcap2-bin
+# Debian packages the tests drive: dig, nslookup and delv (dnsutils), dnsperf,
+# busybox, dnssec-keygen (bind9-utils).
+APT_PACKAGES := dnsutils dnsperf busybox-static openssl libcap2-bin bind9-utils
 
 .PHONY: build test test-unit fuzz check vet fmt-check deps etcd apiserver coredns bench bench-dns bench-kube2sky bench-ha bench-attack images skydns-image compose-up compose-down up up-ha down docs clean
 
@@ -92,7 +93,7 @@ $(KUSTOMIZE):
 # installs a Prometheus server: it is installed without recommends and,
 # where systemd runs, its server stopped and disabled (promtool is all we use).
 deps:
-	@if ! command -v dig >/dev/null || ! command -v dnsperf >/dev/null || ! command -v nslookup >/dev/null || [ ! -x /bin/busybox ] || ! command -v openssl >/dev/null || ! command -v setcap >/dev/null; then \
+	@if ! command -v dig >/dev/null || ! command -v dnsperf >/dev/null || ! command -v nslookup >/dev/null || [ ! -x /bin/busybox ] || ! command -v openssl >/dev/null || ! command -v setcap >/dev/null || ! command -v dnssec-keygen >/dev/null || ! command -v delv >/dev/null; then \
 		echo ">> installing $(APT_PACKAGES)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	fi

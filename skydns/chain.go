@@ -17,7 +17,8 @@ import (
 //	checks.go   one question, no looped stub query, no ANY
 //	loop.go     the forwarding-loop probes (--loop-detect), never forwarded
 //	chaos.go    CHAOS-class names (version.bind and friends)
-//	shape.go    dedup, minimum TTL, round robin, fit to the client's buffer
+//	shape.go    dedup, minimum TTL, round robin, DNSSEC signatures
+//	            (sign.go), fit to the client's buffer
 //	stubs.go    zones delegated to their own nameservers (-stubzones)
 //	reverse.go  PTR names held in the records
 //	zone.go     the cluster domain: the resolver, and its errors as rcodes
@@ -141,7 +142,7 @@ func newChain(opts Options, deps Deps) (step, caches) {
 	if opts.StubZones {
 		next = &stubStep{zones: newStubZones(opts.Zone.Domain, deps.Index), up: up, next: next}
 	}
-	next = &shapeStep{opts: opts.Reply, metrics: deps.Metrics, next: next}
+	next = &shapeStep{opts: opts.Reply, metrics: deps.Metrics, signer: newSigner(opts, res, deps.Index, deps), next: next}
 	next = &chaosStep{domain: opts.Zone.Domain, next: next}
 	if up.loop != nil {
 		next = &loopStep{guard: up.loop, next: next}

@@ -111,6 +111,8 @@ type Config struct {
 
 	// fromResolvConf: Load took the nameservers from --resolv-conf.
 	fromResolvConf bool
+	// signingKey is the pair DNSSEC names, loaded by Finish.
+	signingKey *SigningKey
 }
 
 // NewConfig returns the legacy defaults, with the legacy environment
@@ -200,7 +202,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "client key file for etcd over TLS (ETCD_TLSKEY)")
 	fs.StringVar(&c.TLSPem, "tls-pem", c.TLSPem, "client certificate file for etcd over TLS (ETCD_TLSPEM)")
 	fs.StringVar(&c.CACert, "ca-cert", c.CACert, "CA certificate file for etcd over TLS (ETCD_CACERT)")
-	fs.StringVar(&c.DNSSEC, "dnssec", c.DNSSEC, "basename of a DNSSEC key pair (not supported: see docs/compatibility.md)")
+	fs.StringVar(&c.DNSSEC, "dnssec", c.DNSSEC, "basename of the zone's DNSSEC key pair, <basename>.key and <basename>.private as dnssec-keygen writes them: sign replies to DO requests")
 	fs.StringVar(&c.Local, "local", c.Local, "name that local.dns.<domain> resolves as")
 	fs.DurationVar(&c.ReadTimeout, "rtimeout", c.ReadTimeout, "read and write timeout of forwarded queries")
 	fs.BoolVar(&c.RoundRobin, "round-robin", c.RoundRobin, "shuffle A and AAAA answers")
@@ -210,7 +212,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.Verbose, "verbose", c.Verbose, "log every query (same as --log-level=debug)")
 	fs.BoolVar(&c.Systemd, "systemd", c.Systemd, "take the DNS sockets from systemd socket activation and ignore --addr")
 	fs.StringVar(&c.Hostmaster, "hostmaster", c.Hostmaster, "hostmaster mailbox in the SOA record")
-	fs.IntVar(&c.SCache, "scache", c.SCache, "DNSSEC signature cache size (accepted; signing is not supported)")
+	fs.IntVar(&c.SCache, "scache", c.SCache, "signatures kept for reuse with --dnssec (0 = none)")
 	fs.IntVar(&c.RCache, "rcache", c.RCache, "capacity of the forwarded-response cache (0 = off)")
 	fs.IntVar(&c.RCacheTTL, "rcache-ttl", c.RCacheTTL, "seconds a cached response lives; also the TTL of upstream answers to CNAME and SRV targets")
 	fs.StringVar(&c.PathPrefix, "path-prefix", c.PathPrefix, "etcd directory the records live under (SKYDNS_PATH_PREFIX)")
@@ -254,8 +256,8 @@ func (c *Config) Finish() error {
 	if c.Machines == "" {
 		c.Machines = defaultMachines
 	}
-	if c.DNSSEC != "" {
-		return errors.New("--dnssec: DNSSEC signing is not supported (see docs/compatibility.md)")
+	if err := c.loadSigningKey(); err != nil {
+		return err
 	}
 	if c.PathPrefix == "" || strings.Contains(c.PathPrefix, "/") {
 		return fmt.Errorf("--path-prefix: %q must be one non-empty key segment", c.PathPrefix)
@@ -289,6 +291,18 @@ func (c *Config) Finish() error {
 	if c.Verbose {
 		c.Log.Level = "debug"
 	}
+	return nil
+}
+
+// loadSigningKey loads the key pair -dnssec names, at start and again
+// when the etcd overlay is applied (it may name another, or another
+// domain), so a bad key stops skydns with one line before it serves.
+func (c *Config) loadSigningKey() error {
+	key, err := loadSigningKey(c.DNSSEC, c.Domain)
+	if err != nil {
+		return fmt.Errorf("--dnssec: %w", err)
+	}
+	c.signingKey = key
 	return nil
 }
 

@@ -72,7 +72,7 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"-addr=127.0.0.1"}, "--addr"},
 		{[]string{"-nameservers=8.8.8.8"}, "--nameservers"},
 		{[]string{"-domain="}, "--domain"},
-		{[]string{"-dnssec=Kexample"}, "not supported"},
+		{[]string{"-dnssec=Kexample"}, "--dnssec: open Kexample.key"},
 		{[]string{"-path-prefix=a/b"}, "--path-prefix"},
 		{[]string{"-rtimeout=soon"}, "invalid argument"},
 		{[]string{"-no-such-flag"}, "unknown"},

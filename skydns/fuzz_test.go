@@ -58,9 +58,10 @@ func fuzzRecords() map[string]string {
 	return records
 }
 
-// fuzzHandlers are two configurations between them turning on every
-// step and cache: the test defaults with a forwarded-response cache, and
-// stub zones with round robin and no packed answers.
+// fuzzHandlers are three configurations between them turning on every
+// step and cache: the test defaults with a forwarded-response cache, stub
+// zones with round robin and no packed answers, and a signed zone
+// (-dnssec) with round robin and a signature cache of 8.
 func fuzzHandlers(f *testing.F) []*Handler {
 	ix := loadIndex(f, fuzzRecords())
 	upstream := func(d *Deps) { d.Exchange = scriptedUpstream{} }
@@ -68,8 +69,19 @@ func fuzzHandlers(f *testing.F) []*Handler {
 	cached.RCache = 64
 	stubs := newTestConfig()
 	stubs.StubZones, stubs.RoundRobin, stubs.AnswerCache = true, true, 0
-	return []*Handler{newTestHandler(f, cached, ix, upstream), newTestHandler(f, stubs, ix, upstream)}
+	signed := newTestConfig()
+	signed.DNSSEC, signed.RoundRobin, signed.SCache = writeTestKey(f, f.TempDir(), "skydns.test.", dns.ECDSAP256SHA256, 257), true, 8
+	if err := signed.Finish(); err != nil {
+		f.Fatal(err)
+	}
+	return []*Handler{newTestHandler(f, cached, ix, upstream), newTestHandler(f, stubs, ix, upstream), newTestHandler(f, signed, ix, upstream)}
 }
+
+// Handler numbers in a seed's mode byte (bits 1 and 2; see transport).
+const (
+	fuzzStubsHandler  = 1
+	fuzzSignedHandler = 2
+)
 
 // fuzzSeeds are requests of every shape for names that reach each step.
 func fuzzSeeds(f *testing.F) {
@@ -95,12 +107,18 @@ func fuzzSeeds(f *testing.F) {
 	for _, m := range []*dns.Msg{chaos(question("version.bind.", dns.TypeTXT, 1)), withOpcode(question("skydns.test.", dns.TypeSOA, 2), dns.OpcodeNotify),
 		withClass(question("skydns.test.", dns.TypeA, 3), dns.ClassHESIOD), withCookie(question("x.example.org.", dns.TypeA, 4))} {
 		if wire, err := m.Pack(); err == nil {
-			f.Add(byte(2), wire)
+			f.Add(byte(fuzzStubsHandler<<1), wire)
+		}
+	}
+	for _, n := range names {
+		if wire, err := question(n.name, n.qtype, 8).SetEdns0(1232, true).Pack(); err == nil {
+			f.Add(byte(fuzzSignedHandler<<1), wire) // DO, to the signed zone.
 		}
 	}
 }
 
-// transport is the mode byte of a seed: bit 0 is TCP, bit 1 the handler.
+// transport is the mode byte of a seed: bit 0 is TCP, bits 1 and 2 the
+// handler.
 func transport(tcp bool) byte {
 	if tcp {
 		return 1
@@ -123,9 +141,10 @@ func FuzzServeDNS(f *testing.F) {
 			return // The server drops it or answers FORMERR itself.
 		}
 		_ = pristine.Unpack(wire) // The one the reply is checked against, whatever the handler does to req.
-		tcp, stubZones := mode&1 != 0, mode&2 != 0
+		tcp, handler := mode&1 != 0, int(mode>>1)%len(handlers)
+		stubZones := handler == fuzzStubsHandler
 		w := &capturingWriter{packingWriter: packingWriter{tcp: tcp}}
-		handlers[(mode>>1)&1].ServeDNS(w, req)
+		handlers[handler].ServeDNS(w, req)
 		// Only a stub zones' loop is dropped on purpose; the rest of what
 		// the server passes on (miekg/dns's default accept function: run.go
 		// sets none) must be answered.

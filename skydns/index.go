@@ -528,6 +528,18 @@ func (ix *Index) VersionedRecords(name string, exact bool, b *budget) ([]*record
 	return sx, n.version(), nil
 }
 
+// closestEncloser is the deepest existing name at or above name (RFC
+// 5155's closest encloser, when name does not exist); "" before the first
+// list.
+func (ix *Index) closestEncloser(name string) string {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if ix.tree == nil {
+		return ""
+	}
+	return ix.tree.deepestOnPath(strings.ToLower(name)).name
+}
+
 // deepestOnPath is the deepest existing node on the path a put of a record
 // at name would take: whatever creates name stamps it.
 func (t *tree) deepestOnPath(name string) *node {

@@ -44,6 +44,7 @@ kube_dns_dns_request_external_count{type="stub"} 1
 # HELP kube_dns_dns_cache_miss_count SkyDNS 2.5's dns_cache_miss_count, derived from today's metrics (docs/compatibility.md).
 # TYPE kube_dns_dns_cache_miss_count counter
 kube_dns_dns_cache_miss_count{type="response"} 1
+kube_dns_dns_cache_miss_count{type="signature"} 0
 `
 	names := []string{"kube_dns_dns_error_count", "kube_dns_dns_request_count", "kube_dns_dns_request_external_count", "kube_dns_dns_cache_miss_count"}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {

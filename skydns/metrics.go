@@ -28,6 +28,9 @@ type Metrics struct {
 	packedHits   prometheus.Counter
 	packedMisses prometheus.Counter
 
+	signatureHits   prometheus.Counter // -dnssec: RRSIGs from the signature cache,
+	signatureMisses prometheus.Counter // and RRSIGs made.
+
 	watchUp    prometheus.Gauge
 	noSpace    prometheus.Gauge
 	relists    prometheus.Counter
@@ -104,7 +107,11 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 		Namespace: "skydns", Name: "answer_cache_lookups_total", Help: "Local queries (in the domain, or PTR in the reverse zones) looked up in the packed answers, by result (hit or miss).",
 	}, []string{"result"})
 	m.packedHits, m.packedMisses = packed.WithLabelValues("hit"), packed.WithLabelValues("miss")
-	reg.MustRegister(packed, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.udpCapped, m.overBudgetBy, m.loopDetected, m.tcpConns, m.tcpRefused, m.tcpEvicted, m.watchUp, m.noSpace, m.relists, m.malformed, m.lastChange)
+	signatures := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "skydns", Name: "dnssec_signature_cache_lookups_total", Help: "RRsets signed for DO requests (-dnssec), by result: hit (a signature from the -scache cache) or miss (signed anew).",
+	}, []string{"result"})
+	m.signatureHits, m.signatureMisses = signatures.WithLabelValues("hit"), signatures.WithLabelValues("miss")
+	reg.MustRegister(packed, signatures, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.udpCapped, m.overBudgetBy, m.loopDetected, m.tcpConns, m.tcpRefused, m.tcpEvicted, m.watchUp, m.noSpace, m.relists, m.malformed, m.lastChange)
 	if index != nil {
 		reg.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -29,6 +29,9 @@ type Options struct {
 
 	// AnswerCache is how many packed in-zone replies are kept; 0: none.
 	AnswerCache int
+	// SignatureCache is how many RRSIGs are kept (-scache) when the zone
+	// is signed (Zone.Key).
+	SignatureCache int
 	// StubZones turns on forwarding of the zones under stub.dns.<domain>.
 	StubZones bool
 }
@@ -42,6 +45,9 @@ type ZoneOptions struct {
 	MinTTL      uint32 // Of negative answers, and the SOA minimum.
 	Priority    uint16 // For records whose priority is 0.
 	UpstreamTTL uint32 // Given to upstream answers for chased targets.
+	// Key signs the zone's replies to DO requests (-dnssec); nil: unsigned.
+	// The resolver answers DNSKEY at the apex with it, signed or not.
+	Key *SigningKey
 }
 
 // ReplyOptions are the post-processing of answers built from the records.
@@ -157,7 +163,7 @@ func (c *Config) options() Options {
 	return Options{
 		Zone: ZoneOptions{
 			Domain: c.Domain, Local: c.Local, Hostmaster: c.Hostmaster, TTL: c.TTL, MinTTL: c.MinTTL,
-			Priority: c.Priority, UpstreamTTL: uint32(c.RCacheTTL),
+			Priority: c.Priority, UpstreamTTL: uint32(c.RCacheTTL), Key: c.signingKey,
 		},
 		Reply: ReplyOptions{RoundRobin: c.RoundRobin, MaxTTL: c.TTL, MaxUDPSize: uint16(c.MaxUDPSize)},
 		Forward: ForwardOptions{
@@ -170,8 +176,9 @@ func (c *Config) options() Options {
 			DNSAddr: c.DNSAddr, Systemd: c.Systemd, MetricsAddr: c.MetricsAddr, MetricsPath: c.MetricsPath,
 			TCPMaxConns: c.TCPMaxConns, UDPSockets: c.UDPSockets,
 		},
-		Etcd:        c.EtcdOptions(),
-		AnswerCache: c.AnswerCache,
-		StubZones:   c.StubZones,
+		Etcd:           c.EtcdOptions(),
+		AnswerCache:    c.AnswerCache,
+		SignatureCache: c.SCache,
+		StubZones:      c.StubZones,
 	}
 }

@@ -113,13 +113,19 @@ type packedAnswers struct {
 
 // answerKey is everything in a request that shapes a cacheable reply: the
 // name (already lowercase: see answerKeyOf), the type, the RD and CD bits
-// that the reply echoes, and the UDP size its OPT record advertises (0:
-// the request had no EDNS0, so neither has the reply).
+// that the reply echoes, the UDP size its OPT record advertises (0: the
+// request had no EDNS0, so neither has the reply), and the DO bit of that
+// OPT record (bit 15 of its TTL field, RFC 3225), which decides whether a
+// signed zone signs the reply (-dnssec): a DO reply never goes to a query
+// without DO, nor the reverse. DO is in the key signed or not, so the key
+// is the same function of the request's bytes either way. The fields after
+// name are in an order without padding between them: the map then hashes
+// and compares them as one run of bytes.
 type answerKey struct {
-	name    string
-	qtype   uint16
-	rd, cd  bool
-	udpSize uint16
+	name       string
+	qtype      uint16
+	udpSize    uint16
+	rd, cd, do bool
 }
 
 type packedAnswer struct {
@@ -159,7 +165,7 @@ func answerKeyOf(req *request) (answerKey, bool) {
 		if stubLoopIn(opt) {
 			return answerKey{}, false
 		}
-		key.udpSize = advertisedUDPSize(opt)
+		key.udpSize, key.do = advertisedUDPSize(opt), opt.Do()
 	}
 	return key, true
 }
@@ -177,18 +183,24 @@ func (c *packedAnswers) get(key answerKey, serial uint32) (packedAnswer, bool) {
 	return entry, true
 }
 
-// put stores entry under key. When full, one entry goes: map iteration
-// starts at a random place, so it is a random one.
+// put stores entry under key, a random entry going when full.
 func (c *packedAnswers) put(key answerKey, entry packedAnswer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.entries[key]; !ok && len(c.entries) >= c.limit {
-		for victim := range c.entries {
-			delete(c.entries, victim)
+	putBounded(c.entries, key, entry, c.limit)
+}
+
+// putBounded stores v under k in m, which holds at most limit entries:
+// when full, one entry goes. Map iteration starts at a random place, so
+// it is a random one, at no cost of bookkeeping per entry.
+func putBounded[K comparable, V any](m map[K]V, k K, v V, limit int) {
+	if _, ok := m[k]; !ok && len(m) >= limit {
+		for victim := range m {
+			delete(m, victim)
 			break
 		}
 	}
-	c.entries[key] = entry
+	m[k] = v
 }
 
 // Len is the number of entries, current or stale.

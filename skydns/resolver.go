@@ -66,6 +66,8 @@ func (r *Resolver) resolveWithin(ctx context.Context, q dns.Question, serial uin
 	switch {
 	case q.Qtype == dns.TypeSOA && r.isApex(q.Name):
 		a.answer = []dns.RR{r.soa(r.opts.TTL, serial)}
+	case q.Qtype == dns.TypeDNSKEY && r.opts.Key != nil && r.isApex(q.Name):
+		a.answer = []dns.RR{r.dnskey()}
 	case q.Qtype == dns.TypeNS && r.isApex(q.Name):
 		a.answer, a.extra, a.err = r.nsRecords(q, b)
 		if errors.Is(a.err, errNameNotFound) {
@@ -394,6 +396,13 @@ func (r *Resolver) soa(ttl uint32, serial uint32) dns.RR {
 		Expire:  604800,
 		Minttl:  r.opts.MinTTL,
 	}
+}
+
+// dnskey is the zone's public key, with the zone's TTL.
+func (r *Resolver) dnskey() dns.RR {
+	k := *r.opts.Key.DNSKEY
+	k.Hdr = rrHeader(r.opts.Domain, dns.TypeDNSKEY, r.opts.TTL)
+	return &k
 }
 
 func rrHeader(name string, rrtype uint16, ttl uint32) dns.RR_Header {

@@ -16,6 +16,7 @@ import (
 type shapeStep struct {
 	opts    ReplyOptions
 	metrics *Metrics
+	signer  *signer // nil: the zone is not signed (-dnssec).
 	next    step
 }
 
@@ -45,7 +46,17 @@ func (s *shapeStep) shape(req *request, r *reply) {
 	if s.opts.RoundRobin {
 		r.shuffled = roundRobin(m.Answer)
 	}
+	if s.signer == nil || !s.signer.wants(req, m) {
+		r.msg = s.fit(req, m)
+		return
+	}
+	// Signed once final, before the fit: a cut drops a signature with the
+	// records it covers, and TC sends the client to TCP for the whole.
+	s.signer.sign(req, m)
 	r.msg = s.fit(req, m)
+	if opt := r.msg.IsEdns0(); opt != nil {
+		opt.SetDo() // RFC 3225: the DO bit is copied from the query.
+	}
 }
 
 // fitRelayed makes a reply from upstream (or from the response cache)

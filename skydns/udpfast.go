@@ -131,6 +131,7 @@ func packedKeyOf(b []byte) (answerKey, bool) {
 			return answerKey{}, false
 		}
 		key.udpSize = advertisedUDPSize(&dns.OPT{Hdr: dns.RR_Header{Class: be16(b, off+3)}})
+		key.do = b[off+7]&0x80 != 0 // DO: the top bit of the flags, the TTL's low half.
 	} else if len(b) != off {
 		return answerKey{}, false
 	}
