@@ -3,6 +3,7 @@ package skydns
 import (
 	"context"
 	"encoding/binary"
+	"hash/maphash"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -104,12 +105,32 @@ func exactForKey(r *reply) bool {
 // records alone; replies that rest on upstream (a CNAME or a target
 // outside the domain) or on a wildcard's walk are built every time (see
 // Resolver.records and lookupUpstream).
+//
+// It is split into shards by a hash of the name, each with its own lock,
+// so that cores reading at once seldom touch the same lock word: a read
+// lock is an atomic add on it, and on a single lock that cache line
+// passes between the cores on every query (docs/benchmarks-cores.md).
 type packedAnswers struct {
-	limit int
+	seed   maphash.Seed
+	shards []packedShard
+}
 
+// packedShard is one lock and its entries, padded so that no two shards'
+// locks share a cache line.
+type packedShard struct {
 	mu      sync.RWMutex
 	entries map[answerKey]packedAnswer
+	limit   int
+	_       [128 - 24 - 8 - 8]byte
 }
+
+// packedShards is the number of shards of a cache of at least
+// minShardedLimit entries; a smaller one has a single shard, so its limit
+// is exact.
+const (
+	packedShards    = 32
+	minShardedLimit = 1024
+)
 
 // answerKey is everything in a request that shapes a cacheable reply: the
 // name (already lowercase: see answerKeyOf), the type, the RD and CD bits
@@ -140,7 +161,24 @@ func newPackedAnswers(limit int) *packedAnswers {
 	if limit <= 0 {
 		return nil
 	}
-	return &packedAnswers{limit: limit, entries: make(map[answerKey]packedAnswer)}
+	n := 1
+	if limit >= minShardedLimit {
+		n = packedShards
+	}
+	c := &packedAnswers{seed: maphash.MakeSeed(), shards: make([]packedShard, n)}
+	for i := range c.shards {
+		// Each holds its share, rounded up: up to limit + n - 1 in all.
+		c.shards[i] = packedShard{limit: (limit + n - 1) / n, entries: make(map[answerKey]packedAnswer)}
+	}
+	return c
+}
+
+// shard is where key's entry lives.
+func (c *packedAnswers) shard(key answerKey) *packedShard {
+	if len(c.shards) == 1 {
+		return &c.shards[0]
+	}
+	return &c.shards[maphash.String(c.seed, key.name)%packedShards]
 }
 
 // answerKeyOf says whether req may be answered from the cache, and under
@@ -174,20 +212,23 @@ func answerKeyOf(req *request) (answerKey, bool) {
 // unchanged and it was built within the SOA serial's hour (negative
 // replies carry the serial).
 func (c *packedAnswers) get(key answerKey, serial uint32) (packedAnswer, bool) {
-	c.mu.RLock()
-	entry, ok := c.entries[key]
-	c.mu.RUnlock()
+	sh := c.shard(key)
+	sh.mu.RLock()
+	entry, ok := sh.entries[key]
+	sh.mu.RUnlock()
 	if !ok || entry.serial != serial || !allCurrent(entry.basis) {
 		return packedAnswer{}, false
 	}
 	return entry, true
 }
 
-// put stores entry under key, a random entry going when full.
+// put stores entry under key, a random entry of its shard going when the
+// shard is full.
 func (c *packedAnswers) put(key answerKey, entry packedAnswer) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	putBounded(c.entries, key, entry, c.limit)
+	sh := c.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	putBounded(sh.entries, key, entry, sh.limit)
 }
 
 // putBounded stores v under k in m, which holds at most limit entries:
@@ -208,9 +249,14 @@ func (c *packedAnswers) Len() int {
 	if c == nil {
 		return 0
 	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.entries)
+	n := 0
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.RLock()
+		n += len(sh.entries)
+		sh.mu.RUnlock()
+	}
+	return n
 }
 
 // maxBasis is how many distinct reads a kept reply may rest on. A name,
