@@ -40,6 +40,7 @@ type autopathStep struct {
 	podSuffix string   // "pod.<domain>"
 	rest      []string // The search list after the first name, "." last.
 	minTTL    uint32   // Of the CNAME to a name with no answers.
+	signed    bool     // -dnssec: DO requests are not walked (see serve).
 	metrics   *Metrics
 	next      step
 }
@@ -49,7 +50,7 @@ func newAutopathStep(opts Options, deps Deps, next step) *autopathStep {
 	rest := append([]string{"svc." + domain, domain}, opts.Autopath.Search...)
 	return &autopathStep{
 		pods: deps.Index, svc: ".svc." + domain, podSuffix: "pod." + domain,
-		rest: append(rest, "."), minTTL: opts.Zone.MinTTL, metrics: deps.Metrics, next: next,
+		rest: append(rest, "."), minTTL: opts.Zone.MinTTL, signed: opts.Zone.Key != nil, metrics: deps.Metrics, next: next,
 	}
 }
 
@@ -63,11 +64,19 @@ func (s *autopathStep) serve(ctx context.Context, req *request) {
 	// key does not hold: it is never kept, so neither ServeDNS nor the UDP
 	// fast path answers this name from a packed NXDOMAIN.
 	req.reply.exact = false
-	if client, ok := s.clientNamespace(req.client); !ok || client != ns {
+	if client, ok := s.clientNamespace(req.client); !ok || client != ns || s.validating(req.msg) {
 		s.metrics.autopath(autopathSkipped)
 		return
 	}
 	s.walk(ctx, req, base)
+}
+
+// validating reports a DO request to a signed zone: an upstream name's
+// reply would come after an in-zone CNAME the signer cannot tie to it, so
+// a validator gets the walk it would do itself.
+func (s *autopathStep) validating(m *dns.Msg) bool {
+	opt := m.IsEdns0()
+	return s.signed && opt != nil && opt.Do()
 }
 
 // split cuts name, <base>.<ns>.svc.<domain>., into base and ns; false for

@@ -38,10 +38,13 @@ func loadPodIndex(t testing.TB, records map[string]string) *Index {
 
 // newAutopathHandler is the test handler with --autopath and host search
 // domain example.com, its metrics in reg.
-func newAutopathHandler(t testing.TB, reg *prometheus.Registry) *Handler {
+func newAutopathHandler(t testing.TB, reg *prometheus.Registry, with ...func(*Config)) *Handler {
 	t.Helper()
 	cfg := newTestConfig()
 	cfg.Autopath, cfg.AutopathSearch = true, []string{"Example.com", "skydns.test"}
+	for _, f := range with {
+		f(cfg)
+	}
 	if err := cfg.Finish(); err != nil {
 		t.Fatal(err)
 	}
@@ -169,6 +172,22 @@ func TestAutopathNotPacked(t *testing.T) {
 	}
 	if n := h.caches.packed.Len(); n != 0 {
 		t.Errorf("%d packed answers kept", n)
+	}
+}
+
+// In a signed zone a DO request is not walked (its CNAME could front an
+// upstream name's unsigned reply); one without DO is.
+func TestAutopathSignedZone(t *testing.T) {
+	h := newAutopathHandler(t, prometheus.NewRegistry(), func(c *Config) {
+		c.DNSSEC = writeTestKey(t, t.TempDir(), "skydns.test.", dns.ECDSAP256SHA256, 257)
+	})
+	for _, do := range []bool{true, false} {
+		req := udpQuery("www.team-a.svc.skydns.test.", dns.TypeA, 3)
+		req.SetEdns0(1232, do)
+		m := askFrom(t, h, req, "10.1.0.5")
+		if walked := m.Rcode == dns.RcodeSuccess; walked == do {
+			t.Errorf("DO %v: rcode %s answer %v", do, dns.RcodeToString[m.Rcode], m.Answer)
+		}
 	}
 }
 
