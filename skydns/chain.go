@@ -3,6 +3,7 @@ package skydns
 import (
 	"context"
 	"encoding/binary"
+	"net"
 	"time"
 
 	"github.com/miekg/dns"
@@ -44,6 +45,7 @@ type request struct {
 	name      string // The question's name in lowercase.
 	mixedCase bool   // The name had upper-case letters.
 	tcp       bool
+	client    net.Addr  // Who asked: the autopath step reads it.
 	start     time.Time // When it arrived; also the clock of the SOA serial.
 	work      budget    // What the resolver has spent on it (budget.go).
 
@@ -141,6 +143,9 @@ func newChain(opts Options, deps Deps) (step, caches) {
 	next = &reverseStep{res: res, next: next}
 	if opts.StubZones {
 		next = &stubStep{zones: newStubZones(opts.Zone.Domain, deps.Index), up: up, next: next}
+	}
+	if opts.Autopath.Enabled {
+		next = newAutopathStep(opts, deps, next)
 	}
 	next = &shapeStep{opts: opts.Reply, metrics: deps.Metrics, signer: newSigner(opts, res, deps.Index, deps), next: next}
 	next = &chaosStep{domain: opts.Zone.Domain, next: next}

@@ -109,6 +109,14 @@ type Config struct {
 	// on (Graphite, StatHat), reported once at start.
 	Unsupported []string `json:"-"`
 
+	// Autopath walks a pod's search list for it (autopath.go);
+	// AutopathSearch are the host search domains that end the list, from
+	// --autopath-search or else the search line of AutopathResolvConf
+	// (default --resolv-conf).
+	Autopath           bool     `json:"-"`
+	AutopathSearch     []string `json:"-"`
+	AutopathResolvConf string   `json:"-"`
+
 	// fromResolvConf: Load took the nameservers from --resolv-conf.
 	fromResolvConf bool
 	// signingKey is the pair DNSSEC names, loaded by Finish.
@@ -223,6 +231,9 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.AnswerCache, "answer-cache", c.AnswerCache, "capacity of the packed local answers, exact for the current records (0 = off)")
 	fs.IntVar(&c.MaxForwards, "max-forwards", c.MaxForwards, "upstream queries in flight at once (forwarded, stub and chased); past it a query is SERVFAIL at once")
 	fs.BoolVar(&c.LoopDetect, "loop-detect", c.LoopDetect, "at start, send each nameserver a probe query; if one comes back to skydns (a forwarding loop), log it and stop forwarding")
+	fs.BoolVar(&c.Autopath, "autopath", c.Autopath, "answer a pod's search-list walk in one query: an NXDOMAIN for <x>.<ns>.svc.<domain> from a pod of <ns> becomes a CNAME to the first of its other search names that exists")
+	fs.StringSliceVar(&c.AutopathSearch, "autopath-search", c.AutopathSearch, "with --autopath: the host search domains ending a pod's search list, comma-separated; default: the search line of --autopath-resolv-conf")
+	fs.StringVar(&c.AutopathResolvConf, "autopath-resolv-conf", c.AutopathResolvConf, "with --autopath: file whose search line gives the host search domains; default --resolv-conf")
 	fs.IntVar(&c.UDPSockets, "udp-sockets", c.UDPSockets, "UDP sockets bound on the DNS address with SO_REUSEPORT, each read by its own goroutine (1-256; default one per core); --systemd serves the one socket passed")
 	fs.IntVar(&c.TCPMaxConns, "tcp-max-conns", c.TCPMaxConns, "TCP connections served at once; one more is closed when accepted")
 	fs.IntVar(&c.MaxUDPSize, "max-udp-size", c.MaxUDPSize, "largest UDP reply, whatever buffer the client advertises (512-65535); also the EDNS0 buffer advertised upstream")
@@ -286,6 +297,9 @@ func (c *Config) Finish() error {
 	}
 	if c.AnswerCache < 0 {
 		return fmt.Errorf("--answer-cache: %d must not be negative", c.AnswerCache)
+	}
+	if err := c.finishAutopath(readResolvConf); err != nil {
+		return err
 	}
 	c.fillZeroes()
 	if c.Verbose {

@@ -49,9 +49,13 @@ func (scriptedUpstream) Exchange(_ context.Context, req *dns.Msg, network, _ str
 }
 
 // fuzzRecords are testRecords plus a stub zone, whose servers the
-// scriptedUpstream stands in for.
+// scriptedUpstream stands in for, and a pod of default at the test
+// writer's client address, for --autopath.
 func fuzzRecords() map[string]string {
-	records := map[string]string{"ns1.example.org.stub.dns.skydns.test.": `{"host":"192.0.2.53"}`}
+	records := map[string]string{
+		"ns1.example.org.stub.dns.skydns.test.": `{"host":"192.0.2.53"}`,
+		"h.127-0-0-1.default.pod.skydns.test.":  `{"host":"127.0.0.1"}`,
+	}
 	for name, value := range testRecords {
 		records[name] = value
 	}
@@ -59,20 +63,23 @@ func fuzzRecords() map[string]string {
 }
 
 // fuzzHandlers are three configurations between them turning on every
-// step and cache: the test defaults with a forwarded-response cache, stub
+// step and cache: the test defaults with a forwarded-response cache and
+// --autopath, stub
 // zones with round robin and no packed answers, and a signed zone
 // (-dnssec) with round robin and a signature cache of 8.
 func fuzzHandlers(f *testing.F) []*Handler {
-	ix := loadIndex(f, fuzzRecords())
+	ix := loadPodIndex(f, fuzzRecords())
 	upstream := func(d *Deps) { d.Exchange = scriptedUpstream{} }
 	cached := newTestConfig()
-	cached.RCache = 64
+	cached.RCache, cached.Autopath, cached.AutopathSearch = 64, true, []string{"example.org"}
 	stubs := newTestConfig()
 	stubs.StubZones, stubs.RoundRobin, stubs.AnswerCache = true, true, 0
 	signed := newTestConfig()
 	signed.DNSSEC, signed.RoundRobin, signed.SCache = writeTestKey(f, f.TempDir(), "skydns.test.", dns.ECDSAP256SHA256, 257), true, 8
-	if err := signed.Finish(); err != nil {
-		f.Fatal(err)
+	for _, c := range []*Config{cached, signed} {
+		if err := c.Finish(); err != nil {
+			f.Fatal(err)
+		}
 	}
 	return []*Handler{newTestHandler(f, cached, ix, upstream), newTestHandler(f, stubs, ix, upstream), newTestHandler(f, signed, ix, upstream)}
 }
@@ -95,7 +102,7 @@ func fuzzSeeds(f *testing.F) {
 		{"long.skydns.test.", dns.TypeTXT}, {"nothing.skydns.test.", dns.TypeAAAA}, {"local.dns.skydns.test.", dns.TypeA},
 		{"www.example.org.", dns.TypeA}, {"many.example.com.", dns.TypeA}, {"fail.example.com.", dns.TypeA},
 		{"other.example.com.", dns.TypeA}, {"cname.example.com.", dns.TypeA}, {"nx.example.com.", dns.TypeMX},
-		{"single", dns.TypeA}, {"skydns.test.", dns.TypeANY}, {"skydns.test.", dns.TypeAXFR},
+		{"single", dns.TypeA}, {"www.default.svc.skydns.test.", dns.TypeA}, {"many.example.com.default.svc.skydns.test.", dns.TypeAAAA}, {"skydns.test.", dns.TypeANY}, {"skydns.test.", dns.TypeAXFR},
 	}
 	for _, n := range names {
 		for _, shape := range requestShapes {

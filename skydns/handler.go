@@ -61,11 +61,13 @@ func NewHandler(opts Options, deps Deps) *Handler {
 
 // ServeDNS implements dns.Handler.
 func (h *Handler) ServeDNS(w dns.ResponseWriter, m *dns.Msg) {
-	_, tcp := w.RemoteAddr().(*net.TCPAddr)
+	client := w.RemoteAddr()
+	_, tcp := client.(*net.TCPAddr)
 	// From a pool: a pointer passed through the chain's interface calls
 	// would otherwise be allocated anew for each query.
 	req := h.requests.Get().(*request)
 	req.reset(m, tcp, h.clock())
+	req.client = client
 	if len(m.Question) == 1 {
 		h.metrics.request(req.proto(), req.q().Qtype)
 	}

@@ -131,7 +131,12 @@ func newTestConfig() *Config {
 
 func loadIndex(t testing.TB, records map[string]string) *Index {
 	t.Helper()
-	ix := NewIndex("skydns")
+	return fillIndex(t, NewIndex("skydns"), records)
+}
+
+// fillIndex makes ix hold records, as a list would.
+func fillIndex(t testing.TB, ix *Index, records map[string]string) *Index {
+	t.Helper()
 	var sx []msg.Service
 	for name, value := range records {
 		s, err := msg.Unmarshal(msg.Path(name, "skydns"), []byte(value))

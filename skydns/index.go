@@ -107,14 +107,19 @@ func (n *node) version() Version { return Version{cell: n.changed, stamp: n.chan
 type tree struct {
 	root   node
 	byName map[string]*node
-	count  int // Number of values.
+	count  int      // Number of values.
+	pods   podAddrs // nil unless the index tracks pods (--autopath).
 }
 
 // newTree is an empty tree. Its nodes are stamped 0: a Version needs only
 // that its cell changes with every later change, which stamps from the
 // generation counter (never 0) guarantee.
-func newTree() *tree {
-	return &tree{root: *newNode("", 0), byName: make(map[string]*node)}
+func newTree(trackPods bool) *tree {
+	t := &tree{root: *newNode("", 0), byName: make(map[string]*node)}
+	if trackPods {
+		t.pods = make(podAddrs)
+	}
+	return t
 }
 
 // Index holds the records under the prefix in memory. Reads take a read
@@ -129,6 +134,7 @@ type Index struct {
 	loaded atomic.Bool
 
 	generation atomic.Uint64 // Bumped on every change, under mu; also the stamp of Versions.
+	trackPods  atomic.Bool   // Trees keep podAddrs (TrackPods).
 	lists      uint64        // Loads begun, each one numbered: see node.seen. The writer's alone.
 }
 
@@ -198,7 +204,7 @@ func (ix *Index) NewLoad() *Load {
 	ix.mu.RUnlock()
 	l := &Load{ix: ix, t: t, live: t != nil}
 	if t == nil {
-		l.t = newTree()
+		l.t = newTree(ix.trackPods.Load())
 	}
 	l.Restart()
 	return l
@@ -448,6 +454,10 @@ func (t *tree) set(n *node, r *record) {
 	if n.value == nil {
 		t.count++
 	}
+	if t.pods != nil {
+		t.pods.note(n.name, n.value, -1)
+		t.pods.note(n.name, r, 1)
+	}
 	n.value = r
 }
 
@@ -468,6 +478,9 @@ func (t *tree) remove(n *node, segs []string, stamp uint64) bool {
 	n.changed.Store(stamp)
 	if len(segs) == 0 {
 		had := n.value != nil
+		if t.pods != nil {
+			t.pods.note(n.name, n.value, -1)
+		}
 		n.value = nil
 		return had
 	}

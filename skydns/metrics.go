@@ -28,6 +28,8 @@ type Metrics struct {
 	packedHits   prometheus.Counter
 	packedMisses prometheus.Counter
 
+	autopathBy *prometheus.CounterVec // --autopath: results by label.
+
 	signatureHits   prometheus.Counter // -dnssec: RRSIGs from the signature cache,
 	signatureMisses prometheus.Counter // and RRSIGs made.
 
@@ -111,7 +113,13 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 		Namespace: "skydns", Name: "dnssec_signature_cache_lookups_total", Help: "RRsets signed for DO requests (-dnssec), by result: hit (a signature from the -scache cache) or miss (signed anew).",
 	}, []string{"result"})
 	m.signatureHits, m.signatureMisses = signatures.WithLabelValues("hit"), signatures.WithLabelValues("miss")
-	reg.MustRegister(packed, signatures, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.udpCapped, m.overBudgetBy, m.loopDetected, m.tcpConns, m.tcpRefused, m.tcpEvicted, m.watchUp, m.noSpace, m.relists, m.malformed, m.lastChange)
+	m.autopathBy = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "skydns", Name: "autopath_total", Help: "With --autopath, NXDOMAIN replies for <x>.<ns>.svc.<domain> by result: hit (answered with a CNAME to a later search name), miss (no later name exists, or a step failed: the NXDOMAIN sent) or skipped (the client is no pod of <ns> alone).",
+	}, []string{"result"})
+	for _, result := range []string{autopathHit, autopathMiss, autopathSkipped} {
+		m.autopathBy.WithLabelValues(result) // Each result at 0 from the start, for rate().
+	}
+	reg.MustRegister(m.autopathBy, packed, signatures, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.udpCapped, m.overBudgetBy, m.loopDetected, m.tcpConns, m.tcpRefused, m.tcpEvicted, m.watchUp, m.noSpace, m.relists, m.malformed, m.lastChange)
 	if index != nil {
 		reg.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -200,3 +208,6 @@ func boolFloat(b bool) float64 {
 	}
 	return 0
 }
+
+// autopath counts one autopath result (autopathHit, ...).
+func (m *Metrics) autopath(result string) { m.autopathBy.WithLabelValues(result).Inc() }

@@ -34,6 +34,17 @@ type Options struct {
 	SignatureCache int
 	// StubZones turns on forwarding of the zones under stub.dns.<domain>.
 	StubZones bool
+	// Autopath walks the search lists of pods for them (--autopath).
+	Autopath AutopathOptions
+}
+
+// AutopathOptions turn on the server-side search-list walk (autopath.go).
+type AutopathOptions struct {
+	Enabled bool
+	// Search are the host search domains ending a pod's search list after
+	// <ns>.svc.<domain>, svc.<domain> and <domain>: lowercase, fully
+	// qualified, none inside the domain.
+	Search []string
 }
 
 // ZoneOptions shape the answers built from the records.
@@ -180,5 +191,6 @@ func (c *Config) options() Options {
 		AnswerCache:    c.AnswerCache,
 		SignatureCache: c.SCache,
 		StubZones:      c.StubZones,
+		Autopath:       AutopathOptions{Enabled: c.Autopath, Search: hostSearch(c.AutopathSearch, c.Domain)},
 	}
 }

@@ -70,6 +70,9 @@ func runServers(ctx context.Context, cfg *Config, opts Options, client *clientv3
 	}
 
 	index := NewIndex(opts.Etcd.PathPrefix)
+	if opts.Autopath.Enabled {
+		index.TrackPods() // Before the first list; the overlay cannot set --autopath.
+	}
 	metrics := NewMetrics(reg, index)
 	reg.MustRegister(NewLegacyMetrics(metrics, cfg.LegacyMetrics.Namespace, cfg.LegacyMetrics.Subsystem))
 	watcher := NewWatcher(client, opts.Etcd.PathPrefix, index, metrics, log, opts.Etcd.Timeout)
