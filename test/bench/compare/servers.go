@@ -60,6 +60,7 @@ func specs() []serverSpec {
 		{name: "skydns", about: "bin/skydns fed by bin/kube2sky, round robin on (its default), -rcache=<cache>", start: skydnsWith()},
 		{name: "skydns-rr-off", mixes: []string{mixHeadless}, about: "skydns with -round-robin=false", start: skydnsWith("-round-robin=false")},
 		{name: "skydns-rcache-off", mixes: []string{mixForward, mixRealistic}, about: "skydns with -rcache=0 (no cache of forwarded replies)", start: skydnsWith("-rcache=0")},
+		{name: "skydns-memlimit", mixes: []string{mixA}, about: "skydns with GOMEMLIMIT=" + shippedMemLimit + ", as the Deployment runs it: its peak RSS is the memory target's", start: skydnsIn([]string{"GOMEMLIMIT=" + shippedMemLimit})},
 		{name: "coredns-k8s", about: "CoreDNS kubernetes plugin on the same apiserver, forward, no cache", start: corednsWith(kubernetesPlugin, false)},
 		{name: "coredns-k8s-cache", about: "as coredns-k8s, with cache (success and denial capacity <cache>)", start: corednsWith(kubernetesPlugin, true)},
 		{name: "coredns-etcd", about: "CoreDNS etcd plugin over the same /skydns records, forward, no cache", start: corednsWith(etcdPlugin, false)},
@@ -78,7 +79,12 @@ func specsByName() map[string]serverSpec {
 
 // pinned starts bin on the servers' core.
 func pinned(e env, name, bin string, args ...string) *harness.Process {
-	return harness.Start(e.s, name, "taskset", append([]string{"-c", serverCore, bin}, args...))
+	return pinnedIn(e, nil, name, bin, args...)
+}
+
+// pinnedIn is pinned with environ added to the process's environment.
+func pinnedIn(e env, environ []string, name, bin string, args ...string) *harness.Process {
+	return harness.Start(e.s, name, "taskset", append([]string{"-c", serverCore, bin}, args...), environ...)
 }
 
 func localAddr(e env) string { return fmt.Sprintf("127.0.0.1:%d", harness.FreePort(e.s)) }
@@ -94,7 +100,14 @@ func startFixed(e env, name string) *server {
 
 // skydnsWith starts skydns on the pod's etcd with the flags the
 // benchmark's skydns share, then extra.
-func skydnsWith(extra ...string) func(e env, name string) *server {
+func skydnsWith(extra ...string) func(e env, name string) *server { return skydnsIn(nil, extra...) }
+
+// shippedMemLimit is the GOMEMLIMIT manifests/modern and manifests/ha
+// give skydns.
+const shippedMemLimit = "128MiB"
+
+// skydnsIn is skydnsWith with environ added to skydns's environment.
+func skydnsIn(environ []string, extra ...string) func(e env, name string) *server {
 	return func(e env, name string) *server {
 		d := &server{name: name, addr: localAddr(e)}
 		metrics := localAddr(e)
@@ -102,7 +115,7 @@ func skydnsWith(extra ...string) func(e env, name string) *server {
 			"-nameservers=" + e.upstream, "-ns-rotate=false", "-metrics-addr=" + metrics, "-log-level=warn",
 			fmt.Sprintf("-rcache=%d", e.cacheCap)}, extra...)
 		start := time.Now()
-		d.proc = pinned(e, name, e.bins.skydns, args...)
+		d.proc = pinnedIn(e, environ, name, e.bins.skydns, args...)
 		waitReady(e, d, "http://"+metrics+"/ready")
 		d.ready = time.Since(start).Seconds()
 		return d
