@@ -26,7 +26,7 @@ import (
 // pod record of team-a names 127.0.0.1.
 func TestAutopathThroughGlibc(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: port 53 and a mount namespace")
+		t.Fatal("needs root (port 53 and a mount namespace): run the integration tests as root, as CI does")
 	}
 	etcd := harness.StartEtcd(t)
 	c := etcd.Client()
