@@ -90,7 +90,9 @@ func (h *Handler) addPacked(t *packedTally) {
 	}
 	for _, qtype := range t.others {
 		h.metrics.request("udp", qtype)
-		h.metrics.packedHits.Inc()
+	}
+	if n := len(t.others); n > 0 {
+		h.metrics.packedHits.Add(float64(n)) // Once a batch, like the A and AAAA hits.
 	}
 	for rcode, n := range t.rcodes {
 		if n > 0 {
