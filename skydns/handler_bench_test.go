@@ -2,7 +2,10 @@ package skydns
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -164,4 +167,74 @@ func benchServices(b *testing.B) (*Index, []*dns.Msg) {
 		reqs[i].SetQuestion(fmt.Sprintf("svc-%d.ns-%d.svc.skydns.test.", i*7, i*7/5000), dns.TypeA)
 	}
 	return ix, reqs
+}
+
+// BenchmarkServeMany is what make bench's mixes at 100,000 services ask
+// (docs/benchmarks.md): each name of the mix once, in a random order, over
+// and over, through ServeDNS with the packed answers at their default
+// capacity ("default") and at one that holds every name ("all"). A mix
+// of more distinct names than the capacity misses in proportion; run it
+// with -cpuprofile to see what a miss costs at this size.
+func BenchmarkServeMany(b *testing.B) {
+	const services = 100000
+	ix := loadIndex(b, manyRecords(services))
+	r := rand.New(rand.NewPCG(1, 2))
+	mixes := []struct {
+		name string
+		ask  func(i int) *dns.Msg
+	}{
+		{"a", func(i int) *dns.Msg { return question(manyService(i), dns.TypeA, 1) }},
+		{"ptr", func(i int) *dns.Msg { return question(reverseOf(manyAddress(i)), dns.TypePTR, 1) }},
+		{"nxdomain", func(i int) *dns.Msg {
+			return question(manyService(i)+fmt.Sprintf("ns-%d.svc.skydns.test.", i/5000), dns.TypeA, 1)
+		}},
+	}
+	for _, mix := range mixes {
+		reqs := make([]*dns.Msg, services)
+		for i, n := range r.Perm(services) {
+			reqs[i] = mix.ask(n)
+		}
+		for _, capacity := range []struct {
+			name  string
+			limit int
+		}{{"default", defaultAnswerCache}, {"all", 2 * services}} {
+			b.Run(mix.name+"/"+capacity.name, func(b *testing.B) {
+				cfg := newTestConfig()
+				cfg.AnswerCache = capacity.limit
+				h := newTestHandler(b, cfg, ix)
+				w := &packingWriter{}
+				for _, req := range reqs { // Warm: the cache as full as it gets.
+					h.ServeDNS(w, req)
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					h.ServeDNS(w, reqs[i%len(reqs)])
+				}
+			})
+		}
+	}
+}
+
+// manyRecords are n services in kube2sky's layout, 5,000 to a namespace:
+// a ClusterIP each, a named-port SRV record, and its address's PTR.
+func manyRecords(n int) map[string]string {
+	records := make(map[string]string, 3*n)
+	for i := range n {
+		name := manyService(i)
+		records["a1b2c3d4."+name] = `{"host":"` + manyAddress(i) + `","priority":10,"weight":10,"ttl":30}`
+		records["a1b2c3d4._http._tcp."+name] = `{"host":"` + name + `","port":80,"priority":10,"weight":10,"ttl":30}`
+		records[reverseOf(manyAddress(i))] = `{"host":"` + name + `","ttl":30}`
+	}
+	return records
+}
+
+func manyService(i int) string { return fmt.Sprintf("svc-%d.ns-%d.svc.skydns.test.", i, i/5000) }
+
+func manyAddress(i int) string { return fmt.Sprintf("10.%d.%d.%d", 100+i>>16, i>>8&255, i&255) }
+
+func reverseOf(ip string) string {
+	o := strings.Split(ip, ".")
+	slices.Reverse(o)
+	return strings.Join(o, ".") + ".in-addr.arpa."
 }

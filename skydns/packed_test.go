@@ -338,6 +338,66 @@ func TestPackedAnswersStayWithinLimit(t *testing.T) {
 	}
 }
 
+// A full shard takes in about one new name in admitFull, not every one,
+// and always replaces an entry it holds: asking for a changed name once
+// more brings its new reply, not the one kept.
+func TestPackedAnswersAdmitSomeNewNamesWhenFull(t *testing.T) {
+	records := map[string]string{}
+	for i := range 1000 {
+		records[fmt.Sprintf("x.s%d.skydns.test.", i)] = fmt.Sprintf(`{"host":"10.8.%d.%d"}`, i>>8, i&255)
+	}
+	ix := loadIndex(t, records)
+	cfg := newTestConfig()
+	cfg.AnswerCache = 10
+	h := newTestHandler(t, cfg, ix)
+	ask := func(i int) *dns.Msg {
+		return unpack(t, serve(t, h, question(fmt.Sprintf("s%d.skydns.test.", i), dns.TypeA, uint16(i)), false))
+	}
+	for i := range 10 {
+		ask(i) // Fills the cache.
+	}
+	kept := func() map[string]bool {
+		out := map[string]bool{}
+		for k := range h.caches.packed.shards[0].entries {
+			out[k.name] = true
+		}
+		return out
+	}
+	admitted := 0
+	for i := 10; i < 1000; i++ {
+		ask(i)
+		if kept()[fmt.Sprintf("s%d.skydns.test.", i)] {
+			admitted++
+		}
+	}
+	// About 990/8 of the new names get in; all of them would, without
+	// the admission, and none would leave the cache stuck on the first.
+	if admitted == 0 || admitted > 990/2 {
+		t.Fatalf("%d of 990 new names taken in by the full cache; want about %d", admitted, 990/admitFull)
+	}
+	if n := h.PackedEntries(); n != 10 {
+		t.Fatalf("%d replies kept; want the limit, 10", n)
+	}
+	// A held name whose record changes is replaced in the full cache.
+	held := ""
+	for name := range kept() {
+		held = name
+	}
+	var i int
+	if _, err := fmt.Sscanf(held, "s%d.skydns.test.", &i); err != nil {
+		t.Fatal(err)
+	}
+	ix.Put(msg.Service{Key: msg.Path(fmt.Sprintf("x.s%d.skydns.test.", i), "skydns"), Host: "10.9.9.9"})
+	for range 2 {
+		if m := ask(i); len(m.Answer) != 1 || m.Answer[0].(*dns.A).A.String() != "10.9.9.9" {
+			t.Fatalf("after the change: %v", m.Answer)
+		}
+	}
+	if !kept()[held] {
+		t.Fatalf("%s, changed, is no longer kept", held)
+	}
+}
+
 // A reply over 512 bytes depends on the transport and the client's buffer
 // (TC over UDP, everything over TCP), which the key leaves out: such
 // replies are never kept.
