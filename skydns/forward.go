@@ -226,6 +226,7 @@ func (u *upstream) failover(ctx context.Context, network string, req *dns.Msg, s
 	default:
 		return nil, errBusy
 	}
+	leaveReader(ctx) // From here the query waits on the network.
 	out := outgoing(req, u.opts.UDPSize)
 	var lastErr error
 	for i := 0; i <= len(servers); i++ {

@@ -59,8 +59,14 @@ func NewHandler(opts Options, deps Deps) *Handler {
 	return h
 }
 
-// ServeDNS implements dns.Handler.
-func (h *Handler) ServeDNS(w dns.ResponseWriter, m *dns.Msg) {
+// ServeDNS implements dns.Handler. miekg/dns gives a handler no context:
+// the server's own stands in, and the chain's upstream steps set their
+// deadlines below it.
+func (h *Handler) ServeDNS(w dns.ResponseWriter, m *dns.Msg) { h.serve(h.base, w, m) }
+
+// serve is ServeDNS within ctx, which the UDP readers give the queries
+// they serve themselves (udp.go, leaveReader).
+func (h *Handler) serve(ctx context.Context, w dns.ResponseWriter, m *dns.Msg) {
 	client := w.RemoteAddr()
 	_, tcp := client.(*net.TCPAddr)
 	// From a pool: a pointer passed through the chain's interface calls
@@ -71,9 +77,7 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, m *dns.Msg) {
 	if len(m.Question) == 1 {
 		h.metrics.request(req.proto(), req.q().Qtype)
 	}
-	// miekg/dns gives a handler no context: the server's own stands in, and
-	// the chain's upstream steps set their deadlines below it.
-	h.chain.serve(h.base, req)
+	h.chain.serve(ctx, req)
 	h.send(w, req, &req.reply)
 	h.requests.Put(req) // Nothing in the chain keeps it past its reply; reset clears it for the next.
 }

@@ -150,7 +150,7 @@ func (s *serving) use(opts Options) {
 func (s *serving) listen(udp []*net.UDPConn, tcp net.Listener) {
 	ctx, stop := context.WithCancel(s.ctx)
 	exited := []<-chan struct{}{
-		serveUDPSockets(ctx, s.g, udp, s.handler.Load, s, s.opts.Forward.MaxInFlight),
+		serveUDPSockets(ctx, s.g, udp, s.handler.Load),
 		serveDNS(ctx, s.g, &dns.Server{Listener: newTCPListener(ctx, tcp, s.opts.Serve.TCPMaxConns, s.deps.Metrics), Handler: s, Net: "tcp"}),
 	}
 	// Every UDP socket has the same address: the first stands for all.

@@ -20,16 +20,22 @@ import (
 // and half the CPU of a packed answer was those calls. Each socket
 // (--udp-sockets of them share the address through SO_REUSEPORT, and
 // the kernel spreads clients over them) has one reader goroutine, which
-// answers packed hits itself, straight from the datagram's bytes
-// (udpfast.go), and writes their replies as one batch. Every other
-// datagram goes to ServeDNS exactly as miekg/dns's server would hand it
-// over (serveDatagram), on a goroutine of its own: those may wait on
-// upstream servers for seconds, which must not stall the socket.
+// serves every datagram of a batch itself and writes their replies as one
+// batch: packed hits straight from the datagram's bytes (udpfast.go), the
+// rest through ServeDNS, exactly as miekg/dns's server would hand them
+// over (serveDatagram). The one thing a reader must not do is wait: a
+// query about to ask an upstream server (forwarded, a stub zone's, a
+// CNAME chased out of the zone) takes the reader's place instead
+// (leaveReader): the batch so far is sent, the reader goes on with the
+// rest on a new goroutine, and the query waits on the old one and writes
+// its reply alone. So a query costs a goroutine only when it waits, and
+// those are bounded by --max-forwards, which is checked before.
 const (
-	// udpBatch datagrams at most are read per recvmmsg, and the packed
-	// replies among them written per sendmmsg: at 32 the calls' own cost
-	// is spread thin already, and the reader's buffers stay at
-	// 2 × 32 × 512 bytes.
+	// udpBatch datagrams at most are read per recvmmsg, and their replies
+	// written per sendmmsg: at 32 the calls' own cost is spread thin
+	// already, and the reader's buffers stay at 2 × 32 × 512 bytes (a
+	// reply buffer grows to the largest reply it has held, at most
+	// --max-udp-size).
 	udpBatch = 32
 	// udpReadSize is what miekg/dns's server reads a datagram into (its
 	// default UDPSize): a longer one is cut there and answered, or
@@ -37,12 +43,6 @@ const (
 	udpReadSize = dns.MinMsgSize
 	// udpOOBSize holds the packet-info control message of either family.
 	udpOOBSize = 128
-	// generalSlack is how many queries off the packed path may be served at
-	// once beyond --max-forwards, which bounds the ones waiting upstream:
-	// room for in-zone queries while forwarded ones wait. Past that the
-	// socket's reader serves the query itself and the kernel's socket
-	// buffer holds the rest meanwhile.
-	generalSlack = 256
 )
 
 // batchConn is the batch I/O of ipv4.PacketConn and ipv6.PacketConn.
@@ -53,33 +53,25 @@ type batchConn interface {
 
 // udpServer serves a set of UDP sockets on one address.
 type udpServer struct {
+	ctx     context.Context // Ends when the sockets are to close.
+	g       *errgroup.Group
 	handler func() *Handler // The current one (serving.handler).
-	general dns.Handler     // ServeDNS of the current one.
-	slots   chan struct{}   // Goroutines off the packed path, at most its capacity.
-	queries sync.WaitGroup  // Those goroutines, for shutdown.
+	readers sync.WaitGroup  // Every reader, and every query that left one.
 }
 
 // serveUDPSockets reads conns until ctx ends, then closes them and waits
 // for the queries in flight; the channel it returns is closed once all is
-// done. current is the handler of the moment, general its ServeDNS (which
-// looks it up again), and maxForwards --max-forwards. A socket that fails
+// done. current is the handler of the moment. A socket that fails
 // otherwise than by closing stops skydns through g.
-func serveUDPSockets(ctx context.Context, g *errgroup.Group, conns []*net.UDPConn, current func() *Handler, general dns.Handler, maxForwards int) <-chan struct{} {
-	srv := &udpServer{handler: current, general: general, slots: make(chan struct{}, maxForwards+generalSlack)}
-	var readers sync.WaitGroup
+func serveUDPSockets(ctx context.Context, g *errgroup.Group, conns []*net.UDPConn, current func() *Handler) <-chan struct{} {
+	srv := &udpServer{ctx: ctx, g: g, handler: current}
 	for _, c := range conns {
 		r, err := newUDPReader(srv, c)
-		readers.Add(1)
-		g.Go(func() error {
-			defer readers.Done()
-			if err != nil {
-				return err
-			}
-			if err := r.run(); err != nil && ctx.Err() == nil {
-				return fmt.Errorf("dns server (udp): %w", err)
-			}
-			return nil
-		})
+		if err != nil {
+			g.Go(func() error { return err })
+			continue
+		}
+		srv.start(r, nil)
 	}
 	stopped := make(chan struct{})
 	g.Go(func() error {
@@ -88,26 +80,23 @@ func serveUDPSockets(ctx context.Context, g *errgroup.Group, conns []*net.UDPCon
 		for _, c := range conns {
 			_ = c.Close() // Ends its reader's ReadBatch.
 		}
-		readers.Wait()
-		srv.queries.Wait()
+		srv.readers.Wait()
 		return nil
 	})
 	return stopped
 }
 
-// serveGeneral runs b through ServeDNS on a goroutine of its own, or on
-// the caller's when all slots are taken.
-func (s *udpServer) serveGeneral(w *udpWriter, b []byte) {
-	select {
-	case s.slots <- struct{}{}:
-		s.queries.Add(1)
-		go func() {
-			defer func() { <-s.slots; s.queries.Done() }()
-			serveDatagram(s.general, w, b)
-		}()
-	default:
-		serveDatagram(s.general, w, b)
-	}
+// start runs r on a goroutine of its own, first serving pending, the rest
+// of a batch that a query left it with.
+func (s *udpServer) start(r *udpReader, pending []ipv4.Message) {
+	s.readers.Add(1)
+	s.g.Go(func() error {
+		defer s.readers.Done()
+		if err := r.run(pending); err != nil && s.ctx.Err() == nil {
+			return fmt.Errorf("dns server (udp): %w", err)
+		}
+		return nil
+	})
 }
 
 // udpReader is one socket's reader and the buffers it reuses.
@@ -117,10 +106,19 @@ type udpReader struct {
 	batch    batchConn
 	wildcard bool // Bound to 0.0.0.0 or [::]: each reply must name its source.
 
-	in     []ipv4.Message
-	out    []ipv4.Message
-	starts []time.Time // When each reply in out was looked up.
-	tally  packedTally // The batch's packed replies, for the counters.
+	in      []ipv4.Message
+	out     []ipv4.Message
+	pending int         // Replies in out, not sent yet.
+	starts  []time.Time // When each packed reply in out was looked up.
+	built   []bool      // Which replies in out ServeDNS wrote (and counted).
+	tally   packedTally // The batch's packed replies, for the counters.
+	h       *Handler    // The batch's.
+
+	// query is the one served through ServeDNS at the moment, and ctx the
+	// context it is served in, which carries query for leaveReader. Both
+	// are made anew when a query leaves with the old ones.
+	query *inlineQuery
+	ctx   context.Context
 
 	// The last query's packet info and the reply source made from it:
 	// nearly every query comes to the same address, and the source is
@@ -131,9 +129,11 @@ type udpReader struct {
 func newUDPReader(srv *udpServer, c *net.UDPConn) (*udpReader, error) {
 	r := &udpReader{
 		srv: srv, conn: c, batch: ipv4.NewPacketConn(c),
-		in: make([]ipv4.Message, udpBatch), out: make([]ipv4.Message, udpBatch), starts: make([]time.Time, udpBatch),
+		in: make([]ipv4.Message, udpBatch), out: make([]ipv4.Message, udpBatch),
+		starts: make([]time.Time, udpBatch), built: make([]bool, udpBatch),
 		tally: srv.handler().newPackedTally(),
 	}
+	r.newQuery()
 	local, _ := c.LocalAddr().(*net.UDPAddr)
 	if !unixSockets {
 		r.batch = singleConn{c}
@@ -191,7 +191,12 @@ func (s singleConn) WriteBatch(ms []ipv4.Message, _ int) (int, error) {
 }
 
 // run reads batches until the socket closes.
-func (r *udpReader) run() error {
+// run serves pending, then reads batches until the socket closes or a
+// query takes the reader's goroutine (leaveReader).
+func (r *udpReader) run(pending []ipv4.Message) error {
+	if len(pending) > 0 && r.serve(pending) {
+		return nil
+	}
 	for {
 		n, err := r.batch.ReadBatch(r.in, 0)
 		var temporary interface{ Temporary() bool }
@@ -203,16 +208,18 @@ func (r *udpReader) run() error {
 		case err != nil:
 			return err
 		}
-		r.serve(r.in[:n])
+		if r.serve(r.in[:n]) {
+			return nil
+		}
 	}
 }
 
-// serve answers one batch: packed hits into out, written at once, the rest
-// handed to ServeDNS.
-func (r *udpReader) serve(batch []ipv4.Message) {
-	h := r.srv.handler()
-	fast := h.packedFastPath()
-	out := 0
+// serve answers one batch, packed hits from their bytes and the rest
+// through ServeDNS, and writes the replies at once. It reports whether a
+// query left with the goroutine: the reader then goes on elsewhere.
+func (r *udpReader) serve(batch []ipv4.Message) (left bool) {
+	r.h = r.srv.handler()
+	fast := r.h.packedFastPath()
 	for i := range batch {
 		m := &batch[i]
 		b := m.Buffers[0][:m.N]
@@ -220,25 +227,75 @@ func (r *udpReader) serve(batch []ipv4.Message) {
 		if r.wildcard {
 			source = r.replySource(m.OOB[:m.NN])
 		}
-		if fast {
-			if reply, start, ok := h.answerPacked(b, r.out[out].Buffers[0][:0], &r.tally); ok {
-				r.out[out].Buffers[0], r.out[out].OOB, r.out[out].Addr, r.starts[out] = reply, source, m.Addr, start
-				out++
-				continue
-			}
+		if fast && r.answerPacked(b, m.Addr, source) {
+			continue
 		}
-		remote, _ := m.Addr.(*net.UDPAddr)
-		r.srv.serveGeneral(&udpWriter{conn: r.conn, remote: remote, source: source}, bytes.Clone(b))
+		q := r.query
+		*q = inlineQuery{reader: r, conn: r.conn, remote: m.Addr, source: source, rest: batch[i+1:]}
+		serveDatagram(r.h, r.ctx, q, b)
+		if q.reader == nil {
+			return true
+		}
 	}
-	if out == 0 {
+	r.flush()
+	return false
+}
+
+// answerPacked puts the packed reply to b, if there is one, among the
+// batch's replies.
+func (r *udpReader) answerPacked(b []byte, remote net.Addr, source []byte) bool {
+	slot := &r.out[r.pending]
+	reply, start, ok := r.h.answerPacked(b, slot.Buffers[0][:0], &r.tally)
+	if ok {
+		slot.Buffers[0], slot.OOB, slot.Addr = reply, source, remote
+		r.starts[r.pending], r.built[r.pending] = start, false
+		r.pending++
+	}
+	return ok
+}
+
+// flush sends the batch's replies and counts the packed ones, as ServeDNS
+// counted the others when it wrote them.
+func (r *udpReader) flush() {
+	out := r.out[:r.pending]
+	r.pending = 0
+	if len(out) == 0 {
 		return
 	}
-	r.write(h, r.out[:out])
+	r.write(r.h, out)
 	for i := range out {
-		h.accountPacked(r.starts[i], r.out[i].Buffers[0], &r.tally)
-		r.out[i].Addr = nil
+		if !r.built[i] {
+			r.h.accountPacked(r.starts[i], out[i].Buffers[0], &r.tally)
+		}
+		out[i].Addr = nil
 	}
-	h.addPacked(&r.tally)
+	r.h.addPacked(&r.tally)
+}
+
+// newQuery gives the reader a query and context of its own, the old ones
+// having left with a query (or there being none yet).
+func (r *udpReader) newQuery() {
+	r.query = new(inlineQuery)
+	r.ctx = context.WithValue(r.srv.handler().base, inlineQueryKey{}, r.query)
+}
+
+// inlineQueryKey is the context key of the inlineQuery a reader serves.
+type inlineQueryKey struct{}
+
+// leaveReader is called by a query about to wait on the network. If a UDP
+// reader is serving it, the reader sends the replies it has, and goes on
+// with the rest of its batch on a new goroutine; the query keeps the old
+// one, and writes its reply alone. Called again, it does nothing.
+func leaveReader(ctx context.Context) {
+	q, ok := ctx.Value(inlineQueryKey{}).(*inlineQuery)
+	if !ok || q.reader == nil {
+		return
+	}
+	r := q.reader
+	q.reader = nil
+	r.flush()
+	r.newQuery()
+	r.srv.start(r, q.rest)
 }
 
 // write sends ms, skipping past a datagram the kernel refuses (counted
@@ -287,7 +344,7 @@ func replySource(oob []byte) []byte {
 // than a header, or a response, dropped; refused by dns.DefaultMsgAcceptFunc,
 // or not unpacking, FORMERR (NOTIMP for other opcodes) with the header and
 // whatever question unpacked.
-func serveDatagram(h dns.Handler, w dns.ResponseWriter, b []byte) {
+func serveDatagram(h *Handler, ctx context.Context, w dns.ResponseWriter, b []byte) {
 	if len(b) < dnsHeaderLen {
 		return
 	}
@@ -296,7 +353,7 @@ func serveDatagram(h dns.Handler, w dns.ResponseWriter, b []byte) {
 	switch action {
 	case dns.MsgAccept:
 		if req.Unpack(b) == nil {
-			h.ServeDNS(w, req)
+			h.serve(ctx, w, req)
 			return
 		}
 		action = dns.MsgReject
@@ -323,32 +380,59 @@ func headerOf(b []byte) dns.Header {
 	}
 }
 
-// udpWriter is the dns.ResponseWriter of a query off the packed path: it
-// writes to the socket the query came in on.
-type udpWriter struct {
+// inlineQuery is the dns.ResponseWriter of a datagram a reader serves
+// through ServeDNS: its reply joins the batch's, or, once the query has
+// left the reader (leaveReader), is written alone.
+type inlineQuery struct {
+	reader *udpReader // nil once the query has left it.
 	conn   *net.UDPConn
-	remote *net.UDPAddr
-	source []byte // Control message naming the reply's source; nil: the socket's.
+	remote net.Addr
+	source []byte         // Control message naming the reply's source; nil: the socket's.
+	rest   []ipv4.Message // The batch's datagrams after this one.
 }
 
-func (w *udpWriter) LocalAddr() net.Addr  { return w.conn.LocalAddr() }
-func (w *udpWriter) RemoteAddr() net.Addr { return w.remote }
+func (q *inlineQuery) LocalAddr() net.Addr  { return q.conn.LocalAddr() }
+func (q *inlineQuery) RemoteAddr() net.Addr { return q.remote }
 
-func (w *udpWriter) WriteMsg(m *dns.Msg) error {
+func (q *inlineQuery) WriteMsg(m *dns.Msg) error {
+	if r := q.reader; r != nil {
+		slot := &r.out[r.pending]
+		b, err := m.PackBuffer(slot.Buffers[0][:0])
+		if err != nil {
+			return err
+		}
+		q.queue(b)
+		return nil
+	}
 	b, err := m.Pack()
 	if err != nil {
 		return err
 	}
-	_, err = w.Write(b)
+	_, err = q.Write(b)
 	return err
 }
 
-func (w *udpWriter) Write(b []byte) (int, error) {
-	n, _, err := w.conn.WriteMsgUDP(b, w.source, w.remote)
+func (q *inlineQuery) Write(b []byte) (int, error) {
+	if q.reader != nil {
+		q.queue(append(q.reader.out[q.reader.pending].Buffers[0][:0], b...))
+		return len(b), nil
+	}
+	remote, _ := q.remote.(*net.UDPAddr)
+	n, _, err := q.conn.WriteMsgUDP(b, q.source, remote)
 	return n, err
 }
 
-func (w *udpWriter) Close() error        { return nil }
-func (w *udpWriter) TsigStatus() error   { return nil }
-func (w *udpWriter) TsigTimersOnly(bool) {}
-func (w *udpWriter) Hijack()             {}
+// queue adds reply, in the reader's next reply buffer (or one grown from
+// it), to the batch's replies.
+func (q *inlineQuery) queue(reply []byte) {
+	r := q.reader
+	slot := &r.out[r.pending]
+	slot.Buffers[0], slot.OOB, slot.Addr = reply, q.source, q.remote
+	r.built[r.pending] = true
+	r.pending++
+}
+
+func (q *inlineQuery) Close() error        { return nil }
+func (q *inlineQuery) TsigStatus() error   { return nil }
+func (q *inlineQuery) TsigTimersOnly(bool) {}
+func (q *inlineQuery) Hijack()             {}

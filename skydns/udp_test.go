@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,7 +51,7 @@ func serveBatched(t testing.TB, h *Handler, addr string, sockets int) net.Addr {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var g errgroup.Group
-	stopped := serveUDPSockets(ctx, &g, conns, func() *Handler { return h }, h, defaultMaxForwards)
+	stopped := serveUDPSockets(ctx, &g, conns, func() *Handler { return h })
 	t.Cleanup(func() {
 		cancel()
 		<-stopped
@@ -422,29 +424,86 @@ func FuzzPackedKeyOf(f *testing.F) {
 	})
 }
 
-// A query off the packed path gets a goroutine while slots are free; with
-// all taken, the reader serves it itself, so their number stays bounded.
-func TestServeGeneralIsBounded(t *testing.T) {
-	release := make(chan struct{})
-	served := make(chan struct{}, 2)
-	blocking := dns.HandlerFunc(func(dns.ResponseWriter, *dns.Msg) { <-release; served <- struct{}{} })
-	s := &udpServer{general: blocking, slots: make(chan struct{}, 1)}
-	b := packQuery(t, udpQuery("a.ipaddr.skydns.test.", dns.TypeA, 1))
+// blockingUpstream answers every query once released, and reports each
+// one as it arrives.
+type blockingUpstream struct {
+	arrived chan string
+	release chan struct{}
+}
 
-	s.serveGeneral(&udpWriter{}, b) // Takes the one slot and returns at once.
-	inline := make(chan struct{})
-	go func() { s.serveGeneral(&udpWriter{}, b); close(inline) }()
+func (u blockingUpstream) Exchange(ctx context.Context, req *dns.Msg, _, _ string) (*dns.Msg, error) {
+	u.arrived <- req.Question[0].Name
 	select {
-	case <-inline:
-		t.Fatal("with no slot free, serveGeneral returned before the query was served")
-	case <-time.After(50 * time.Millisecond):
+	case <-u.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	close(release)
-	<-inline
-	s.queries.Wait()
-	if len(served) != 2 || len(s.slots) != 0 {
-		t.Fatalf("%d served, %d slots held; want 2 and 0", len(served), len(s.slots))
+	m := new(dns.Msg).SetReply(req)
+	m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 1)}}
+	return m, nil
+}
+
+// A reader serves every datagram itself, but never waits: queries that
+// wait on upstream leave it, so with the one socket's upstream queries
+// hanging, in-zone misses and hits are still answered at once. Those
+// that wait are bounded by --max-forwards (2 here): the rest are SERVFAIL
+// at once, and the reader goes on.
+func TestUDPReaderNeverWaitsOnUpstream(t *testing.T) {
+	up := blockingUpstream{arrived: make(chan string, 8), release: make(chan struct{})}
+	cfg := newTestConfig()
+	cfg.MaxForwards = 2
+	h := newTestHandler(t, cfg, loadIndex(t, testRecords), func(d *Deps) { d.Exchange = up })
+	addr := serveBatched(t, h, "127.0.0.1:0", 1)
+
+	waiting := make(chan []byte, 2)
+	for i := range 2 {
+		go func() {
+			waiting <- exchangeRaw(t, addr, packQuery(t, udpQuery(fmt.Sprintf("w%d.example.org.", i), dns.TypeA, uint16(i))), 20*time.Second)
+		}()
+		<-up.arrived // Waiting upstream, holding a slot.
 	}
+	// A third forwarded query gets no slot: SERVFAIL at once. So does the
+	// chase of an in-zone CNAME out of the zone, whose reply is then built
+	// from the records alone (NODATA).
+	for _, q := range []struct {
+		name  string
+		rcode int
+	}{{"w2.example.org.", dns.RcodeServerFailure}, {"external.skydns.test.", dns.RcodeSuccess}} {
+		if rcode := rcodeOf(t, exchangeRaw(t, addr, packQuery(t, udpQuery(q.name, dns.TypeA, 9)), 5*time.Second)); rcode != q.rcode {
+			t.Errorf("%s with --max-forwards taken: rcode %d, want %d", q.name, rcode, q.rcode)
+		}
+	}
+	// In-zone names, each asked twice (built, then packed).
+	for range 2 {
+		for _, name := range []string{"a.ipaddr.skydns.test.", "nothing.skydns.test.", "1.0.0.10.in-addr.arpa."} {
+			qtype := dns.TypeA
+			if strings.HasSuffix(name, ".arpa.") {
+				qtype = dns.TypePTR
+			}
+			if got := exchangeRaw(t, addr, packQuery(t, udpQuery(name, qtype, 7)), 5*time.Second); got == nil {
+				t.Fatalf("%s: no answer while two queries wait upstream", name)
+			}
+		}
+	}
+	close(up.release)
+	for range 2 {
+		if rcode := rcodeOf(t, <-waiting); rcode != dns.RcodeSuccess {
+			t.Errorf("a query released from upstream: rcode %d", rcode)
+		}
+	}
+}
+
+// rcodeOf is the rcode of the reply b, -1 for none.
+func rcodeOf(t *testing.T, b []byte) int {
+	t.Helper()
+	if b == nil {
+		return -1
+	}
+	m := new(dns.Msg)
+	if err := m.Unpack(b); err != nil {
+		t.Fatal(err)
+	}
+	return m.Rcode
 }
 
 // The reader's fallback where x/net cannot batch (unixSockets false):
