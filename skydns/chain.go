@@ -45,9 +45,10 @@ type request struct {
 	name      string // The question's name in lowercase.
 	mixedCase bool   // The name had upper-case letters.
 	tcp       bool
-	client    net.Addr  // Who asked: the autopath step reads it.
-	start     time.Time // When it arrived; also the clock of the SOA serial.
-	work      budget    // What the resolver has spent on it (budget.go).
+	client    net.Addr     // Who asked: the autopath step reads it.
+	inline    *inlineQuery // Set while a UDP reader serves it: see counts.
+	start     time.Time    // When it arrived; also the clock of the SOA serial.
+	work      budget       // What the resolver has spent on it (budget.go).
 
 	reply reply
 }
@@ -67,6 +68,11 @@ func (r *request) reset(m *dns.Msg, tcp bool, start time.Time) {
 		}
 	}
 }
+
+// counts is where the request's counts go: the tally of the UDP reader
+// serving it, written by that reader alone, or nil for the shared
+// counters (TCP, and a query that has left its reader to wait upstream).
+func (r *request) counts() *readerTally { return r.inline.tally() }
 
 // q is the question, or the zero one when there is not exactly one.
 func (r *request) q() dns.Question {

@@ -74,8 +74,13 @@ func (h *Handler) serve(ctx context.Context, w dns.ResponseWriter, m *dns.Msg) {
 	req := h.requests.Get().(*request)
 	req.reset(m, tcp, h.clock())
 	req.client = client
+	req.inline, _ = w.(*inlineQuery)
 	if len(m.Question) == 1 {
-		h.metrics.request(req.proto(), req.q().Qtype)
+		if t := req.counts(); t != nil {
+			t.request(req.q().Qtype)
+		} else {
+			h.metrics.request(req.proto(), req.q().Qtype)
+		}
 	}
 	h.chain.serve(ctx, req)
 	h.send(w, req, &req.reply)
@@ -120,7 +125,10 @@ func (h *Handler) writeShared(w dns.ResponseWriter, id uint16, r *reply) error {
 // account records a sent reply in the metrics and, at debug level, the log.
 func (h *Handler) account(req *request, r *reply) {
 	rcode, answers := r.summary()
-	h.metrics.response(req.proto(), rcode, time.Since(req.start).Seconds())
+	seconds := time.Since(req.start).Seconds()
+	if t := req.counts(); t == nil || !t.response(rcode, seconds) {
+		h.metrics.response(req.proto(), rcode, seconds)
+	}
 	if h.log.Enabled(context.Background(), slog.LevelDebug) {
 		h.logQuery(req, rcode, answers)
 	}

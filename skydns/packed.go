@@ -33,14 +33,29 @@ func (s *packedStep) serve(ctx context.Context, req *request) {
 		return
 	}
 	serial := req.serial()
-	if entry, ok := s.cache.get(key, serial); ok {
-		s.metrics.packedHits.Inc()
+	entry, ok := s.cache.get(key, serial)
+	s.count(req, ok)
+	if ok {
 		req.reply = reply{wire: entry.wire, shared: true, answers: entry.answers}
 		return
 	}
-	s.metrics.packedMisses.Inc()
 	s.next.serve(ctx, req)
 	s.keep(key, serial, req)
+}
+
+// count notes a lookup that found a reply (hit) or not.
+func (s *packedStep) count(req *request, hit bool) {
+	t := req.counts()
+	switch {
+	case t != nil && hit:
+		t.hits++
+	case t != nil:
+		t.misses++
+	case hit:
+		s.metrics.packedHits.Inc()
+	default:
+		s.metrics.packedMisses.Inc()
+	}
 }
 
 // keyOf is answerKeyOf for the local names only: a name forwarded

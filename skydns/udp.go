@@ -111,7 +111,7 @@ type udpReader struct {
 	pending int         // Replies in out, not sent yet.
 	starts  []time.Time // When each packed reply in out was looked up.
 	built   []bool      // Which replies in out ServeDNS wrote (and counted).
-	tally   packedTally // The batch's packed replies, for the counters.
+	tally   readerTally // The batch's queries, for the counters.
 	h       *Handler    // The batch's.
 
 	// query is the one served through ServeDNS at the moment, and ctx the
@@ -131,7 +131,7 @@ func newUDPReader(srv *udpServer, c *net.UDPConn) (*udpReader, error) {
 		srv: srv, conn: c, batch: ipv4.NewPacketConn(c),
 		in: make([]ipv4.Message, udpBatch), out: make([]ipv4.Message, udpBatch),
 		starts: make([]time.Time, udpBatch), built: make([]bool, udpBatch),
-		tally: srv.handler().newPackedTally(),
+		tally: srv.handler().newReaderTally(),
 	}
 	r.newQuery()
 	local, _ := c.LocalAddr().(*net.UDPAddr)
@@ -254,22 +254,22 @@ func (r *udpReader) answerPacked(b []byte, remote net.Addr, source []byte) bool 
 	return ok
 }
 
-// flush sends the batch's replies and counts the packed ones, as ServeDNS
-// counted the others when it wrote them.
+// flush sends the batch's replies, notes the packed ones in the tally, as
+// ServeDNS noted the others when it wrote them, and adds the tally to the
+// counters.
 func (r *udpReader) flush() {
 	out := r.out[:r.pending]
 	r.pending = 0
-	if len(out) == 0 {
-		return
+	if len(out) > 0 {
+		r.write(r.h, out)
 	}
-	r.write(r.h, out)
 	for i := range out {
 		if !r.built[i] {
 			r.h.accountPacked(r.starts[i], out[i].Buffers[0], &r.tally)
 		}
 		out[i].Addr = nil
 	}
-	r.h.addPacked(&r.tally)
+	r.h.addTally(&r.tally) // Queries dropped or not answered yet count too.
 }
 
 // newQuery gives the reader a query and context of its own, the old ones
@@ -389,6 +389,15 @@ type inlineQuery struct {
 	remote net.Addr
 	source []byte         // Control message naming the reply's source; nil: the socket's.
 	rest   []ipv4.Message // The batch's datagrams after this one.
+}
+
+// tally is the reader's accounting while the query is served by it; nil
+// once it has left, when the query counts into the shared counters.
+func (q *inlineQuery) tally() *readerTally {
+	if q == nil || q.reader == nil {
+		return nil
+	}
+	return &q.reader.tally
 }
 
 func (q *inlineQuery) LocalAddr() net.Addr  { return q.conn.LocalAddr() }

@@ -27,7 +27,7 @@ func (h *Handler) packedFastPath() bool {
 // the caller sends it and then calls accountPacked. ok is false, and
 // nothing is noted, when b is not a query packedKeyOf admits or its reply
 // is not packed and current.
-func (h *Handler) answerPacked(b, buf []byte, t *packedTally) (reply []byte, start time.Time, ok bool) {
+func (h *Handler) answerPacked(b, buf []byte, t *readerTally) (reply []byte, start time.Time, ok bool) {
 	key, ok := packedKeyOf(b)
 	if !ok {
 		return nil, time.Time{}, false
@@ -47,59 +47,82 @@ func (h *Handler) answerPacked(b, buf []byte, t *packedTally) (reply []byte, sta
 // accountPacked records a reply answerPacked made, once it has been sent
 // (or failed to be), as ServeDNS's account does: its latency in t's shard
 // at once, its rcode in t.
-func (h *Handler) accountPacked(start time.Time, reply []byte, t *packedTally) {
-	t.rcodes[reply[3]&0x0f]++
-	t.latency.observe(time.Since(start).Seconds())
+func (h *Handler) accountPacked(start time.Time, reply []byte, t *readerTally) {
+	t.response(int(reply[3]&0x0f), time.Since(start).Seconds())
 }
 
-// packedTally is one reader's accounting of its packed replies, so that
-// answering them writes no word another core writes (see latencyHistogram).
-// The counts of a batch are added to the counters once, at its end.
-type packedTally struct {
-	latency *latencyShard
-	hits    [2]int   // A, AAAA: nearly every hit, so counted here.
-	others  []uint16 // The qtypes of the other hits (SRV, PTR, ...) of the batch.
-	rcodes  [16]int
+// readerTally is one UDP reader's accounting of the queries it serves,
+// packed hits and through ServeDNS alike, so that serving them writes no
+// word another core writes (see latencyHistogram): latencies go into the
+// reader's shard at once, and the counts of a batch are added to the
+// counters once, at its end (addTally).
+type readerTally struct {
+	latency  *latencyShard
+	requests [2]int   // A, AAAA: nearly every query, so counted here.
+	others   []uint16 // The qtypes of the other requests of the batch.
+	hits     int      // Packed answers found...
+	misses   int      // ...and looked for in vain.
+	rcodes   [16]int
 }
 
-// hit notes a packed reply to a query of qtype.
-func (t *packedTally) hit(qtype uint16) {
+// request notes a query of qtype.
+func (t *readerTally) request(qtype uint16) {
 	switch qtype {
 	case dns.TypeA:
-		t.hits[0]++
+		t.requests[0]++
 	case dns.TypeAAAA:
-		t.hits[1]++
+		t.requests[1]++
 	default:
 		t.others = append(t.others, qtype)
 	}
 }
 
-// newPackedTally accounts into h's metrics, which every handler of a
-// server shares.
-func (h *Handler) newPackedTally() packedTally {
-	return packedTally{latency: h.metrics.duration.shard(), others: make([]uint16, 0, udpBatch)}
+// hit notes a query of qtype answered from the packed answers.
+func (t *readerTally) hit(qtype uint16) {
+	t.request(qtype)
+	t.hits++
 }
 
-// addPacked adds t to the counters and clears it.
-func (h *Handler) addPacked(t *packedTally) {
+// response notes a reply with rcode, sent seconds after its query came;
+// false, and nothing noted, for an extended rcode (EDNS0's upper bits),
+// which the counters' own labels take.
+func (t *readerTally) response(rcode int, seconds float64) bool {
+	if rcode >= len(t.rcodes) {
+		return false
+	}
+	t.rcodes[rcode]++
+	t.latency.observe(seconds)
+	return true
+}
+
+// newReaderTally accounts into h's metrics, which every handler of a
+// server shares.
+func (h *Handler) newReaderTally() readerTally {
+	return readerTally{latency: h.metrics.duration.shard(), others: make([]uint16, 0, udpBatch)}
+}
+
+// addTally adds t to the counters and clears it.
+func (h *Handler) addTally(t *readerTally) {
 	for i, qtype := range [2]uint16{dns.TypeA, dns.TypeAAAA} {
-		if n := t.hits[i]; n > 0 {
+		if n := t.requests[i]; n > 0 {
 			h.metrics.requestsBy["udp"][qtype].Add(float64(n))
-			h.metrics.packedHits.Add(float64(n))
 		}
 	}
 	for _, qtype := range t.others {
 		h.metrics.request("udp", qtype)
 	}
-	if n := len(t.others); n > 0 {
-		h.metrics.packedHits.Add(float64(n)) // Once a batch, like the A and AAAA hits.
+	if t.hits > 0 {
+		h.metrics.packedHits.Add(float64(t.hits))
+	}
+	if t.misses > 0 {
+		h.metrics.packedMisses.Add(float64(t.misses))
 	}
 	for rcode, n := range t.rcodes {
 		if n > 0 {
 			h.metrics.responseCounter(rcode).Add(float64(n))
 		}
 	}
-	t.hits, t.others, t.rcodes = [2]int{}, t.others[:0], [16]int{}
+	*t = readerTally{latency: t.latency, others: t.others[:0]}
 }
 
 // dnsHeaderLen is the fixed header of every DNS message.
