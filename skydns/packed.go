@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/miekg/dns"
 )
@@ -130,13 +131,19 @@ type packedAnswers struct {
 	shards []packedShard
 }
 
-// packedShard is one lock and its entries, padded so that no two shards'
-// locks share a cache line.
+// packedShard is one lock and its entries, padded to a multiple of 128
+// bytes so that no two shards' locks share a cache line (or the pair the
+// adjacent-line prefetcher fetches together).
 type packedShard struct {
+	shardState
+	_ [128 - unsafe.Sizeof(shardState{})%128]byte
+}
+
+type shardState struct {
 	mu      sync.RWMutex
 	entries map[answerKey]packedAnswer
 	limit   int
-	_       [128 - 24 - 8 - 8]byte
+	door    doorkeeper // Read and written under mu's write lock only.
 }
 
 // packedShards is the number of shards of a cache of at least
@@ -183,7 +190,7 @@ func newPackedAnswers(limit int) *packedAnswers {
 	c := &packedAnswers{seed: maphash.MakeSeed(), shards: make([]packedShard, n)}
 	for i := range c.shards {
 		// Each holds its share, rounded up: up to limit + n - 1 in all.
-		c.shards[i] = packedShard{limit: (limit + n - 1) / n, entries: make(map[answerKey]packedAnswer)}
+		c.shards[i] = packedShard{shardState: shardState{limit: (limit + n - 1) / n, entries: make(map[answerKey]packedAnswer)}}
 	}
 	return c
 }
@@ -237,28 +244,68 @@ func (c *packedAnswers) get(key answerKey, serial uint32) (packedAnswer, bool) {
 	return entry, true
 }
 
-// put stores entry under key, a random entry of its shard going when the
-// shard is full. A new key then gets in only one time in admitFull: when
-// more names are asked for than the cache holds (a uniform mix over
-// 100,000 services), every miss would otherwise swap one entry for
-// another at no gain in hits, and the swap (a delete and an insert in a
-// full map, and the garbage of the entry evicted, which the collector
-// finds by scanning the index's heap) costs a quarter of the miss
-// (BenchmarkServeMany). A working set that moves still moves in, at an
-// eighth of the pace; an entry already held is always replaced, so a
-// stale one never stays.
+// put stores entry under key. A full shard makes room for a new key (a
+// random entry going) only when the key missed recently before
+// (doorkeeper): a name asked for over and over gets in at its second
+// miss, while a mix of more names than the cache holds, each asked again
+// only after many others (a uniform mix over 100,000 services), does not
+// swap one entry for another on every miss at no gain in hits: the swap
+// (a delete and an insert in a full map, and the garbage of the entry
+// evicted, which the collector finds by scanning the index's heap) costs
+// a quarter of such a miss (BenchmarkServeMany). An entry already held is
+// always replaced, so a stale one never stays.
 func (c *packedAnswers) put(key answerKey, entry packedAnswer) {
 	sh := c.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if _, held := sh.entries[key]; !held && len(sh.entries) >= sh.limit && rand.Uint32()%admitFull != 0 {
+	if _, held := sh.entries[key]; !held && len(sh.entries) >= sh.limit && !sh.door.admit(c.hash(key), sh.limit) {
 		return
 	}
 	putBounded(sh.entries, key, entry, sh.limit)
 }
 
-// admitFull is one over the share of new keys a full shard takes in.
-const admitFull = 8
+// hash is a hash of the whole key, for the doorkeeper.
+func (c *packedAnswers) hash(key answerKey) uint64 {
+	return maphash.String(c.seed, key.name) ^ uint64(key.qtype)<<48 ^ uint64(key.udpSize)<<32 ^
+		boolBits(key.rd)<<2 ^ boolBits(key.cd)<<1 ^ boolBits(key.do)
+}
+
+func boolBits(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// doorkeeper remembers the keys a full shard turned away lately, as two
+// bits each of doorBits (a Bloom filter), and forgets them all once it
+// has turned away as many as the shard holds: a key asked for again
+// within that many misses is let in. A false positive lets in a key at
+// its first miss, as if the shard had room.
+type doorkeeper struct {
+	bits   [doorBits / 64]uint64
+	turned int // Keys turned away since the bits were last cleared.
+}
+
+// doorBits is the doorkeeper's size: 1 KiB a shard, with room for the
+// 1,024 keys of a default shard at about one false positive in twenty.
+const doorBits = 8192
+
+// admit reports whether the key of hash h missed since the bits were last
+// cleared, and notes this miss otherwise; limit is the shard's.
+func (d *doorkeeper) admit(h uint64, limit int) bool {
+	i, j := h%doorBits, (h>>32)%doorBits
+	if d.bits[i/64]&(1<<(i%64)) != 0 && d.bits[j/64]&(1<<(j%64)) != 0 {
+		return true
+	}
+	if d.turned >= limit {
+		*d = doorkeeper{}
+	}
+	d.bits[i/64] |= 1 << (i % 64)
+	d.bits[j/64] |= 1 << (j % 64)
+	d.turned++
+	return false
+}
 
 // putBounded stores v under k in m, which holds at most limit entries:
 // when full, one entry goes. Map iteration starts at a random place, so
