@@ -264,10 +264,16 @@ func (c *packedAnswers) put(key answerKey, entry packedAnswer) {
 	putBounded(sh.entries, key, entry, sh.limit)
 }
 
-// hash is a hash of the whole key, for the doorkeeper.
+// hash is a hash of the whole key, for the doorkeeper: the name's hash
+// (whose low bits chose the shard, so are the same for all of a shard's
+// keys) with the rest of the key folded in, then mixed so that every bit
+// depends on every other (splitmix64's finalizer).
 func (c *packedAnswers) hash(key answerKey) uint64 {
-	return maphash.String(c.seed, key.name) ^ uint64(key.qtype)<<48 ^ uint64(key.udpSize)<<32 ^
+	h := maphash.String(c.seed, key.name) ^ uint64(key.qtype)<<48 ^ uint64(key.udpSize)<<32 ^
 		boolBits(key.rd)<<2 ^ boolBits(key.cd)<<1 ^ boolBits(key.do)
+	h = (h ^ h>>30) * 0xbf58476d1ce4e5b9
+	h = (h ^ h>>27) * 0x94d049bb133111eb
+	return h ^ h>>31
 }
 
 func boolBits(b bool) uint64 {
@@ -278,33 +284,49 @@ func boolBits(b bool) uint64 {
 }
 
 // doorkeeper remembers the keys a full shard turned away lately, as two
-// bits each of doorBits (a Bloom filter), and forgets them all once it
-// has turned away as many as the shard holds: a key asked for again
-// within that many misses is let in. A false positive lets in a key at
-// its first miss, as if the shard had room.
+// bits each of a Bloom filter of doorBitsPerKey bits for each key the
+// shard holds, and forgets them all once it has turned away as many as
+// the shard holds: a key asked for again within that many misses is let
+// in. A false positive (about one in twenty at the filter's fullest) lets
+// in a key at its first miss, as if the shard had room.
 type doorkeeper struct {
-	bits   [doorBits / 64]uint64
-	turned int // Keys turned away since the bits were last cleared.
+	bits   []uint64 // Made at the first key turned away.
+	turned int      // Keys turned away since the bits were last cleared.
 }
 
-// doorBits is the doorkeeper's size: 1 KiB a shard, with room for the
-// 1,024 keys of a default shard at about one false positive in twenty.
-const doorBits = 8192
+// doorBitsPerKey is the filter's size per key of the shard: with two
+// bits a key, about 5% false positives when full.
+const doorBitsPerKey = 8
 
 // admit reports whether the key of hash h missed since the bits were last
 // cleared, and notes this miss otherwise; limit is the shard's.
 func (d *doorkeeper) admit(h uint64, limit int) bool {
-	i, j := h%doorBits, (h>>32)%doorBits
-	if d.bits[i/64]&(1<<(i%64)) != 0 && d.bits[j/64]&(1<<(j%64)) != 0 {
+	if d.bits == nil {
+		d.bits = make([]uint64, (max(limit, 8)*doorBitsPerKey+63)/64)
+	}
+	if d.seen(h) {
 		return true
 	}
 	if d.turned >= limit {
-		*d = doorkeeper{}
+		clear(d.bits)
+		d.turned = 0
 	}
+	i, j := d.positions(h)
 	d.bits[i/64] |= 1 << (i % 64)
 	d.bits[j/64] |= 1 << (j % 64)
 	d.turned++
 	return false
+}
+
+// seen reports whether both bits of h are set.
+func (d *doorkeeper) seen(h uint64) bool {
+	i, j := d.positions(h)
+	return d.bits[i/64]&(1<<(i%64)) != 0 && d.bits[j/64]&(1<<(j%64)) != 0
+}
+
+func (d *doorkeeper) positions(h uint64) (i, j uint64) {
+	n := uint64(len(d.bits)) * 64
+	return h % n, (h >> 32) % n
 }
 
 // putBounded stores v under k in m, which holds at most limit entries:

@@ -405,8 +405,9 @@ func (q *inlineQuery) RemoteAddr() net.Addr { return q.remote }
 
 func (q *inlineQuery) WriteMsg(m *dns.Msg) error {
 	if r := q.reader; r != nil {
+		// PackBuffer packs into the slice's length, not its capacity.
 		slot := &r.out[r.pending]
-		b, err := m.PackBuffer(slot.Buffers[0][:0])
+		b, err := m.PackBuffer(slot.Buffers[0][:cap(slot.Buffers[0])])
 		if err != nil {
 			return err
 		}
