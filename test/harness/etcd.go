@@ -63,6 +63,7 @@ func startEtcdMembers(t testing.TB, n int, tlsFiles *EtcdTLS, extra []string) []
 		scheme = "https"
 	}
 	members := make([]*Etcd, n)
+	ports := FreePorts(t, 2*n) // Client and peer, all distinct.
 	var peers []string
 	for i := range members {
 		name := "test"
@@ -71,8 +72,8 @@ func startEtcdMembers(t testing.TB, n int, tlsFiles *EtcdTLS, extra []string) []
 		}
 		members[i] = &Etcd{
 			t: t, bin: EtcdBinary(t), dataDir: t.TempDir(), Name: name, tls: tlsFiles, extra: extra,
-			URL:     fmt.Sprintf("%s://127.0.0.1:%d", scheme, FreePort(t)),
-			peerURL: fmt.Sprintf("http://127.0.0.1:%d", FreePort(t)),
+			URL:     fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[2*i]),
+			peerURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
 		}
 		peers = append(peers, name+"="+members[i].peerURL)
 	}

@@ -82,21 +82,39 @@ func mustExecutable(t testing.TB, path, hint string) string {
 // the moment of asking.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	for i := 0; i < 50; i++ {
+	return FreePorts(t, 1)[0]
+}
+
+// FreePorts returns n distinct loopback ports, each free for both TCP and
+// UDP at the moment of asking. All n are held until the last is found:
+// ports asked for one at a time, each released before the next, can come
+// back twice (an etcd member once got the same port for its client and
+// peer URLs, and could not start).
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var held []net.Listener
+	defer func() {
+		for _, ln := range held {
+			ln.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for i := 0; len(ports) < n && i < 50*n; i++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
+		held = append(held, ln)
 		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		ln.Close()
-		if err == nil {
+		if pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
 			pc.Close()
-			return port
+			ports = append(ports, port)
 		}
 	}
-	t.Fatal("no free port found")
-	return 0
+	if len(ports) < n {
+		t.Fatalf("found %d free ports of %d", len(ports), n)
+	}
+	return ports
 }
 
 // Process is one of our binaries, or etcd, running under a test.
