@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"slices"
-	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -81,13 +79,7 @@ func BenchmarkServeA(b *testing.B) {
 // the reverse record of its address; and 100 headless services
 // (hl-N.ns-0) of four endpoints each.
 func benchRecords() map[string]string {
-	records := map[string]string{}
-	for i := 0; i < 10000; i++ {
-		name := fmt.Sprintf("svc-%d.ns-%d.svc.skydns.test.", i, i/5000)
-		records["a1b2c3d4."+name] = fmt.Sprintf(`{"host":"10.100.%d.%d","priority":10,"weight":10,"ttl":30}`, i>>8, i&255)
-		records["a1b2c3d4._http._tcp."+name] = `{"host":"` + name + `","port":80,"priority":10,"weight":10,"ttl":30}`
-		records[fmt.Sprintf("%d.%d.100.10.in-addr.arpa.", i&255, i>>8)] = `{"host":"` + name + `","ttl":30}`
-	}
+	records := manyRecords(10000)
 	for i := 0; i < 100; i++ {
 		for e := range 4 {
 			records[fmt.Sprintf("e%d.hl-%d.ns-0.svc.skydns.test.", e, i)] = fmt.Sprintf(`{"host":"10.101.%d.%d","priority":10,"weight":10,"ttl":30}`, i, e)
@@ -184,7 +176,7 @@ func BenchmarkServeMany(b *testing.B) {
 		ask  func(i int) *dns.Msg
 	}{
 		{"a", func(i int) *dns.Msg { return question(manyService(i), dns.TypeA, 1) }},
-		{"ptr", func(i int) *dns.Msg { return question(reverseOf(manyAddress(i)), dns.TypePTR, 1) }},
+		{"ptr", func(i int) *dns.Msg { return question(mustReverse(manyAddress(i)), dns.TypePTR, 1) }},
 		{"nxdomain", func(i int) *dns.Msg {
 			return question(manyService(i)+fmt.Sprintf("ns-%d.svc.skydns.test.", i/5000), dns.TypeA, 1)
 		}},
@@ -224,7 +216,7 @@ func manyRecords(n int) map[string]string {
 		name := manyService(i)
 		records["a1b2c3d4."+name] = `{"host":"` + manyAddress(i) + `","priority":10,"weight":10,"ttl":30}`
 		records["a1b2c3d4._http._tcp."+name] = `{"host":"` + name + `","port":80,"priority":10,"weight":10,"ttl":30}`
-		records[reverseOf(manyAddress(i))] = `{"host":"` + name + `","ttl":30}`
+		records[mustReverse(manyAddress(i))] = `{"host":"` + name + `","ttl":30}`
 	}
 	return records
 }
@@ -233,8 +225,11 @@ func manyService(i int) string { return fmt.Sprintf("svc-%d.ns-%d.svc.skydns.tes
 
 func manyAddress(i int) string { return fmt.Sprintf("10.%d.%d.%d", 100+i>>16, i>>8&255, i&255) }
 
-func reverseOf(ip string) string {
-	o := strings.Split(ip, ".")
-	slices.Reverse(o)
-	return strings.Join(o, ".") + ".in-addr.arpa."
+// mustReverse is the in-addr.arpa name of ip.
+func mustReverse(ip string) string {
+	name, err := dns.ReverseAddr(ip)
+	if err != nil {
+		panic(err)
+	}
+	return name
 }

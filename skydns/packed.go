@@ -200,8 +200,13 @@ func (c *packedAnswers) shard(key answerKey) *packedShard {
 	if len(c.shards) == 1 {
 		return &c.shards[0]
 	}
-	return &c.shards[maphash.String(c.seed, key.name)%packedShards]
+	return c.shardOf(c.nameHash(key))
 }
+
+// shardOf is the shard of a key whose name hashes to h.
+func (c *packedAnswers) shardOf(h uint64) *packedShard { return &c.shards[h%uint64(len(c.shards))] }
+
+func (c *packedAnswers) nameHash(key answerKey) uint64 { return maphash.String(c.seed, key.name) }
 
 // answerKeyOf says whether req may be answered from the cache, and under
 // which key. It admits only what the checks and the CHAOS step pass on
@@ -255,21 +260,22 @@ func (c *packedAnswers) get(key answerKey, serial uint32) (packedAnswer, bool) {
 // a quarter of such a miss (BenchmarkServeMany). An entry already held is
 // always replaced, so a stale one never stays.
 func (c *packedAnswers) put(key answerKey, entry packedAnswer) {
-	sh := c.shard(key)
+	nameHash := c.nameHash(key) // Once, for the shard and the doorkeeper.
+	sh := c.shardOf(nameHash)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if _, held := sh.entries[key]; !held && len(sh.entries) >= sh.limit && !sh.door.admit(c.hash(key), sh.limit) {
+	if _, held := sh.entries[key]; !held && len(sh.entries) >= sh.limit && !sh.door.admit(keyHash(key, nameHash), sh.limit) {
 		return
 	}
 	putBounded(sh.entries, key, entry, sh.limit)
 }
 
-// hash is a hash of the whole key, for the doorkeeper: the name's hash
-// (whose low bits chose the shard, so are the same for all of a shard's
-// keys) with the rest of the key folded in, then mixed so that every bit
-// depends on every other (splitmix64's finalizer).
-func (c *packedAnswers) hash(key answerKey) uint64 {
-	h := maphash.String(c.seed, key.name) ^ uint64(key.qtype)<<48 ^ uint64(key.udpSize)<<32 ^
+// keyHash is a hash of the whole key, for the doorkeeper: the name's
+// hash (whose low bits chose the shard, so are the same for all of a
+// shard's keys) with the rest of the key folded in, then mixed so that
+// every bit depends on every other (splitmix64's finalizer).
+func keyHash(key answerKey, nameHash uint64) uint64 {
+	h := nameHash ^ uint64(key.qtype)<<48 ^ uint64(key.udpSize)<<32 ^
 		boolBits(key.rd)<<2 ^ boolBits(key.cd)<<1 ^ boolBits(key.do)
 	h = (h ^ h>>30) * 0xbf58476d1ce4e5b9
 	h = (h ^ h>>27) * 0x94d049bb133111eb
@@ -304,25 +310,27 @@ func (d *doorkeeper) admit(h uint64, limit int) bool {
 	if d.bits == nil {
 		d.bits = make([]uint64, (max(limit, 8)*doorBitsPerKey+63)/64)
 	}
-	if d.seen(h) {
+	i, j := d.positions(h)
+	if d.has(i) && d.has(j) {
 		return true
 	}
 	if d.turned >= limit {
 		clear(d.bits)
 		d.turned = 0
 	}
-	i, j := d.positions(h)
 	d.bits[i/64] |= 1 << (i % 64)
 	d.bits[j/64] |= 1 << (j % 64)
 	d.turned++
 	return false
 }
 
-// seen reports whether both bits of h are set.
+// seen reports whether both bits of h are set: admit without noting.
 func (d *doorkeeper) seen(h uint64) bool {
 	i, j := d.positions(h)
-	return d.bits[i/64]&(1<<(i%64)) != 0 && d.bits[j/64]&(1<<(j%64)) != 0
+	return d.has(i) && d.has(j)
 }
+
+func (d *doorkeeper) has(bit uint64) bool { return d.bits[bit/64]&(1<<(bit%64)) != 0 }
 
 func (d *doorkeeper) positions(h uint64) (i, j uint64) {
 	n := uint64(len(d.bits)) * 64

@@ -428,11 +428,11 @@ func TestDoorkeeperFalsePositives(t *testing.T) {
 		for key := range keys {
 			switch {
 			case filled < sh.limit-1:
-				if !sh.door.admit(c.hash(key), sh.limit) { // A false positive is not remembered.
+				if !sh.door.admit(keyHash(key, c.nameHash(key)), sh.limit) { // A false positive is not remembered.
 					filled++
 				}
 			case probed < 5000:
-				if sh.door.seen(c.hash(key)) {
+				if sh.door.seen(keyHash(key, c.nameHash(key))) {
 					positives++
 				}
 				probed++

@@ -196,9 +196,7 @@ func fit(req *request, m *dns.Msg, maxUDP uint16) *dns.Msg {
 		size = dns.MaxMsgSize
 	}
 	if n := uncompressedLen(m); n <= size {
-		// Compression only pays when it keeps a reply under a limit; a
-		// small reply is cheaper to send as it is.
-		m.Compress = n > dns.MinMsgSize
+		m.Compress = compressionPays(n)
 		return m
 	}
 	if m.Len() <= size {
@@ -227,6 +225,14 @@ func advertisedUDPSize(opt *dns.OPT) uint16 {
 // uncompressedLen is an upper bound of the packed size that is cheap to
 // compute: most replies fit by this bound, which spares building the
 // compression map twice (once to measure, once to pack).
+// compressionPays says whether a reply of n bytes uncompressed that fits
+// as it is should be compressed all the same: only past 512 bytes, where
+// compression may keep it under a client's limit. A small reply is cheaper
+// to send as it is, and packing with compression (a map of names for each
+// message) was 39% of a PTR miss at 100,000 services
+// (docs/benchmarks-cores.md).
+func compressionPays(n int) bool { return n > dns.MinMsgSize }
+
 func uncompressedLen(m *dns.Msg) int {
 	compress := m.Compress
 	m.Compress = false

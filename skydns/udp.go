@@ -127,31 +127,47 @@ type udpReader struct {
 }
 
 func newUDPReader(srv *udpServer, c *net.UDPConn) (*udpReader, error) {
+	batch, wildcard, err := batchOf(c)
+	if err != nil {
+		return nil, err
+	}
+	return newReader(srv, c, batch, wildcard), nil
+}
+
+// newReader is a reader of c through batch, with its buffers.
+func newReader(srv *udpServer, c *net.UDPConn, batch batchConn, wildcard bool) *udpReader {
 	r := &udpReader{
-		srv: srv, conn: c, batch: ipv4.NewPacketConn(c),
+		srv: srv, conn: c, batch: batch, wildcard: wildcard,
 		in: make([]ipv4.Message, udpBatch), out: make([]ipv4.Message, udpBatch),
 		starts: make([]time.Time, udpBatch), built: make([]bool, udpBatch),
 		tally: srv.handler().newReaderTally(),
 	}
 	r.newQuery()
-	local, _ := c.LocalAddr().(*net.UDPAddr)
+	return r.allocate()
+}
+
+// batchOf is the batch I/O of c for its address family, and whether c is
+// bound to the wildcard address (each reply must then name its source,
+// from the packet info turned on here).
+func batchOf(c *net.UDPConn) (batchConn, bool, error) {
 	if !unixSockets {
-		r.batch = singleConn{c}
-		return r.allocate(), nil
+		return singleConn{c}, false, nil
 	}
+	local, _ := c.LocalAddr().(*net.UDPAddr)
+	var batch batchConn = ipv4.NewPacketConn(c)
 	if local != nil && local.IP.To4() == nil {
-		r.batch = ipv6.NewPacketConn(c)
+		batch = ipv6.NewPacketConn(c)
 	}
-	if local != nil && local.IP.IsUnspecified() {
-		r.wildcard = true
-		// As miekg/dns's server: either family's may fail, not both.
-		err6 := ipv6.NewPacketConn(c).SetControlMessage(ipv6.FlagDst|ipv6.FlagInterface, true)
-		err4 := ipv4.NewPacketConn(c).SetControlMessage(ipv4.FlagDst|ipv4.FlagInterface, true)
-		if err6 != nil && err4 != nil {
-			return nil, fmt.Errorf("dns server (udp): packet info: %w", err4)
-		}
+	if local == nil || !local.IP.IsUnspecified() {
+		return batch, false, nil
 	}
-	return r.allocate(), nil
+	// As miekg/dns's server: either family's may fail, not both.
+	err6 := ipv6.NewPacketConn(c).SetControlMessage(ipv6.FlagDst|ipv6.FlagInterface, true)
+	err4 := ipv4.NewPacketConn(c).SetControlMessage(ipv4.FlagDst|ipv4.FlagInterface, true)
+	if err6 != nil && err4 != nil {
+		return nil, false, fmt.Errorf("dns server (udp): packet info: %w", err4)
+	}
+	return batch, true, nil
 }
 
 // allocate gives r its buffers, once.

@@ -126,14 +126,9 @@ func newUnsharedWriter() *packingWriter {
 // benchReader is a UDP reader of h with no socket: its batches are
 // written nowhere.
 func benchReader(h *Handler) *udpReader {
-	r := &udpReader{
-		srv: &udpServer{handler: func() *Handler { return h }}, batch: discardBatch{}, h: h,
-		in: make([]ipv4.Message, udpBatch), out: make([]ipv4.Message, udpBatch),
-		starts: make([]time.Time, udpBatch), built: make([]bool, udpBatch),
-		tally: h.newReaderTally(),
-	}
-	r.newQuery()
-	return r.allocate()
+	r := newReader(&udpServer{handler: func() *Handler { return h }}, nil, discardBatch{}, false)
+	r.h = h
+	return r
 }
 
 // discardBatch writes every message and reads none.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -424,43 +425,35 @@ func FuzzPackedKeyOf(f *testing.F) {
 	})
 }
 
-// blockingUpstream answers every query once released, and reports each
-// one as it arrives.
-type blockingUpstream struct {
-	arrived chan string
-	release chan struct{}
-}
-
-func (u blockingUpstream) Exchange(ctx context.Context, req *dns.Msg, _, _ string) (*dns.Msg, error) {
-	u.arrived <- req.Question[0].Name
-	select {
-	case <-u.release:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	m := new(dns.Msg).SetReply(req)
-	m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 1)}}
-	return m, nil
-}
-
 // A reader serves every datagram itself, but never waits: queries that
 // wait on upstream leave it, so with the one socket's upstream queries
 // hanging, in-zone misses and hits are still answered at once. Those
 // that wait are bounded by --max-forwards (2 here): the rest are SERVFAIL
 // at once, and the reader goes on.
 func TestUDPReaderNeverWaitsOnUpstream(t *testing.T) {
-	up := blockingUpstream{arrived: make(chan string, 8), release: make(chan struct{})}
+	release, arrived := make(chan struct{}), make(chan struct{}, 8)
+	up, _ := startUpstreamFunc(t, func(r *dns.Msg) *dns.Msg {
+		arrived <- struct{}{}
+		<-release // Held like an upstream that does not answer, until the test lets go.
+		m := new(dns.Msg).SetReply(r)
+		m.Answer = []dns.RR{newA(r.Question[0].Name, 5, net.ParseIP("192.0.2.1"))}
+		return m
+	})
 	cfg := newTestConfig()
-	cfg.MaxForwards = 2
-	h := newTestHandler(t, cfg, loadIndex(t, testRecords), func(d *Deps) { d.Exchange = up })
+	cfg.Nameservers, cfg.MaxForwards, cfg.ReadTimeout = []string{up}, 2, time.Minute
+	h := newTestHandler(t, cfg, loadIndex(t, testRecords))
 	addr := serveBatched(t, h, "127.0.0.1:0", 1)
+	// Let go before the server stops, should the test fail first: a reader
+	// stuck upstream would hold its cleanup.
+	letGo := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(letGo)
 
 	waiting := make(chan []byte, 2)
 	for i := range 2 {
 		go func() {
 			waiting <- exchangeRaw(t, addr, packQuery(t, udpQuery(fmt.Sprintf("w%d.example.org.", i), dns.TypeA, uint16(i))), 20*time.Second)
 		}()
-		<-up.arrived // Waiting upstream, holding a slot.
+		<-arrived // Waiting upstream, holding a slot.
 	}
 	// A third forwarded query gets no slot: SERVFAIL at once. So does the
 	// chase of an in-zone CNAME out of the zone, whose reply is then built
@@ -469,7 +462,7 @@ func TestUDPReaderNeverWaitsOnUpstream(t *testing.T) {
 		name  string
 		rcode int
 	}{{"w2.example.org.", dns.RcodeServerFailure}, {"external.skydns.test.", dns.RcodeSuccess}} {
-		if rcode := rcodeOf(t, exchangeRaw(t, addr, packQuery(t, udpQuery(q.name, dns.TypeA, 9)), 5*time.Second)); rcode != q.rcode {
+		if rcode := unpack(t, exchangeRaw(t, addr, packQuery(t, udpQuery(q.name, dns.TypeA, 9)), 5*time.Second)).Rcode; rcode != q.rcode {
 			t.Errorf("%s with --max-forwards taken: rcode %d, want %d", q.name, rcode, q.rcode)
 		}
 	}
@@ -485,25 +478,12 @@ func TestUDPReaderNeverWaitsOnUpstream(t *testing.T) {
 			}
 		}
 	}
-	close(up.release)
+	letGo()
 	for range 2 {
-		if rcode := rcodeOf(t, <-waiting); rcode != dns.RcodeSuccess {
+		if rcode := unpack(t, <-waiting).Rcode; rcode != dns.RcodeSuccess {
 			t.Errorf("a query released from upstream: rcode %d", rcode)
 		}
 	}
-}
-
-// rcodeOf is the rcode of the reply b, -1 for none.
-func rcodeOf(t *testing.T, b []byte) int {
-	t.Helper()
-	if b == nil {
-		return -1
-	}
-	m := new(dns.Msg)
-	if err := m.Unpack(b); err != nil {
-		t.Fatal(err)
-	}
-	return m.Rcode
 }
 
 // The reader's fallback where x/net cannot batch (unixSockets false):
