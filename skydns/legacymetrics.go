@@ -17,7 +17,7 @@ import (
 // dns_request_duration has today's buckets, not 0.001, 0.003 and the
 // defaults; dns_error_count counts nxdomain too (the original never
 // incremented it); dns_response_size and dns_dnssec_ok_count are not
-// served (no response-size histogram is kept; DNSSEC is not implemented).
+// served (no response-size histogram is kept, nor a count of DO requests).
 type legacyMetrics struct {
 	m                    *Metrics
 	namespace, subsystem string
