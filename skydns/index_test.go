@@ -270,3 +270,31 @@ func TestKeepAllocatesNothing(t *testing.T) {
 		t.Fatalf("Keep allocated %v times for %d keys", allocs, len(kvs))
 	}
 }
+
+// TestDeepestOnPathProbesAsTheWalkFinds checks the name map's suffix
+// probes (deepestOnPath) against the walk down the children (walkDown)
+// for names that exist, that leave the tree at every depth, and odd ones:
+// no trailing dot, the root, empty labels, an escaped dot, a label that
+// is a record's name but not a node of its own.
+func TestDeepestOnPathProbesAsTheWalkFinds(t *testing.T) {
+	ix := loadIndex(t, map[string]string{
+		"a.ns.svc.skydns.test.":            `{"host":"10.0.0.1"}`,
+		"b.ns.svc.skydns.test.":            `{"host":"10.0.0.2"}`,
+		"x.b.ns.svc.skydns.test.":          `{"host":"10.0.0.3"}`,
+		"1.2.3.10.in-addr.arpa.":           `{"host":"a.ns.svc.skydns.test."}`,
+		"_http._tcp.a.ns.svc.skydns.test.": `{"host":"a.ns.svc.skydns.test.","port":80}`,
+	})
+	names := []string{
+		"a.ns.svc.skydns.test.", "x.b.ns.svc.skydns.test.", "missing.ns.svc.skydns.test.",
+		"a.ns.svc.skydns.test.ns.svc.skydns.test.", "a.ns.svc.svc.skydns.test.", "q.skydns.test.",
+		"test.", "nope.", ".", "", "a.ns.svc.skydns.test", "a..svc.skydns.test.", "a\\.ns.svc.skydns.test.",
+		"y.x.b.ns.svc.skydns.test.", "_tcp.a.ns.svc.skydns.test.", "9.1.2.3.10.in-addr.arpa.",
+	}
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	for _, name := range names {
+		if got, want := ix.tree.deepestOnPath(name), ix.tree.walkDown(name); got != want {
+			t.Errorf("deepestOnPath(%q) = %q; the walk finds %q", name, got.name, want.name)
+		}
+	}
+}
