@@ -239,14 +239,27 @@ func answerKeyOf(req *request) (answerKey, bool) {
 // unchanged and it was built within the SOA serial's hour (negative
 // replies carry the serial).
 func (c *packedAnswers) get(key answerKey, serial uint32) (packedAnswer, bool) {
-	sh := c.shard(key)
+	return c.from(c.shard(key), key, serial)
+}
+
+// getHashed is get for a key whose name hashes to nameHash.
+func (c *packedAnswers) getHashed(key answerKey, nameHash uint64, serial uint32) (packedAnswer, bool) {
+	return c.from(c.shardOf(nameHash), key, serial)
+}
+
+func (c *packedAnswers) from(sh *packedShard, key answerKey, serial uint32) (packedAnswer, bool) {
 	sh.mu.RLock()
 	entry, ok := sh.entries[key]
 	sh.mu.RUnlock()
-	if !ok || entry.serial != serial || !allCurrent(entry.basis) {
+	if !ok || !entry.current(serial) {
 		return packedAnswer{}, false
 	}
 	return entry, true
+}
+
+// current says whether e may answer a query at the SOA serial serial.
+func (e *packedAnswer) current(serial uint32) bool {
+	return e.serial == serial && allCurrent(e.basis)
 }
 
 // put stores entry under key. A full shard makes room for a new key (a

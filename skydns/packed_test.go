@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -747,5 +748,59 @@ func TestPackedAnswersGiveWayToANewStubZone(t *testing.T) {
 	// scriptedUpstream, standing in for the stub zone's server, answers 192.0.2.1.
 	if m := unpack(t, serve(t, h, question("web.skydns.test.", dns.TypeA, 1), false)); !strings.Contains(fmt.Sprint(m.Answer), "192.0.2.1") {
 		t.Fatalf("after the stub zone: %v, want the stub server's answer", m.Answer)
+	}
+}
+
+// TestNearAnswers checks a UDP reader's own copy of the packed answers
+// (nearAnswers) on the shared cache's terms: what it copied is served
+// only while the reads it rests on are current and the serial is the
+// same, even once the shared cache has let the entry go; a key sharing
+// the slot gets its own entry; another handler's cache clears it.
+func TestNearAnswers(t *testing.T) {
+	const serial = 100
+	key := answerKey{name: "a.skydns.test.", qtype: dns.TypeA}
+	tests := []struct {
+		name   string
+		change func(shared *packedAnswers, cell *atomic.Uint64) (*packedAnswers, answerKey, uint32)
+		want   bool
+	}{
+		{"unchanged", func(s *packedAnswers, _ *atomic.Uint64) (*packedAnswers, answerKey, uint32) { return s, key, serial }, true},
+		{"let go by the shared cache", func(s *packedAnswers, _ *atomic.Uint64) (*packedAnswers, answerKey, uint32) {
+			delete(s.shard(key).entries, key)
+			return s, key, serial
+		}, true},
+		{"a read changed", func(s *packedAnswers, cell *atomic.Uint64) (*packedAnswers, answerKey, uint32) {
+			cell.Add(1)
+			return s, key, serial
+		}, false},
+		{"the next serial", func(s *packedAnswers, _ *atomic.Uint64) (*packedAnswers, answerKey, uint32) {
+			return s, key, serial + 1
+		}, false},
+		{"another key", func(s *packedAnswers, _ *atomic.Uint64) (*packedAnswers, answerKey, uint32) {
+			other := key
+			other.do = true
+			return s, other, serial
+		}, false},
+		{"another handler's cache", func(s *packedAnswers, _ *atomic.Uint64) (*packedAnswers, answerKey, uint32) {
+			other := newPackedAnswers(10)
+			other.seed = s.seed // The same slot, so only clearing keeps the old entry out.
+			return other, key, serial
+		}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cell := new(atomic.Uint64)
+			entry := packedAnswer{basis: []Version{{cell: cell}}, serial: serial, wire: []byte("reply")}
+			shared, near := newPackedAnswers(10), newNearAnswers()
+			shared.put(key, entry)
+			if got, ok := near.get(shared, key, serial); !ok || string(got.wire) != "reply" {
+				t.Fatalf("first get = %q, %v; want the shared entry", got.wire, ok)
+			}
+			s, k, at := tc.change(shared, cell)
+			got, ok := near.get(s, k, at)
+			if ok != tc.want || ok && string(got.wire) != "reply" {
+				t.Errorf("get after the change = %q, %v; want found %v", got.wire, ok, tc.want)
+			}
+		})
 	}
 }

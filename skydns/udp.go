@@ -112,7 +112,8 @@ type udpReader struct {
 	starts  []time.Time // When each packed reply in out was looked up.
 	built   []bool      // Which replies in out ServeDNS wrote (and counted).
 	tally   readerTally // The batch's queries, for the counters.
-	h       *Handler    // The batch's.
+	near    *nearAnswers
+	h       *Handler // The batch's.
 
 	// query is the one served through ServeDNS at the moment, and ctx the
 	// context it is served in, which carries query for leaveReader. Both
@@ -140,7 +141,7 @@ func newReader(srv *udpServer, c *net.UDPConn, batch batchConn, wildcard bool) *
 		srv: srv, conn: c, batch: batch, wildcard: wildcard,
 		in: make([]ipv4.Message, udpBatch), out: make([]ipv4.Message, udpBatch),
 		starts: make([]time.Time, udpBatch), built: make([]bool, udpBatch),
-		tally: srv.handler().newReaderTally(),
+		tally: srv.handler().newReaderTally(), near: newNearAnswers(),
 	}
 	r.newQuery()
 	return r.allocate()
@@ -261,7 +262,7 @@ func (r *udpReader) serve(batch []ipv4.Message) (left bool) {
 // batch's replies.
 func (r *udpReader) answerPacked(b []byte, remote net.Addr, source []byte) bool {
 	slot := &r.out[r.pending]
-	reply, start, ok := r.h.answerPacked(b, slot.Buffers[0][:0], &r.tally)
+	reply, start, ok := r.h.answerPacked(b, slot.Buffers[0][:0], &r.tally, r.near)
 	if ok {
 		slot.Buffers[0], slot.OOB, slot.Addr = reply, source, remote
 		r.starts[r.pending], r.built[r.pending] = start, false

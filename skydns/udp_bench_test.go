@@ -77,9 +77,9 @@ func BenchmarkServeAParallel(b *testing.B) {
 		b.ReportAllocs()
 		runParallelCPU(b, func(pb *testing.PB) {
 			buf := make([]byte, 0, udpReadSize)
-			tally := h.newReaderTally()
+			tally, near := h.newReaderTally(), newNearAnswers()
 			for i := 0; pb.Next(); i++ {
-				reply, start, ok := h.answerPacked(wires[i%len(wires)], buf, &tally)
+				reply, start, ok := h.answerPacked(wires[i%len(wires)], buf, &tally, near)
 				if !ok {
 					b.Fatal("not a packed hit")
 				}

@@ -27,13 +27,13 @@ func (h *Handler) packedFastPath() bool {
 // the caller sends it and then calls accountPacked. ok is false, and
 // nothing is noted, when b is not a query packedKeyOf admits or its reply
 // is not packed and current.
-func (h *Handler) answerPacked(b, buf []byte, t *readerTally) (reply []byte, start time.Time, ok bool) {
+func (h *Handler) answerPacked(b, buf []byte, t *readerTally, near *nearAnswers) (reply []byte, start time.Time, ok bool) {
 	key, ok := packedKeyOf(b)
 	if !ok {
 		return nil, time.Time{}, false
 	}
 	start = h.clock()
-	entry, ok := h.caches.packed.get(key, serialAt(start))
+	entry, ok := near.get(h.caches.packed, key, serialAt(start))
 	if !ok {
 		return nil, time.Time{}, false
 	}
@@ -42,6 +42,59 @@ func (h *Handler) answerPacked(b, buf []byte, t *readerTally) (reply []byte, sta
 	copy(reply, b[:2])           // The shared bytes stay as they are: the id goes into the copy.
 	entry.answers.shuffle(reply) // A round-robin reply, shuffled as ServeDNS's writeShared does.
 	return reply, start, true
+}
+
+// nearAnswers is a UDP reader's own copy of the packed replies it found
+// last, looked at before the shared packed answers. A shard of those is
+// behind a read-write lock, and taking the read lock writes the lock's
+// word: two cores asking for the same hot name (every pod asks for
+// kubernetes.default) would hand that cache line back and forth on every
+// query, and a second core would add far less than a core's worth
+// (BenchmarkServeAParallel/fast). A hit here writes no word outside the
+// reader. A slot holds the shared entry itself, whose bytes are never
+// written, and is served on the same terms: built within the serial's
+// hour from reads that are all still current. An entry the shared cache
+// has let go is therefore still exact here.
+type nearAnswers struct {
+	shared *packedAnswers // What the slots were copied from; another handler's cache clears them.
+	slots  []nearSlot
+}
+
+type nearSlot struct {
+	key   answerKey
+	entry packedAnswer
+}
+
+// nearSlotCount is the slots of each reader's nearAnswers (a power of two,
+// a slot chosen by the name's hash): 104 bytes each, so about 420 KiB a
+// reader (one per --udp-sockets socket), the shared bytes aside. A
+// working set of up to about a thousand names hits here with few
+// collisions; past that the slots only add a copy to each shared hit.
+const nearSlotCount = 4096
+
+func newNearAnswers() *nearAnswers { return &nearAnswers{slots: make([]nearSlot, nearSlotCount)} }
+
+// get is shared.get(key, serial), from n's slot for key when that holds a
+// current entry for it, and copied into the slot when it comes from
+// shared. A nil n asks shared alone.
+func (n *nearAnswers) get(shared *packedAnswers, key answerKey, serial uint32) (packedAnswer, bool) {
+	if n == nil {
+		return shared.get(key, serial)
+	}
+	if n.shared != shared {
+		clear(n.slots)
+		n.shared = shared
+	}
+	h := shared.nameHash(key)
+	slot := &n.slots[h&(nearSlotCount-1)]
+	if slot.key == key && slot.entry.current(serial) {
+		return slot.entry, true
+	}
+	entry, ok := shared.getHashed(key, h, serial)
+	if ok {
+		*slot = nearSlot{key: key, entry: entry}
+	}
+	return entry, ok
 }
 
 // accountPacked records a reply answerPacked made, once it has been sent
