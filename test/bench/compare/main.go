@@ -60,7 +60,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.IntVar(&c.latencySeconds, "latency-seconds", 3, "seconds of each server's latency pass")
 	fs.IntVar(&c.cacheCap, "cache", 10000, "capacity of every cache: skydns -rcache, CoreDNS cache success and denial")
 	fs.IntVar(&c.propSize, "propagation-size", 10000, "propagation is measured at the largest size at or below this (0: not at all)")
-	fs.IntVar(&c.propServices, "propagation-services", 100, "services created, one at a time, to time propagation")
+	fs.IntVar(&c.propServices, "propagation-services", 300, "services created, one at a time, to time propagation")
 	fs.IntVar(&c.churnPerSecond, "churn", 20, "other services whose endpoints change each second meanwhile")
 	fs.IntVar(&c.freshSamples, "freshness-samples", 5, "services deleted and recreated with a new ClusterIP to time stale answers")
 	fs.StringVar(&c.binDir, "bin", envOr(getenv, "SKYPOD_BIN_DIR", "bin"), "directory of skydns, kube2sky, fixedresponder (SKYPOD_BIN_DIR)")

@@ -95,6 +95,12 @@ func propagationTarget(r results) target {
 	if hasCD {
 		t.Detail += fmt.Sprintf(", coredns-k8s p99 %.0f ms (ratio %.2f)", cd, sk/cd)
 	}
+	if lag, ok := p.BehindP99["skydns"]; ok {
+		t.Detail += fmt.Sprintf("; skydns behind coredns-k8s for the same create: p50 %.1f ms, p99 %.1f ms", p.BehindP50["skydns"], lag)
+	}
+	if tmpfs, ok := p.P99[tmpfsPodServer]; ok {
+		t.Detail += fmt.Sprintf("; with the pod's etcd on tmpfs (%s) p99 %.0f ms", tmpfsPodServer, tmpfs)
+	}
 	t.Detail += fmt.Sprintf(", at %s services", countLabel(p.Services))
 	return t
 }
