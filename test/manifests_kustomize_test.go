@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/diff"
@@ -119,6 +120,90 @@ func TestKustomizeOverlays(t *testing.T) {
 			}
 		})
 	}
+	t.Run("etcd-in-memory", func(t *testing.T) { checkEtcdInMemory(t, cluster) })
+}
+
+// checkEtcdInMemory: the optional component etcd-in-memory, added to an
+// overlay, changes exactly the pod's etcd volume (tmpfs, capped) and the
+// etcd container's memory limit, and the apiserver takes the result; the
+// HA shape, whose etcd is a StatefulSet of its own, builds unchanged.
+func checkEtcdInMemory(t *testing.T, cluster *harness.Cluster) {
+	for _, o := range []struct{ overlay, workload string }{{"legacy", "kube-dns-v11"}, {"modern", "kube-dns"}, {"ha", ""}} {
+		t.Run(o.overlay, func(t *testing.T) {
+			want := decodeYAML(t, o.overlay, kustomizeBuild(t, filepath.Join("..", "manifests", o.overlay)))
+			raw := kustomizeBuild(t, withComponent(t, o.overlay, "etcd-in-memory"))
+			if o.workload == "" {
+				sameObjects(t, want, decodeYAML(t, o.overlay, raw))
+				return
+			}
+			inMemoryEtcd(t, podSpecOf(t, want, o.workload))
+			sameObjects(t, want, decodeYAML(t, o.overlay, raw))
+			t.Cleanup(func() { deleteObjects(t, cluster, want) })
+			applyYAML(t, cluster, o.overlay, raw)
+		})
+	}
+}
+
+// withComponent is a copy of manifests/ whose overlay also uses the
+// component.
+func withComponent(t *testing.T, overlay, component string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "manifests"))); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, overlay, "kustomization.yaml")
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const list = "components:\n"
+	if !strings.Contains(string(raw), list) {
+		t.Fatalf("%s has no components list", file)
+	}
+	raw = []byte(strings.Replace(string(raw), list, list+"- ../components/"+component+"\n", 1))
+	if err := os.WriteFile(file, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, overlay)
+}
+
+// podSpecOf is the pod template of the ReplicationController or
+// Deployment named name.
+func podSpecOf(t *testing.T, objs []runtime.Object, name string) *v1.PodSpec {
+	t.Helper()
+	for _, o := range objs {
+		switch w := o.(type) {
+		case *v1.ReplicationController:
+			if w.Name == name {
+				return &w.Spec.Template.Spec
+			}
+		case *appsv1.Deployment:
+			if w.Name == name {
+				return &w.Spec.Template.Spec
+			}
+		}
+	}
+	t.Fatalf("no workload %s", name)
+	return nil
+}
+
+// inMemoryEtcd makes spec's etcd what the component should make it.
+func inMemoryEtcd(t *testing.T, spec *v1.PodSpec) {
+	t.Helper()
+	limit, size := resource.MustParse("1012Mi"), resource.MustParse("512Mi")
+	for i := range spec.Volumes {
+		if spec.Volumes[i].Name == "etcd-storage" {
+			spec.Volumes[i].EmptyDir = &v1.EmptyDirVolumeSource{Medium: v1.StorageMediumMemory, SizeLimit: &size}
+		}
+	}
+	for i := range spec.Containers {
+		if c := &spec.Containers[i]; c.Name == "etcd" {
+			c.Resources.Limits[v1.ResourceMemory] = limit
+			return
+		}
+	}
+	t.Fatal("no etcd container")
 }
 
 // checkMonitoringBuild: the monitoring kustomization builds, and the
