@@ -554,22 +554,19 @@ func (ix *Index) closestEncloser(name string) string {
 }
 
 // deepestOnPath is the deepest existing node on the path a put of a record
-// at name would take: whatever creates name stamps it.
+// at name (lowercase) would take: whatever creates name stamps it.
 //
-// Every node is in byName, so the path is followed by probing name's
-// suffixes there, from the shortest, until one is missing. That finds
-// what walking down the children finds, but a child is found by
-// bisecting its parent's children, which under a namespace of thousands
-// of services means a dozen comparisons, each reading a node that is
-// seldom in the processor's cache: the cost of every in-zone NXDOMAIN
-// of the search list's misses. A name with an escaped dot, whose labels
-// a split at dots gets wrong, is walked.
+// Every node is in byName under its name, and a node's ancestors exist
+// with it, so the path is followed by probing name's suffixes there, from
+// the shortest, until one is missing: as many probes as the path is deep,
+// plus one. Walking down the children finds the same node, but a child
+// is found by bisecting its parent's children, which under a namespace of
+// thousands of services means a dozen comparisons, each reading a node
+// that is seldom in the processor's cache: the cost of every in-zone
+// NXDOMAIN of the search list's misses.
 func (t *tree) deepestOnPath(name string) *node {
 	if !strings.HasSuffix(name, ".") {
 		name += "."
-	}
-	if strings.IndexByte(name, '\\') >= 0 {
-		return t.walkDown(name)
 	}
 	n := &t.root
 	for i := len(name) - 1; i >= 0; i-- {
@@ -581,20 +578,6 @@ func (t *tree) deepestOnPath(name string) *node {
 			break
 		}
 		n = next
-	}
-	return n
-}
-
-// walkDown is deepestOnPath by the children, label by label.
-func (t *tree) walkDown(name string) *node {
-	labels := msg.Labels(name)
-	n := &t.root
-	for i := len(labels) - 1; i >= 0; i-- {
-		child := n.child(labels[i])
-		if child == nil {
-			break
-		}
-		n = child
 	}
 	return n
 }

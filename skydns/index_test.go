@@ -272,7 +272,7 @@ func TestKeepAllocatesNothing(t *testing.T) {
 }
 
 // TestDeepestOnPathProbesAsTheWalkFinds checks the name map's suffix
-// probes (deepestOnPath) against the walk down the children (walkDown)
+// probes (deepestOnPath) against a walk down the children (walkDown)
 // for names that exist, that leave the tree at every depth, and odd ones:
 // no trailing dot, the root, empty labels, an escaped dot, a label that
 // is a record's name but not a node of its own.
@@ -297,4 +297,20 @@ func TestDeepestOnPathProbesAsTheWalkFinds(t *testing.T) {
 			t.Errorf("deepestOnPath(%q) = %q; the walk finds %q", name, got.name, want.name)
 		}
 	}
+}
+
+// walkDown is the deepest existing node on name's path, found by walking
+// down the children label by label: what deepestOnPath did before it
+// probed the name map.
+func (t *tree) walkDown(name string) *node {
+	labels := msg.Labels(name)
+	n := &t.root
+	for i := len(labels) - 1; i >= 0; i-- {
+		child := n.child(labels[i])
+		if child == nil {
+			break
+		}
+		n = child
+	}
+	return n
 }

@@ -208,6 +208,9 @@ func (c *packedAnswers) shardOf(h uint64) *packedShard { return &c.shards[h%uint
 
 func (c *packedAnswers) nameHash(key answerKey) uint64 { return maphash.String(c.seed, key.name) }
 
+// capacity is how many replies c holds at most.
+func (c *packedAnswers) capacity() int { return c.shards[0].limit * len(c.shards) }
+
 // answerKeyOf says whether req may be answered from the cache, and under
 // which key. It admits only what the checks and the CHAOS step pass on
 // unchanged (see chain.go). Mixed-case names are left out: the reply must

@@ -782,7 +782,7 @@ func TestNearAnswers(t *testing.T) {
 			return s, other, serial
 		}, false},
 		{"another handler's cache", func(s *packedAnswers, _ *atomic.Uint64) (*packedAnswers, answerKey, uint32) {
-			other := newPackedAnswers(10)
+			other := newPackedAnswers(1024)
 			other.seed = s.seed // The same slot, so only clearing keeps the old entry out.
 			return other, key, serial
 		}, false},
@@ -791,7 +791,7 @@ func TestNearAnswers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cell := new(atomic.Uint64)
 			entry := packedAnswer{basis: []Version{{cell: cell}}, serial: serial, wire: []byte("reply")}
-			shared, near := newPackedAnswers(10), newNearAnswers()
+			shared, near := newPackedAnswers(1024), newNearAnswers(2)
 			shared.put(key, entry)
 			if got, ok := near.get(shared, key, serial); !ok || string(got.wire) != "reply" {
 				t.Fatalf("first get = %q, %v; want the shared entry", got.wire, ok)
@@ -802,5 +802,27 @@ func TestNearAnswers(t *testing.T) {
 				t.Errorf("get after the change = %q, %v; want found %v", got.wire, ok, tc.want)
 			}
 		})
+	}
+}
+
+// TestNearSlotsFor checks each reader's share of the packed answers'
+// capacity: a power of two, together no more than the capacity, none when
+// too small to be worth it, and no more than maxNearSlots.
+func TestNearSlotsFor(t *testing.T) {
+	tests := []struct{ capacity, readers, want int }{
+		{defaultAnswerCache, 1, maxNearSlots},
+		{defaultAnswerCache, 2, maxNearSlots},
+		{defaultAnswerCache, 16, 2048},
+		{defaultAnswerCache, 64, 512},
+		{1000, 2, 256},
+		{1024, 0, 1024},
+		{40, 2, 16},
+		{31, 2, 0},
+		{0, 1, 0},
+	}
+	for _, tc := range tests {
+		if got := nearSlotsFor(tc.capacity, tc.readers); got != tc.want {
+			t.Errorf("nearSlotsFor(%d, %d) = %d, want %d", tc.capacity, tc.readers, got, tc.want)
+		}
 	}
 }

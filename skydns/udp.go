@@ -57,6 +57,7 @@ type udpServer struct {
 	g       *errgroup.Group
 	handler func() *Handler // The current one (serving.handler).
 	readers sync.WaitGroup  // Every reader, and every query that left one.
+	sockets int             // One reader each.
 }
 
 // serveUDPSockets reads conns until ctx ends, then closes them and waits
@@ -64,7 +65,7 @@ type udpServer struct {
 // done. current is the handler of the moment. A socket that fails
 // otherwise than by closing stops skydns through g.
 func serveUDPSockets(ctx context.Context, g *errgroup.Group, conns []*net.UDPConn, current func() *Handler) <-chan struct{} {
-	srv := &udpServer{ctx: ctx, g: g, handler: current}
+	srv := &udpServer{ctx: ctx, g: g, handler: current, sockets: len(conns)}
 	for _, c := range conns {
 		r, err := newUDPReader(srv, c)
 		if err != nil {
@@ -141,7 +142,7 @@ func newReader(srv *udpServer, c *net.UDPConn, batch batchConn, wildcard bool) *
 		srv: srv, conn: c, batch: batch, wildcard: wildcard,
 		in: make([]ipv4.Message, udpBatch), out: make([]ipv4.Message, udpBatch),
 		starts: make([]time.Time, udpBatch), built: make([]bool, udpBatch),
-		tally: srv.handler().newReaderTally(), near: newNearAnswers(),
+		tally: srv.handler().newReaderTally(), near: newNearAnswers(srv.sockets),
 	}
 	r.newQuery()
 	return r.allocate()
@@ -237,6 +238,9 @@ func (r *udpReader) run(pending []ipv4.Message) error {
 func (r *udpReader) serve(batch []ipv4.Message) (left bool) {
 	r.h = r.srv.handler()
 	fast := r.h.packedFastPath()
+	if !fast {
+		r.near.release()
+	}
 	for i := range batch {
 		m := &batch[i]
 		b := m.Buffers[0][:m.N]

@@ -77,7 +77,7 @@ func BenchmarkServeAParallel(b *testing.B) {
 		b.ReportAllocs()
 		runParallelCPU(b, func(pb *testing.PB) {
 			buf := make([]byte, 0, udpReadSize)
-			tally, near := h.newReaderTally(), newNearAnswers()
+			tally, near := h.newReaderTally(), newNearAnswers(1)
 			for i := 0; pb.Next(); i++ {
 				reply, start, ok := h.answerPacked(wires[i%len(wires)], buf, &tally, near)
 				if !ok {

@@ -55,9 +55,14 @@ func (h *Handler) answerPacked(b, buf []byte, t *readerTally, near *nearAnswers)
 // written, and is served on the same terms: built within the serial's
 // hour from reads that are all still current. An entry the shared cache
 // has let go is therefore still exact here.
+//
+// The slots are made at the first lookup in a shared cache, sized from
+// it (nearSlotsFor): the readers' copies together hold no more slots than
+// --answer-cache, however many cores there are.
 type nearAnswers struct {
-	shared *packedAnswers // What the slots were copied from; another handler's cache clears them.
-	slots  []nearSlot
+	readers int            // Of the server: they share --answer-cache's slots.
+	shared  *packedAnswers // What the slots were copied from; another handler's cache clears them.
+	slots   []nearSlot
 }
 
 type nearSlot struct {
@@ -65,14 +70,35 @@ type nearSlot struct {
 	entry packedAnswer
 }
 
-// nearSlotCount is the slots of each reader's nearAnswers (a power of two,
-// a slot chosen by the name's hash): 104 bytes each, so about 420 KiB a
-// reader (one per --udp-sockets socket), the shared bytes aside. A
-// working set of up to about a thousand names hits here with few
-// collisions; past that the slots only add a copy to each shared hit.
-const nearSlotCount = 4096
+// maxNearSlots bounds a reader's slots (a power of two, a slot chosen by
+// the name's hash): 104 bytes each, so at most about 420 KiB a reader,
+// the shared bytes aside. A working set of up to about a thousand names
+// hits there with few collisions; past that the slots only add a copy to
+// each shared hit. minNearSlots is the fewest worth having.
+const (
+	maxNearSlots = 4096
+	minNearSlots = 16
+)
 
-func newNearAnswers() *nearAnswers { return &nearAnswers{slots: make([]nearSlot, nearSlotCount)} }
+// nearSlotsFor is each of readers readers' share of a shared cache of
+// capacity entries: the largest power of two within it, at most
+// maxNearSlots, and 0 (no copy: the shared cache alone) below
+// minNearSlots.
+func nearSlotsFor(capacity, readers int) int {
+	share := capacity / max(readers, 1)
+	if share < minNearSlots {
+		return 0
+	}
+	n := minNearSlots
+	for n*2 <= share && n < maxNearSlots {
+		n *= 2
+	}
+	return n
+}
+
+// newNearAnswers is the copy of one of readers readers; it holds nothing
+// until its first lookup.
+func newNearAnswers(readers int) *nearAnswers { return &nearAnswers{readers: readers} }
 
 // get is shared.get(key, serial), from n's slot for key when that holds a
 // current entry for it, and copied into the slot when it comes from
@@ -82,11 +108,14 @@ func (n *nearAnswers) get(shared *packedAnswers, key answerKey, serial uint32) (
 		return shared.get(key, serial)
 	}
 	if n.shared != shared {
-		clear(n.slots)
 		n.shared = shared
+		n.slots = make([]nearSlot, nearSlotsFor(shared.capacity(), n.readers))
+	}
+	if len(n.slots) == 0 {
+		return shared.get(key, serial)
 	}
 	h := shared.nameHash(key)
-	slot := &n.slots[h&(nearSlotCount-1)]
+	slot := &n.slots[h&uint64(len(n.slots)-1)]
 	if slot.key == key && slot.entry.current(serial) {
 		return slot.entry, true
 	}
@@ -96,6 +125,10 @@ func (n *nearAnswers) get(shared *packedAnswers, key answerKey, serial uint32) (
 	}
 	return entry, ok
 }
+
+// release lets go of the copy, for a handler with no fast path: the old
+// shared cache and the entries held are then garbage.
+func (n *nearAnswers) release() { n.shared, n.slots = nil, nil }
 
 // accountPacked records a reply answerPacked made, once it has been sent
 // (or failed to be), as ServeDNS's account does: its latency in t's shard
