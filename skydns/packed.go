@@ -340,12 +340,6 @@ func (d *doorkeeper) admit(h uint64, limit int) bool {
 	return false
 }
 
-// seen reports whether both bits of h are set: admit without noting.
-func (d *doorkeeper) seen(h uint64) bool {
-	i, j := d.positions(h)
-	return d.has(i) && d.has(j)
-}
-
 func (d *doorkeeper) has(bit uint64) bool { return d.bits[bit/64]&(1<<(bit%64)) != 0 }
 
 func (d *doorkeeper) positions(h uint64) (i, j uint64) {

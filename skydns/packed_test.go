@@ -409,6 +409,12 @@ func TestPackedAnswersAdmission(t *testing.T) {
 	}
 }
 
+// seen reports whether both bits of h are set: admit without noting.
+func (d *doorkeeper) seen(h uint64) bool {
+	i, j := d.positions(h)
+	return d.has(i) && d.has(j)
+}
+
 // The doorkeeper of a shard holding as many keys as it remembers turns
 // away about 95% of the keys it has not seen, whatever the shard's size:
 // its bits are not the ones that chose the shard.

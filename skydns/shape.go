@@ -222,9 +222,6 @@ func advertisedUDPSize(opt *dns.OPT) uint16 {
 	return uint16(min(max(int(opt.UDPSize()), dns.MinMsgSize), 4096))
 }
 
-// uncompressedLen is an upper bound of the packed size that is cheap to
-// compute: most replies fit by this bound, which spares building the
-// compression map twice (once to measure, once to pack).
 // compressionPays says whether a reply of n bytes uncompressed that fits
 // as it is should be compressed all the same: only past 512 bytes, where
 // compression may keep it under a client's limit. A small reply is cheaper
@@ -233,6 +230,9 @@ func advertisedUDPSize(opt *dns.OPT) uint16 {
 // (docs/benchmarks-cores.md).
 func compressionPays(n int) bool { return n > dns.MinMsgSize }
 
+// uncompressedLen is an upper bound of the packed size that is cheap to
+// compute: most replies fit by this bound, which spares building the
+// compression map twice (once to measure, once to pack).
 func uncompressedLen(m *dns.Msg) int {
 	compress := m.Compress
 	m.Compress = false

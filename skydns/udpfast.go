@@ -102,11 +102,8 @@ func newNearAnswers(readers int) *nearAnswers { return &nearAnswers{readers: rea
 
 // get is shared.get(key, serial), from n's slot for key when that holds a
 // current entry for it, and copied into the slot when it comes from
-// shared. A nil n asks shared alone.
+// shared.
 func (n *nearAnswers) get(shared *packedAnswers, key answerKey, serial uint32) (packedAnswer, bool) {
-	if n == nil {
-		return shared.get(key, serial)
-	}
 	if n.shared != shared {
 		n.shared = shared
 		n.slots = make([]nearSlot, nearSlotsFor(shared.capacity(), n.readers))
