@@ -128,16 +128,20 @@ func TestKustomizeOverlays(t *testing.T) {
 // and the etcd container's memory limit, and the apiserver takes the
 // result; the legacy RC and the HA shape build unchanged with it.
 func checkEtcdInMemory(t *testing.T, cluster *harness.Cluster) {
-	for _, o := range []struct{ overlay, workload string }{{"legacy", ""}, {"modern", "kube-dns"}, {"ha", ""}} {
+	for _, o := range []struct {
+		overlay string
+		patched bool
+	}{{"legacy", false}, {"modern", true}, {"ha", false}} {
 		t.Run(o.overlay, func(t *testing.T) {
 			want := decodeYAML(t, o.overlay, kustomizeBuild(t, filepath.Join("..", "manifests", o.overlay)))
 			raw := kustomizeBuild(t, withComponent(t, o.overlay, "etcd-in-memory"))
-			if o.workload == "" {
-				sameObjects(t, want, decodeYAML(t, o.overlay, raw))
+			if o.patched {
+				inMemoryEtcd(t, object[*appsv1.Deployment](t, want, "kube-dns"))
+			}
+			sameObjects(t, want, decodeYAML(t, o.overlay, raw))
+			if !o.patched {
 				return
 			}
-			inMemoryEtcd(t, podSpecOf(t, want, o.workload))
-			sameObjects(t, want, decodeYAML(t, o.overlay, raw))
 			t.Cleanup(func() { deleteObjects(t, cluster, want) })
 			applyYAML(t, cluster, o.overlay, raw)
 		})
@@ -148,10 +152,7 @@ func checkEtcdInMemory(t *testing.T, cluster *harness.Cluster) {
 // component.
 func withComponent(t *testing.T, overlay, component string) string {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "manifests"))); err != nil {
-		t.Fatal(err)
-	}
+	dir := copyManifests(t)
 	file := filepath.Join(dir, overlay, "kustomization.yaml")
 	raw, err := os.ReadFile(file)
 	if err != nil {
@@ -168,37 +169,27 @@ func withComponent(t *testing.T, overlay, component string) string {
 	return filepath.Join(dir, overlay)
 }
 
-// podSpecOf is the pod template of the ReplicationController or
-// Deployment named name.
-func podSpecOf(t *testing.T, objs []runtime.Object, name string) *v1.PodSpec {
+// copyManifests is a copy of manifests/ for a test to change.
+func copyManifests(t *testing.T) string {
 	t.Helper()
-	for _, o := range objs {
-		switch w := o.(type) {
-		case *v1.ReplicationController:
-			if w.Name == name {
-				return &w.Spec.Template.Spec
-			}
-		case *appsv1.Deployment:
-			if w.Name == name {
-				return &w.Spec.Template.Spec
-			}
-		}
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "manifests"))); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no workload %s", name)
-	return nil
+	return dir
 }
 
-// inMemoryEtcd makes spec's etcd what the component should make it.
-func inMemoryEtcd(t *testing.T, spec *v1.PodSpec) {
+// inMemoryEtcd makes d's etcd what the component should make it.
+func inMemoryEtcd(t *testing.T, d *appsv1.Deployment) {
 	t.Helper()
 	limit, size := resource.MustParse("1140Mi"), resource.MustParse("640Mi")
-	for i := range spec.Volumes {
-		if spec.Volumes[i].Name == "etcd-storage" {
-			spec.Volumes[i].EmptyDir = &v1.EmptyDirVolumeSource{Medium: v1.StorageMediumMemory, SizeLimit: &size}
+	for i, v := range d.Spec.Template.Spec.Volumes {
+		if v.Name == "etcd-storage" {
+			d.Spec.Template.Spec.Volumes[i].EmptyDir = &v1.EmptyDirVolumeSource{Medium: v1.StorageMediumMemory, SizeLimit: &size}
 		}
 	}
-	for i := range spec.Containers {
-		if c := &spec.Containers[i]; c.Name == "etcd" {
+	for _, c := range containers(d) {
+		if c.Name == "etcd" {
 			c.Resources.Limits[v1.ResourceMemory] = limit
 			return
 		}
@@ -241,10 +232,7 @@ func kustomizeBuild(t *testing.T, dir string) []byte {
 // returns the overlay's directory in it.
 func withSettings(t *testing.T, overlay string, s overlaySettings) string {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "manifests"))); err != nil {
-		t.Fatal(err)
-	}
+	dir := copyManifests(t)
 	if err := os.WriteFile(filepath.Join(dir, overlay, "settings.yaml"), []byte(s.yaml()), 0o644); err != nil {
 		t.Fatal(err)
 	}
