@@ -49,17 +49,38 @@ type request struct {
 	inline    *inlineQuery // Set while a UDP reader serves it: see counts.
 	start     time.Time    // When it arrived; also the clock of the SOA serial.
 	work      budget       // What the resolver has spent on it (budget.go).
+	packed    []byte       // The packed step's buffer, kept from query to query (reset).
 
 	reply reply
+	// ownReply is the message of the first reply built for the request
+	// (newReply), so that a reply costs no allocation of its own; taken
+	// says it is in use.
+	ownReply dns.Msg
+	taken    bool
 }
 
-// reset makes r the request for m, in place, keeping only the array its
-// budget notes reads in (basis). DNS names compare without regard to ASCII
-// case (RFC 4343), and almost every name arrives in lowercase: one scan
-// decides, and only a mixed-case name is copied.
+// newReply is an empty message for a reply to r: r's own the first time,
+// a new one after that (autopath builds several replies to one request
+// and keeps the first while it tries the others). A reply lives no
+// longer than its request: the handler sends it, or packs it, before
+// the request goes back to the pool, and no step keeps a message it
+// built itself.
+func (r *request) newReply() *dns.Msg {
+	if r.taken {
+		return new(dns.Msg)
+	}
+	r.taken = true
+	return &r.ownReply
+}
+
+// reset makes r the request for m, in place, keeping only the arrays its
+// budget notes reads in (basis) and the packed step packs in. DNS names
+// compare without regard to ASCII case (RFC 4343), and almost every name
+// arrives in lowercase: one scan decides, and only a mixed-case name is
+// copied.
 func (r *request) reset(m *dns.Msg, tcp bool, start time.Time) {
-	reads := r.work.basis.reads[:0]
-	*r = request{msg: m, tcp: tcp, start: start}
+	reads, packed := r.work.basis.reads[:0], r.packed[:0]
+	*r = request{msg: m, tcp: tcp, start: start, packed: packed}
 	r.work.basis.reads = reads
 	if len(m.Question) == 1 {
 		r.name = m.Question[0].Name

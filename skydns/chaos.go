@@ -30,7 +30,7 @@ func (s *chaosStep) serve(ctx context.Context, req *request) {
 //
 //go:noinline
 func (s *chaosStep) answer(req *request) *dns.Msg {
-	m := authoritativeReply(req.msg)
+	m := authoritativeReply(req)
 	texts := s.texts(req)
 	if texts == nil {
 		m.SetRcode(req.msg, dns.RcodeServerFailure)
@@ -60,10 +60,11 @@ func (s *chaosStep) texts(req *request) []string {
 	return nil
 }
 
-// authoritativeReply is the start of every reply skydns builds itself.
-func authoritativeReply(req *dns.Msg) *dns.Msg {
-	m := new(dns.Msg)
-	m.SetReply(req)
+// authoritativeReply is the start of every reply skydns builds itself
+// to req. The first of a request is the request's own (newReply).
+func authoritativeReply(req *request) *dns.Msg {
+	m := req.newReply()
+	m.SetReply(req.msg)
 	m.Authoritative = true
 	m.RecursionAvailable = true
 	m.Compress = true

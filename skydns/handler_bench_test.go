@@ -168,10 +168,37 @@ func benchServices(b *testing.B) (*Index, []*dns.Msg) {
 // of more distinct names than the capacity misses in proportion; run it
 // with -cpuprofile to see what a miss costs at this size.
 func BenchmarkServeMany(b *testing.B) {
-	const services = 100000
-	ix := loadIndex(b, manyRecords(services))
+	ix, mixes := manyMixes(b)
+	for _, mix := range mixes {
+		for _, capacity := range manyCapacities {
+			b.Run(mix.name+"/"+capacity.name, func(b *testing.B) {
+				h := manyHandler(b, ix, capacity.limit, mix.reqs)
+				w := &packingWriter{}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					h.ServeDNS(w, mix.reqs[i%len(mix.reqs)])
+				}
+			})
+		}
+	}
+}
+
+// manyServices is the size of BenchmarkServeMany's index.
+const manyServices = 100000
+
+// manyMix is one of BenchmarkServeMany's mixes: every query once, in a
+// random order.
+type manyMix struct {
+	name string
+	reqs []*dns.Msg
+}
+
+// manyMixes are BenchmarkServeMany's index and mixes.
+func manyMixes(b *testing.B) (*Index, []manyMix) {
+	ix := loadIndex(b, manyRecords(manyServices))
 	r := rand.New(rand.NewPCG(1, 2))
-	mixes := []struct {
+	asks := []struct {
 		name string
 		ask  func(i int) *dns.Msg
 	}{
@@ -181,31 +208,34 @@ func BenchmarkServeMany(b *testing.B) {
 			return question(manyService(i)+fmt.Sprintf("ns-%d.svc.skydns.test.", i/5000), dns.TypeA, 1)
 		}},
 	}
-	for _, mix := range mixes {
-		reqs := make([]*dns.Msg, services)
-		for i, n := range r.Perm(services) {
-			reqs[i] = mix.ask(n)
-		}
-		for _, capacity := range []struct {
-			name  string
-			limit int
-		}{{"default", defaultAnswerCache}, {"all", 2 * services}} {
-			b.Run(mix.name+"/"+capacity.name, func(b *testing.B) {
-				cfg := newTestConfig()
-				cfg.AnswerCache = capacity.limit
-				h := newTestHandler(b, cfg, ix)
-				w := &packingWriter{}
-				for _, req := range reqs { // Warm: the cache as full as it gets.
-					h.ServeDNS(w, req)
-				}
-				b.ReportAllocs()
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					h.ServeDNS(w, reqs[i%len(reqs)])
-				}
-			})
+	mixes := make([]manyMix, len(asks))
+	for m, a := range asks {
+		mixes[m] = manyMix{name: a.name, reqs: make([]*dns.Msg, manyServices)}
+		for i, n := range r.Perm(manyServices) {
+			mixes[m].reqs[i] = a.ask(n)
 		}
 	}
+	return ix, mixes
+}
+
+// manyCapacities are the packed answers' capacities BenchmarkServeMany
+// runs at: the default, and one that holds every name.
+var manyCapacities = []struct {
+	name  string
+	limit int
+}{{"default", defaultAnswerCache}, {"all", 2 * manyServices}}
+
+// manyHandler serves ix with packed answers of capacity limit, warmed
+// with reqs: the cache as full as it gets.
+func manyHandler(b *testing.B, ix *Index, limit int, reqs []*dns.Msg) *Handler {
+	cfg := newTestConfig()
+	cfg.AnswerCache = limit
+	h := newTestHandler(b, cfg, ix)
+	w := &packingWriter{}
+	for _, req := range reqs {
+		h.ServeDNS(w, req)
+	}
+	return h
 }
 
 // manyRecords are n services in kube2sky's layout, 5,000 to a namespace:

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/miekg/dns"
@@ -34,9 +35,12 @@ func (s *packedStep) serve(ctx context.Context, req *request) {
 		return
 	}
 	serial := req.serial()
-	entry, ok := s.cache.get(key, serial)
-	s.count(req, ok)
-	if ok {
+	entry, hit := packedAnswer{}, false
+	if !req.inline.lookedForPacked() {
+		entry, hit = s.cache.get(key, serial)
+	}
+	s.count(req, hit)
+	if hit {
 		req.reply = reply{wire: entry.wire, shared: true, answers: entry.answers}
 		return
 	}
@@ -77,11 +81,14 @@ func (s *packedStep) keep(key answerKey, serial uint32, req *request) {
 	if r.msg == nil || !r.exact || !req.work.basis.current() || !exactForKey(r) {
 		return
 	}
-	wire, err := r.msg.Pack()
+	// Packed into the request's own buffer: put copies what it keeps, and
+	// most misses of a mix larger than the cache are not kept.
+	wire, err := r.msg.PackBuffer(req.packed[:cap(req.packed)])
 	if err != nil {
 		return
 	}
-	entry := packedAnswer{basis: req.work.basis.versions(), serial: serial, wire: wire}
+	req.packed = wire
+	entry := packedAnswer{basis: req.work.basis.reads, serial: serial, wire: wire}
 	if r.shuffled {
 		// Shuffled replies are fitted, so uncompressed: no name points
 		// into the answers, and each answer's bytes stand alone.
@@ -144,6 +151,7 @@ type shardState struct {
 	entries map[answerKey]packedAnswer
 	limit   int
 	door    doorkeeper // Read and written under mu's write lock only.
+	names   nameFilter // Read without the lock; written under the write lock.
 }
 
 // packedShards is the number of shards of a cache of at least
@@ -190,7 +198,8 @@ func newPackedAnswers(limit int) *packedAnswers {
 	c := &packedAnswers{seed: maphash.MakeSeed(), shards: make([]packedShard, n)}
 	for i := range c.shards {
 		// Each holds its share, rounded up: up to limit + n - 1 in all.
-		c.shards[i] = packedShard{shardState: shardState{limit: (limit + n - 1) / n, entries: make(map[answerKey]packedAnswer)}}
+		perShard := (limit + n - 1) / n
+		c.shards[i] = packedShard{shardState: shardState{limit: perShard, entries: make(map[answerKey]packedAnswer), names: newNameFilter(perShard)}}
 	}
 	return c
 }
@@ -242,12 +251,23 @@ func answerKeyOf(req *request) (answerKey, bool) {
 // unchanged and it was built within the SOA serial's hour (negative
 // replies carry the serial).
 func (c *packedAnswers) get(key answerKey, serial uint32) (packedAnswer, bool) {
-	return c.from(c.shard(key), key, serial)
+	return c.getHashed(key, c.nameHash(key), serial)
 }
 
 // getHashed is get for a key whose name hashes to nameHash.
 func (c *packedAnswers) getHashed(key answerKey, nameHash uint64, serial uint32) (packedAnswer, bool) {
-	return c.from(c.shardOf(nameHash), key, serial)
+	sh := c.shardOf(nameHash)
+	if !sh.names.mayHold(nameHash) {
+		return packedAnswer{}, false
+	}
+	return c.from(sh, key, serial)
+}
+
+// mayHold is false when c surely holds no reply for a name hashing to
+// nameHash: a cheaper answer than the probe, which at 100,000 names asked
+// in turn mostly misses.
+func (c *packedAnswers) mayHold(nameHash uint64) bool {
+	return c.shardOf(nameHash).names.mayHold(nameHash)
 }
 
 func (c *packedAnswers) from(sh *packedShard, key answerKey, serial uint32) (packedAnswer, bool) {
@@ -265,7 +285,8 @@ func (e *packedAnswer) current(serial uint32) bool {
 	return e.serial == serial && allCurrent(e.basis)
 }
 
-// put stores entry under key. A full shard makes room for a new key (a
+// put stores a copy of entry under key (its basis and wire are copied,
+// so the caller may reuse theirs). A full shard makes room for a new key (a
 // random entry going) only when the key missed recently before
 // (doorkeeper): a name asked for over and over gets in at its second
 // miss, while a mix of more names than the cache holds, each asked again
@@ -283,7 +304,70 @@ func (c *packedAnswers) put(key answerKey, entry packedAnswer) {
 	if _, held := sh.entries[key]; !held && len(sh.entries) >= sh.limit && !sh.door.admit(keyHash(key, nameHash), sh.limit) {
 		return
 	}
-	putBounded(sh.entries, key, entry, sh.limit)
+	entry.basis, entry.wire = slices.Clone(entry.basis), slices.Clone(entry.wire)
+	sh.names.add(nameHash)
+	if putBounded(sh.entries, key, entry, sh.limit) && sh.names.letGo(sh.limit) {
+		for k := range sh.entries {
+			sh.names.add(c.nameHash(k))
+		}
+	}
+}
+
+// nameFilter lets a lookup pass a shard by without its lock or its map
+// when no entry has the name: one bit per place, a place for each 8
+// entries' worth of names, chosen by the name's hash and set when an
+// entry is put. A bit is never cleared for an entry that goes (another
+// name may have set it too): once the shard has let go of as many
+// entries as it holds, the bits are cleared and set again from what it
+// holds. Until they are set again a lookup may miss an entry that is
+// there, and its reply is built anew, as after any miss. With a place
+// for each 8 entries, a full shard's names set about one bit in nine,
+// and up to one in five with the names let go since the remaking: as
+// many lookups of a name not held probe the map anyway.
+type nameFilter struct {
+	bits []atomic.Uint64 // A power of two of them.
+	gone int             // Entries let go since the bits were set afresh: under the write lock.
+}
+
+func newNameFilter(limit int) nameFilter {
+	n := 1
+	for n*64 < limit*8 {
+		n *= 2
+	}
+	return nameFilter{bits: make([]atomic.Uint64, n)}
+}
+
+// place is the bit of a name hashing to h, from the hash's upper half:
+// its lower bits chose the shard and a reader's near slot.
+func (f *nameFilter) place(h uint64) (word int, bit uint64) {
+	i := (h >> 32) & uint64(len(f.bits)*64-1)
+	return int(i / 64), 1 << (i % 64)
+}
+
+func (f *nameFilter) mayHold(h uint64) bool {
+	word, bit := f.place(h)
+	return f.bits[word].Load()&bit != 0
+}
+
+func (f *nameFilter) add(h uint64) {
+	word, bit := f.place(h)
+	if f.bits[word].Load()&bit == 0 { // Most puts find it set: no write, so the line stays shared.
+		f.bits[word].Or(bit)
+	}
+}
+
+// letGo notes an entry let go; true when the bits have just been
+// cleared, and the caller is to add the names held.
+func (f *nameFilter) letGo(limit int) bool {
+	f.gone++
+	if f.gone < limit {
+		return false
+	}
+	for i := range f.bits {
+		f.bits[i].Store(0)
+	}
+	f.gone = 0
+	return true
 }
 
 // keyHash is a hash of the whole key, for the doorkeeper: the name's
@@ -348,16 +432,19 @@ func (d *doorkeeper) positions(h uint64) (i, j uint64) {
 }
 
 // putBounded stores v under k in m, which holds at most limit entries:
-// when full, one entry goes. Map iteration starts at a random place, so
-// it is a random one, at no cost of bookkeeping per entry.
-func putBounded[K comparable, V any](m map[K]V, k K, v V, limit int) {
+// when full, one entry goes, and evicted says so. Map iteration starts at
+// a random place, so it is a random one, at no cost of bookkeeping per
+// entry.
+func putBounded[K comparable, V any](m map[K]V, k K, v V, limit int) (evicted bool) {
 	if _, ok := m[k]; !ok && len(m) >= limit {
 		for victim := range m {
 			delete(m, victim)
+			evicted = true
 			break
 		}
 	}
 	m[k] = v
+	return evicted
 }
 
 // Len is the number of entries, current or stale.
@@ -402,9 +489,6 @@ func (s *basis) add(v Version) {
 }
 
 func (s *basis) current() bool { return !s.overflow && allCurrent(s.reads) }
-
-// versions is a copy of the reads, for an entry to keep.
-func (s *basis) versions() []Version { return slices.Clone(s.reads) }
 
 func allCurrent(vs []Version) bool {
 	for _, v := range vs {

@@ -31,11 +31,14 @@ type Resolver struct {
 	// window is how long all upstream lookups of one query may take
 	// together.
 	window time.Duration
+	// nameserver is the SOA's MNAME, ns.dns.<domain>: made once, not for
+	// each negative reply.
+	nameserver string
 }
 
 // newResolver answers from source; upstream may be nil.
 func newResolver(opts ZoneOptions, source recordSource, upstream targetLookup, window time.Duration) *Resolver {
-	return &Resolver{opts: opts, source: source, upstream: upstream, window: window}
+	return &Resolver{opts: opts, source: source, upstream: upstream, window: window, nameserver: "ns.dns." + opts.Domain}
 }
 
 // answer is what the resolver found for one question: the records for the
@@ -388,7 +391,7 @@ func (r *Resolver) ptrRecord(q dns.Question, b *budget) (dns.RR, bool) {
 func (r *Resolver) soa(ttl uint32, serial uint32) dns.RR {
 	return &dns.SOA{
 		Hdr:     rrHeader(r.opts.Domain, dns.TypeSOA, ttl),
-		Ns:      "ns.dns." + r.opts.Domain,
+		Ns:      r.nameserver,
 		Mbox:    r.opts.Hostmaster,
 		Serial:  serial,
 		Refresh: 28800,

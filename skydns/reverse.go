@@ -37,7 +37,7 @@ func (s *reverseStep) answer(req *request) *dns.Msg {
 	if !ok {
 		return nil
 	}
-	m := authoritativeReply(req.msg)
+	m := authoritativeReply(req)
 	m.Answer = []dns.RR{ptr}
 	m.Compress = compressionPays(uncompressedLen(m)) // As fit does for the zone's replies.
 	return m

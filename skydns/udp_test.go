@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -421,6 +422,11 @@ func FuzzPackedKeyOf(f *testing.F) {
 		want, wantOK := answerKeyOf(&req)
 		if !wantOK || want != key {
 			t.Fatalf("%x: key %+v, ServeDNS's %+v (admitted: %v)", b, key, want, wantOK)
+		}
+		// And the reader's request without unpacking is what unpacking makes.
+		var q keyedQuery
+		if got := q.unpack(b, key); !reflect.DeepEqual(got, m) {
+			t.Fatalf("%x: request %#v, unpacked %#v", b, got, m)
 		}
 	})
 }

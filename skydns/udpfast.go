@@ -22,16 +22,13 @@ func (h *Handler) packedFastPath() bool {
 	return h.caches.packed != nil && !h.log.Enabled(context.Background(), slog.LevelDebug)
 }
 
-// answerPacked appends to buf the packed reply to the UDP query b, with
-// b's id, and notes the request and the hit in t as ServeDNS counts them;
-// the caller sends it and then calls accountPacked. ok is false, and
-// nothing is noted, when b is not a query packedKeyOf admits or its reply
-// is not packed and current.
-func (h *Handler) answerPacked(b, buf []byte, t *readerTally, near *nearAnswers) (reply []byte, start time.Time, ok bool) {
-	key, ok := packedKeyOf(b)
-	if !ok {
-		return nil, time.Time{}, false
-	}
+// answerPacked appends to buf the packed reply to the UDP query b, whose
+// key packedKeyOf found, with b's id, and notes the request and the hit
+// in t as ServeDNS counts them; the caller sends it and then calls
+// accountPacked. ok is false, and nothing is noted, when the reply is not
+// packed and current: ServeDNS is then to answer b, and need not look
+// for the packed reply again (inlineQuery.packedMissed).
+func (h *Handler) answerPacked(key answerKey, b, buf []byte, t *readerTally, near *nearAnswers) (reply []byte, start time.Time, ok bool) {
 	start = h.clock()
 	entry, ok := near.get(h.caches.packed, key, serialAt(start))
 	if !ok {
@@ -42,6 +39,35 @@ func (h *Handler) answerPacked(b, buf []byte, t *readerTally, near *nearAnswers)
 	copy(reply, b[:2])           // The shared bytes stay as they are: the id goes into the copy.
 	entry.answers.shuffle(reply) // A round-robin reply, shuffled as ServeDNS's writeShared does.
 	return reply, start, true
+}
+
+// keyedQuery is the request a datagram with a key (packedKeyOf) unpacks
+// into, held in place so that the reader's queries off the fast path do
+// not allocate one each: exactly what dns.Msg.Unpack makes of it.
+type keyedQuery struct {
+	msg      dns.Msg
+	question [1]dns.Question
+	opt      dns.OPT
+	extra    [1]dns.RR
+	header   [dnsHeaderLen]byte // Here rather than on the stack, which Unpack would make it leave.
+}
+
+// unpack makes q.msg the request b unpacks into; key is packedKeyOf(b).
+// The name is key's, which holds the same text.
+func (q *keyedQuery) unpack(b []byte, key answerKey) *dns.Msg {
+	*q = keyedQuery{}
+	copy(q.header[:4], b) // The id and flags; no sections, so Unpack sets the header alone.
+	_ = q.msg.Unpack(q.header[:])
+	q.question[0] = dns.Question{Name: key.name, Qtype: key.qtype, Qclass: dns.ClassINET}
+	q.msg.Question = q.question[:]
+	if be16(b, 10) == 1 { // The OPT, whose place packedKeyOf checked: the datagram's last 11 bytes.
+		opt := b[len(b)-11:]
+		q.opt = dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT, Class: be16(opt, 3), Ttl: binary.BigEndian.Uint32(opt[5:])}}
+		q.extra[0] = &q.opt
+		q.msg.Extra = q.extra[:]
+		q.msg.Rcode |= q.opt.ExtendedRcode()
+	}
+	return &q.msg
 }
 
 // nearAnswers is a UDP reader's own copy of the packed replies it found
@@ -112,6 +138,11 @@ func (n *nearAnswers) get(shared *packedAnswers, key answerKey, serial uint32) (
 		return shared.get(key, serial)
 	}
 	h := shared.nameHash(key)
+	if !shared.mayHold(h) {
+		// Not in the shared cache, so most likely not here either: the
+		// slot, at many names, is one more line fetched from memory.
+		return packedAnswer{}, false
+	}
 	slot := &n.slots[h&uint64(len(n.slots)-1)]
 	if slot.key == key && slot.entry.current(serial) {
 		return slot.entry, true

@@ -33,7 +33,7 @@ func (s *zoneStep) serve(ctx context.Context, req *request) {
 		return
 	}
 	a := s.res.resolve(ctx, q, req.serial(), &req.work)
-	m := authoritativeReply(req.msg)
+	m := authoritativeReply(req)
 	switch {
 	case errors.Is(a.err, errNameNotFound):
 		m.Rcode = dns.RcodeNameError
