@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"hash/maphash"
+	"iter"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -136,6 +137,10 @@ func exactForKey(r *reply) bool {
 type packedAnswers struct {
 	seed   maphash.Seed
 	shards []packedShard
+	// names are the shards' name filters, one each, apart from the shards:
+	// their slice headers are only read, while a shard's cache lines are
+	// written by its lock and its doorkeeper.
+	names []nameFilter
 }
 
 // packedShard is one lock and its entries, padded to a multiple of 128
@@ -151,7 +156,7 @@ type shardState struct {
 	entries map[answerKey]packedAnswer
 	limit   int
 	door    doorkeeper // Read and written under mu's write lock only.
-	names   nameFilter // Read without the lock; written under the write lock.
+	gone    int        // Entries let go since the shard's name filter was made afresh: under the write lock.
 }
 
 // packedShards is the number of shards of a cache of at least
@@ -195,11 +200,12 @@ func newPackedAnswers(limit int) *packedAnswers {
 	if limit >= minShardedLimit {
 		n = packedShards
 	}
-	c := &packedAnswers{seed: maphash.MakeSeed(), shards: make([]packedShard, n)}
+	c := &packedAnswers{seed: maphash.MakeSeed(), shards: make([]packedShard, n), names: make([]nameFilter, n)}
 	for i := range c.shards {
 		// Each holds its share, rounded up: up to limit + n - 1 in all.
 		perShard := (limit + n - 1) / n
-		c.shards[i] = packedShard{shardState: shardState{limit: perShard, entries: make(map[answerKey]packedAnswer), names: newNameFilter(perShard)}}
+		c.shards[i] = packedShard{shardState: shardState{limit: perShard, entries: make(map[answerKey]packedAnswer)}}
+		c.names[i] = newNameFilter(perShard)
 	}
 	return c
 }
@@ -214,6 +220,9 @@ func (c *packedAnswers) shard(key answerKey) *packedShard {
 
 // shardOf is the shard of a key whose name hashes to h.
 func (c *packedAnswers) shardOf(h uint64) *packedShard { return &c.shards[h%uint64(len(c.shards))] }
+
+// namesOf is the name filter of shardOf(h).
+func (c *packedAnswers) namesOf(h uint64) *nameFilter { return &c.names[h%uint64(len(c.names))] }
 
 func (c *packedAnswers) nameHash(key answerKey) uint64 { return maphash.String(c.seed, key.name) }
 
@@ -256,19 +265,16 @@ func (c *packedAnswers) get(key answerKey, serial uint32) (packedAnswer, bool) {
 
 // getHashed is get for a key whose name hashes to nameHash.
 func (c *packedAnswers) getHashed(key answerKey, nameHash uint64, serial uint32) (packedAnswer, bool) {
-	sh := c.shardOf(nameHash)
-	if !sh.names.mayHold(nameHash) {
+	if !c.mayHold(nameHash) {
 		return packedAnswer{}, false
 	}
-	return c.from(sh, key, serial)
+	return c.from(c.shardOf(nameHash), key, serial)
 }
 
-// mayHold is false when c surely holds no reply for a name hashing to
-// nameHash: a cheaper answer than the probe, which at 100,000 names asked
-// in turn mostly misses.
-func (c *packedAnswers) mayHold(nameHash uint64) bool {
-	return c.shardOf(nameHash).names.mayHold(nameHash)
-}
+// mayHold is false when c holds no reply for a name hashing to nameHash
+// (or is making its filter afresh, see nameFilter): a cheaper answer than
+// the probe, which at 100,000 names asked in turn mostly misses.
+func (c *packedAnswers) mayHold(nameHash uint64) bool { return c.namesOf(nameHash).mayHold(nameHash) }
 
 func (c *packedAnswers) from(sh *packedShard, key answerKey, serial uint32) (packedAnswer, bool) {
 	sh.mu.RLock()
@@ -305,28 +311,36 @@ func (c *packedAnswers) put(key answerKey, entry packedAnswer) {
 		return
 	}
 	entry.basis, entry.wire = slices.Clone(entry.basis), slices.Clone(entry.wire)
-	sh.names.add(nameHash)
-	if putBounded(sh.entries, key, entry, sh.limit) && sh.names.letGo(sh.limit) {
-		for k := range sh.entries {
-			sh.names.add(c.nameHash(k))
-		}
+	names := c.namesOf(nameHash)
+	names.add(nameHash)
+	if !putBounded(sh.entries, key, entry, sh.limit) {
+		return
+	}
+	if sh.gone++; sh.gone >= sh.limit {
+		sh.gone = 0
+		names.remake(func(yield func(uint64) bool) {
+			for k := range sh.entries {
+				if !yield(c.nameHash(k)) {
+					return
+				}
+			}
+		})
 	}
 }
 
 // nameFilter lets a lookup pass a shard by without its lock or its map
-// when no entry has the name: one bit per place, a place for each 8
-// entries' worth of names, chosen by the name's hash and set when an
-// entry is put. A bit is never cleared for an entry that goes (another
-// name may have set it too): once the shard has let go of as many
-// entries as it holds, the bits are cleared and set again from what it
-// holds. Until they are set again a lookup may miss an entry that is
-// there, and its reply is built anew, as after any miss. With a place
-// for each 8 entries, a full shard's names set about one bit in nine,
-// and up to one in five with the names let go since the remaking: as
-// many lookups of a name not held probe the map anyway.
+// when no entry has the name: a bit per place, 8 to 16 places for each
+// entry the shard holds (a power of two of words), the place chosen by the
+// name's hash and its bit set when an entry is put. A bit is never
+// cleared for an entry that goes (another name may have set it too):
+// once the shard has let go of as many entries as it holds, the filter
+// is made afresh from what it holds (remake), a word at a time, so that
+// a lookup meanwhile sees only bits of names gone being cleared, never a
+// held name's. A full shard's names set about one bit in nine, and up to
+// one in five with the names let go since the remaking: as many lookups
+// of a name not held probe the map anyway.
 type nameFilter struct {
-	bits []atomic.Uint64 // A power of two of them.
-	gone int             // Entries let go since the bits were set afresh: under the write lock.
+	bits []atomic.Uint64 // Read without the shard's lock; written under its write lock.
 }
 
 func newNameFilter(limit int) nameFilter {
@@ -356,18 +370,18 @@ func (f *nameFilter) add(h uint64) {
 	}
 }
 
-// letGo notes an entry let go; true when the bits have just been
-// cleared, and the caller is to add the names held.
-func (f *nameFilter) letGo(limit int) bool {
-	f.gone++
-	if f.gone < limit {
-		return false
+// remake sets the bits of the hashes held, and only those: made aside,
+// then stored a word at a time. Every held name's bit is set already, so
+// each store only clears bits.
+func (f *nameFilter) remake(held iter.Seq[uint64]) {
+	fresh := make([]uint64, len(f.bits))
+	for h := range held {
+		word, bit := f.place(h)
+		fresh[word] |= bit
 	}
-	for i := range f.bits {
-		f.bits[i].Store(0)
+	for i, w := range fresh {
+		f.bits[i].Store(w)
 	}
-	f.gone = 0
-	return true
 }
 
 // keyHash is a hash of the whole key, for the doorkeeper: the name's

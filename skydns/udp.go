@@ -443,7 +443,8 @@ func (q *inlineQuery) begin(r *udpReader, remote net.Addr, source []byte, rest [
 }
 
 // lookedForPacked says whether the fast path looked for the packed reply
-// to the query, and found none: false for a query no reader serves.
+// to the query, and found none: false for a query a UDP reader did not
+// read.
 func (q *inlineQuery) lookedForPacked() bool { return q != nil && q.packedMissed }
 
 func (q *inlineQuery) LocalAddr() net.Addr  { return q.conn.LocalAddr() }
