@@ -210,14 +210,6 @@ func newPackedAnswers(limit int) *packedAnswers {
 	return c
 }
 
-// shard is where key's entry lives.
-func (c *packedAnswers) shard(key answerKey) *packedShard {
-	if len(c.shards) == 1 {
-		return &c.shards[0]
-	}
-	return c.shardOf(c.nameHash(key))
-}
-
 // shardOf is the shard of a key whose name hashes to h.
 func (c *packedAnswers) shardOf(h uint64) *packedShard { return &c.shards[h%uint64(len(c.shards))] }
 

@@ -425,7 +425,7 @@ func TestDoorkeeperFalsePositives(t *testing.T) {
 		keys := func(yield func(answerKey) bool) {
 			for i := 0; ; i++ {
 				key := answerKey{name: fmt.Sprintf("svc-%d.ns.svc.cluster.local.", i), qtype: dns.TypeA}
-				if c.shard(key) == sh && !yield(key) {
+				if c.shardOf(c.nameHash(key)) == sh && !yield(key) {
 					return
 				}
 			}
@@ -814,7 +814,7 @@ func TestNearAnswers(t *testing.T) {
 	}{
 		{"unchanged", func(s *packedAnswers, _ *atomic.Uint64) (*packedAnswers, answerKey, uint32) { return s, key, serial }, true},
 		{"let go by the shared cache", func(s *packedAnswers, _ *atomic.Uint64) (*packedAnswers, answerKey, uint32) {
-			delete(s.shard(key).entries, key)
+			delete(s.shardOf(s.nameHash(key)).entries, key)
 			return s, key, serial
 		}, true},
 		{"a read changed", func(s *packedAnswers, cell *atomic.Uint64) (*packedAnswers, answerKey, uint32) {
