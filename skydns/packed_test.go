@@ -853,6 +853,36 @@ func TestNearAnswers(t *testing.T) {
 	}
 }
 
+// Two names whose hashes choose the same pair of near slots both stay
+// there: once copied, each is served from the slots after the shared
+// cache has let both go.
+func TestNearAnswersKeepTwoNamesOfOneSlot(t *testing.T) {
+	const serial = 100
+	shared, near := newPackedAnswers(1024), newNearAnswers(1)
+	entry := packedAnswer{serial: serial, wire: []byte("reply")}
+	_, _ = near.get(shared, answerKey{name: "first."}, serial) // Makes the slots.
+	slotOf := func(k answerKey) uint64 { return shared.nameHash(k) & uint64(len(near.slots)-1) &^ 1 }
+	a := answerKey{name: "a.skydns.test.", qtype: dns.TypeA}
+	b := a
+	for i := 0; slotOf(b) != slotOf(a) || b == a; i++ {
+		b.name = fmt.Sprintf("b%d.skydns.test.", i)
+	}
+	for _, k := range []answerKey{a, b} {
+		shared.put(k, entry)
+		if _, ok := near.get(shared, k, serial); !ok {
+			t.Fatalf("%s: not found in the shared cache", k.name)
+		}
+	}
+	for _, k := range []answerKey{a, b} {
+		delete(shared.shardOf(shared.nameHash(k)).entries, k) // Only the slots hold them now.
+	}
+	for _, k := range []answerKey{a, b, a} {
+		if _, ok := near.get(shared, k, serial); !ok {
+			t.Errorf("%s: not served from the near slots", k.name)
+		}
+	}
+}
+
 // TestNearSlotsFor checks each reader's share of the packed answers'
 // capacity: a power of two, together no more than the capacity, none when
 // too small to be worth it, and no more than maxNearSlots.

@@ -96,8 +96,8 @@ type nearSlot struct {
 	entry packedAnswer
 }
 
-// maxNearSlots bounds a reader's slots (a power of two, a slot chosen by
-// the name's hash): 104 bytes each, so at most about 420 KiB a reader,
+// maxNearSlots bounds a reader's slots (a power of two, a pair of them
+// chosen by the name's hash): 104 bytes each, so at most about 420 KiB a reader,
 // the shared bytes aside. A working set of up to about a thousand names
 // hits there with few collisions; past that the slots only add a copy to
 // each shared hit. minNearSlots is the fewest worth having.
@@ -126,9 +126,12 @@ func nearSlotsFor(capacity, readers int) int {
 // until its first lookup.
 func newNearAnswers(readers int) *nearAnswers { return &nearAnswers{readers: readers} }
 
-// get is shared.get(key, serial), from n's slot for key when that holds a
-// current entry for it, and copied into the slot when it comes from
-// shared.
+// get is shared.get(key, serial), from one of n's two slots for key
+// when one holds a current entry for it, and copied into the first when
+// it comes from shared (what the first held moving to the second). Two
+// ways, because with one, two names of a working set that hash to the
+// same slot take turns in it, and every turn is a trip to the shared
+// shard's lock, a word both cores write (docs/benchmarks-cores.md).
 func (n *nearAnswers) get(shared *packedAnswers, key answerKey, serial uint32) (packedAnswer, bool) {
 	if n.shared != shared {
 		n.shared = shared
@@ -143,13 +146,15 @@ func (n *nearAnswers) get(shared *packedAnswers, key answerKey, serial uint32) (
 		// slot, at many names, is one more line fetched from memory.
 		return packedAnswer{}, false
 	}
-	slot := &n.slots[h&uint64(len(n.slots)-1)]
-	if slot.key == key && slot.entry.current(serial) {
-		return slot.entry, true
+	set := n.slots[h&uint64(len(n.slots)-1)&^1:][:2]
+	for i := range set {
+		if set[i].key == key && set[i].entry.current(serial) {
+			return set[i].entry, true
+		}
 	}
 	entry, ok := shared.getHashed(key, h, serial)
 	if ok {
-		*slot = nearSlot{key: key, entry: entry}
+		set[1], set[0] = set[0], nearSlot{key: key, entry: entry}
 	}
 	return entry, ok
 }
