@@ -252,20 +252,16 @@ func answerKeyOf(req *request) (answerKey, bool) {
 // unchanged and it was built within the SOA serial's hour (negative
 // replies carry the serial).
 func (c *packedAnswers) get(key answerKey, serial uint32) (packedAnswer, bool) {
-	return c.getHashed(key, c.nameHash(key), serial)
-}
-
-// getHashed is get for a key whose name hashes to nameHash.
-func (c *packedAnswers) getHashed(key answerKey, nameHash uint64, serial uint32) (packedAnswer, bool) {
-	if !c.mayHold(nameHash) {
+	h := c.nameHash(key)
+	if !c.mayHold(h) {
 		return packedAnswer{}, false
 	}
-	return c.from(c.shardOf(nameHash), key, serial)
+	return c.from(c.shardOf(h), key, serial)
 }
 
-// mayHold is false when c holds no reply for a name hashing to nameHash
-// (or is making its filter afresh, see nameFilter): a cheaper answer than
-// the probe, which at 100,000 names asked in turn mostly misses.
+// mayHold is false when c holds no reply for a name hashing to nameHash:
+// a cheaper answer than the probe, which at 100,000 names asked in turn
+// mostly misses. A lookup that has it true goes on to from.
 func (c *packedAnswers) mayHold(nameHash uint64) bool { return c.namesOf(nameHash).mayHold(nameHash) }
 
 func (c *packedAnswers) from(sh *packedShard, key answerKey, serial uint32) (packedAnswer, bool) {

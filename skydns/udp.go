@@ -384,8 +384,8 @@ func serveDatagram(h *Handler, ctx context.Context, w dns.ResponseWriter, b []by
 		}
 		action = dns.MsgReject
 	case dns.MsgReject, dns.MsgRejectNotImplemented:
-		headerOnly := append(b[:4:4], 0, 0, 0, 0, 0, 0, 0, 0) // The counts zeroed: the header alone.
-		_ = req.Unpack(headerOnly)
+		var header [dnsHeaderLen]byte
+		unpackHeader(req, b, &header)
 	default:
 		return
 	}
@@ -397,6 +397,15 @@ func serveDatagram(h *Handler, ctx context.Context, w dns.ResponseWriter, b []by
 	}
 	req.Ns, req.Answer, req.Extra = nil, nil, nil
 	_ = w.WriteMsg(req)
+}
+
+// unpackHeader sets m's header from the id and flags of b, a datagram at
+// least 4 bytes long, as Unpack sets them, with every section empty: it
+// unpacks those 4 bytes and zero counts, in buf.
+func unpackHeader(m *dns.Msg, b []byte, buf *[dnsHeaderLen]byte) {
+	*buf = [dnsHeaderLen]byte{}
+	copy(buf[:4], b)
+	_ = m.Unpack(buf[:])
 }
 
 // headerOf is the header at the start of b, at least dnsHeaderLen long.

@@ -49,15 +49,14 @@ type keyedQuery struct {
 	question [1]dns.Question
 	opt      dns.OPT
 	extra    [1]dns.RR
-	header   [dnsHeaderLen]byte // Here rather than on the stack, which Unpack would make it leave.
+	header   [dnsHeaderLen]byte // unpackHeader's, here rather than on the stack, which Unpack would make it leave.
 }
 
 // unpack makes q.msg the request b unpacks into; key is packedKeyOf(b).
 // The name is key's, which holds the same text.
 func (q *keyedQuery) unpack(b []byte, key answerKey) *dns.Msg {
 	*q = keyedQuery{}
-	copy(q.header[:4], b) // The id and flags; no sections, so Unpack sets the header alone.
-	_ = q.msg.Unpack(q.header[:])
+	unpackHeader(&q.msg, b, &q.header)
 	q.question[0] = dns.Question{Name: key.name, Qtype: key.qtype, Qclass: dns.ClassINET}
 	q.msg.Question = q.question[:]
 	if be16(b, 10) == 1 { // The OPT, whose place packedKeyOf checked: the datagram's last 11 bytes.
@@ -152,7 +151,7 @@ func (n *nearAnswers) get(shared *packedAnswers, key answerKey, serial uint32) (
 			return set[i].entry, true
 		}
 	}
-	entry, ok := shared.getHashed(key, h, serial)
+	entry, ok := shared.from(shared.shardOf(h), key, serial) // mayHold passed above.
 	if ok {
 		set[1], set[0] = set[0], nearSlot{key: key, entry: entry}
 	}
