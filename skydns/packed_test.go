@@ -415,6 +415,11 @@ func (d *doorkeeper) seen(h uint64) bool {
 	return d.has(i) && d.has(j)
 }
 
+// serviceKey is the A key of the i-th of many service names.
+func serviceKey(i int) answerKey {
+	return answerKey{name: fmt.Sprintf("svc-%d.ns.svc.cluster.local.", i), qtype: dns.TypeA}
+}
+
 // The doorkeeper of a shard holding as many keys as it remembers turns
 // away about 95% of the keys it has not seen, whatever the shard's size:
 // its bits are not the ones that chose the shard.
@@ -424,7 +429,7 @@ func TestDoorkeeperFalsePositives(t *testing.T) {
 		sh := &c.shards[0]
 		keys := func(yield func(answerKey) bool) {
 			for i := 0; ; i++ {
-				key := answerKey{name: fmt.Sprintf("svc-%d.ns.svc.cluster.local.", i), qtype: dns.TypeA}
+				key := serviceKey(i)
 				if c.shardOf(c.nameHash(key)) == sh && !yield(key) {
 					return
 				}
@@ -462,12 +467,9 @@ func TestNameFilterHoldsEveryEntry(t *testing.T) {
 	const limit = 512 // One shard.
 	c := newPackedAnswers(limit)
 	sh := &c.shards[0]
-	name := func(i int) answerKey {
-		return answerKey{name: fmt.Sprintf("svc-%d.ns.svc.cluster.local.", i), qtype: dns.TypeA}
-	}
 	entry := packedAnswer{wire: []byte{0}}
 	for i := range 10 * limit {
-		key := name(i)
+		key := serviceKey(i)
 		c.put(key, entry)
 		c.put(key, entry)
 		if i%limit == limit-1 || i == 10*limit-1 {
@@ -484,7 +486,7 @@ func TestNameFilterHoldsEveryEntry(t *testing.T) {
 	positives := 0
 	const probes = 5000
 	for i := range probes {
-		if c.mayHold(c.nameHash(name(-1 - i))) {
+		if c.mayHold(c.nameHash(serviceKey(-1 - i))) {
 			positives++
 		}
 	}
