@@ -885,6 +885,43 @@ func TestNearAnswersKeepTwoNamesOfOneSlot(t *testing.T) {
 	}
 }
 
+// TestNearSlotsOwnTheirNames: a reader's key names the reader's own text
+// of the datagram's name (borrowedKeyOf), which the next datagram
+// overwrites. A slot that kept that text would, once the next datagram
+// is a name of the same length and the same slots, hold that name's key
+// with the first name's reply.
+func TestNearSlotsOwnTheirNames(t *testing.T) {
+	const serial = 100
+	shared, near := newPackedAnswers(1024), newNearAnswers(1)
+	_, _ = near.get(shared, answerKey{name: "first."}, serial) // Makes the slots.
+	slotOf := func(k answerKey) uint64 { return shared.nameHash(k) & uint64(len(near.slots)-1) &^ 1 }
+	nameOf := func(i int) string { return fmt.Sprintf("n%04d.skydns.test.", i) }
+	a := answerKey{name: nameOf(0), qtype: dns.TypeA, rd: true}
+	b := a
+	for i := 1; slotOf(b) != slotOf(a) || b == a; i++ {
+		b.name = nameOf(i)
+	}
+	shared.put(a, packedAnswer{serial: serial, wire: []byte("a's reply")})
+	// b's AAAA, so that the name filter lets b's A on to the slots.
+	shared.put(answerKey{name: b.name, qtype: dns.TypeAAAA, rd: true}, packedAnswer{serial: serial, wire: []byte("b's AAAA")})
+	var text nameText
+	for _, k := range []answerKey{a, b} {
+		query := new(dns.Msg).SetQuestion(k.name, k.qtype)
+		wire, err := query.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, ok := text.borrowedKeyOf(wire)
+		if !ok || key != k {
+			t.Fatalf("borrowedKeyOf(%s) = %+v, %v; want %+v", k.name, key, ok, k)
+		}
+		entry, found := near.get(shared, key, serial)
+		if want := k == a; found != want {
+			t.Errorf("%s: found %v (%q), want %v", k.name, found, entry.wire, want)
+		}
+	}
+}
+
 // TestNearSlotsFor checks each reader's share of the packed answers'
 // capacity: a power of two, together no more than the capacity, none when
 // too small to be worth it, and no more than maxNearSlots.

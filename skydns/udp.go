@@ -114,6 +114,7 @@ type udpReader struct {
 	built   []bool      // Which replies in out ServeDNS wrote (and counted).
 	tally   readerTally // The batch's queries, for the counters.
 	near    *nearAnswers
+	name    nameText // The text of the name of the datagram being served.
 	h       *Handler // The batch's.
 
 	// query is the one served through ServeDNS at the moment, and ctx the
@@ -248,14 +249,14 @@ func (r *udpReader) serve(batch []ipv4.Message) (left bool) {
 		if r.wildcard {
 			source = r.replySource(m.OOB[:m.NN])
 		}
-		key, keyed := packedKeyOf(b)
+		key, keyed := r.name.borrowedKeyOf(b)
 		if keyed && fast && r.answerPacked(key, b, m.Addr, source) {
 			continue
 		}
 		q := r.query
 		q.begin(r, m.Addr, source, batch[i+1:], keyed && fast)
 		if keyed { // A query miekg/dns's server accepts: as serveDatagram, without unpacking.
-			r.h.serve(r.ctx, q, q.keyed.unpack(b, key))
+			r.h.serve(r.ctx, q, q.keyed.unpack(b, ownName(key))) // The request may outlive r.name's text.
 		} else {
 			serveDatagram(r.h, r.ctx, q, b)
 		}

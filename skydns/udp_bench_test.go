@@ -78,9 +78,10 @@ func BenchmarkServeAParallel(b *testing.B) {
 		runParallelCPU(b, func(pb *testing.PB) {
 			buf := make([]byte, 0, udpReadSize)
 			tally, near := h.newReaderTally(), newNearAnswers(1)
+			var text nameText
 			for i := 0; pb.Next(); i++ {
 				wire := wires[i%len(wires)]
-				key, _ := packedKeyOf(wire)
+				key, _ := text.borrowedKeyOf(wire)
 				reply, start, ok := h.answerPacked(key, wire, buf, &tally, near)
 				if !ok {
 					b.Fatal("not a packed hit")

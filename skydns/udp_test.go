@@ -401,12 +401,18 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, label string) fl
 // packedKeyOf admits a datagram only if miekg/dns's server would accept
 // and unpack it into a request that answerKeyOf admits under the same
 // key: the fast path answers nothing ServeDNS would answer otherwise.
+// The reader's borrowedKeyOf, over a text that held another name, gives
+// the same key.
 func FuzzPackedKeyOf(f *testing.F) {
 	for _, tc := range rawCases(f) {
 		f.Add(tc.b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		key, ok := packedKeyOf(b)
+		text := nameText{'x', 'x', 'x', '.'}
+		if borrowed, borrowedOK := text.borrowedKeyOf(b); borrowed != key || borrowedOK != ok {
+			t.Fatalf("%x: borrowedKeyOf %+v, %v; packedKeyOf %+v, %v", b, borrowed, borrowedOK, key, ok)
+		}
 		if !ok {
 			return
 		}

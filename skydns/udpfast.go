@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"log/slog"
+	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/miekg/dns"
 )
@@ -23,7 +25,7 @@ func (h *Handler) packedFastPath() bool {
 }
 
 // answerPacked appends to buf the packed reply to the UDP query b, whose
-// key packedKeyOf found, with b's id, and notes the request and the hit
+// key packedKeyOf (or borrowedKeyOf) found, with b's id, and notes the request and the hit
 // in t as ServeDNS counts them; the caller sends it and then calls
 // accountPacked. ok is false, and nothing is noted, when the reply is not
 // packed and current: ServeDNS is then to answer b, and need not look
@@ -131,6 +133,7 @@ func newNearAnswers(readers int) *nearAnswers { return &nearAnswers{readers: rea
 // ways, because with one, two names of a working set that hash to the
 // same slot take turns in it, and every turn is a trip to the shared
 // shard's lock, a word both cores write (docs/benchmarks-cores.md).
+// key's name may be borrowed (borrowedKeyOf): a slot keeps a copy.
 func (n *nearAnswers) get(shared *packedAnswers, key answerKey, serial uint32) (packedAnswer, bool) {
 	if n.shared != shared {
 		n.shared = shared
@@ -153,7 +156,7 @@ func (n *nearAnswers) get(shared *packedAnswers, key answerKey, serial uint32) (
 	}
 	entry, ok := shared.from(shared.shardOf(h), key, serial) // mayHold passed above.
 	if ok {
-		set[1], set[0] = set[0], nearSlot{key: key, entry: entry}
+		set[1], set[0] = set[0], nearSlot{key: ownName(key), entry: entry} // key's name may be borrowed.
 	}
 	return entry, ok
 }
@@ -256,67 +259,94 @@ const dnsHeaderLen = 12
 // a mixed-case one never has a packed reply). What it refuses is not
 // wrong, only left to ServeDNS.
 func packedKeyOf(b []byte) (answerKey, bool) {
+	var text nameText
+	key, name, ok := keyAndName(b, &text)
+	key.name = string(name)
+	return key, ok
+}
+
+// nameText is where a UDP reader writes the text of a datagram's name,
+// so that a packed hit allocates nothing: borrowedKeyOf's key names it
+// until the next datagram's.
+type nameText [maxPlainName]byte
+
+// borrowedKeyOf is packedKeyOf(b) with a name that is t's bytes: valid
+// until t is written again, so a key kept past that (in a near slot, or
+// by a query that goes on to ServeDNS) must own its name (ownName).
+func (t *nameText) borrowedKeyOf(b []byte) (answerKey, bool) {
+	key, name, ok := keyAndName(b, t)
+	key.name = unsafe.String(unsafe.SliceData(name), len(name))
+	return key, ok
+}
+
+// ownName is key with a name of its own.
+func ownName(key answerKey) answerKey {
+	key.name = strings.Clone(key.name)
+	return key
+}
+
+// keyAndName is packedKeyOf's key but for its name, whose text it writes
+// to text and returns.
+func keyAndName(b []byte, text *nameText) (answerKey, []byte, bool) {
 	if len(b) < dnsHeaderLen || b[2]&0xf8 != 0 || be16(b, 4) != 1 || be16(b, 6) != 0 || be16(b, 8) != 0 || be16(b, 10) > 1 {
-		return answerKey{}, false
+		return answerKey{}, nil, false
 	}
-	name, off, ok := plainName(b, dnsHeaderLen)
+	n, off, ok := plainName(b, dnsHeaderLen, text)
 	if !ok || len(b) < off+4 {
-		return answerKey{}, false
+		return answerKey{}, nil, false
 	}
 	key := answerKey{qtype: be16(b, off), rd: b[2]&0x01 != 0, cd: b[3]&0x10 != 0}
 	if be16(b, off+2) != dns.ClassINET || refusedType(key.qtype) {
-		return answerKey{}, false
+		return answerKey{}, nil, false
 	}
 	off += 4
 	if be16(b, 10) == 1 {
 		// The OPT: root name, type, class (the UDP size), TTL, RDLENGTH 0.
 		if len(b) != off+11 || b[off] != 0 || be16(b, off+1) != dns.TypeOPT || be16(b, off+9) != 0 {
-			return answerKey{}, false
+			return answerKey{}, nil, false
 		}
 		key.udpSize = advertisedUDPSize(&dns.OPT{Hdr: dns.RR_Header{Class: be16(b, off+3)}})
 		key.do = b[off+7]&0x80 != 0 // DO: the top bit of the flags, the TTL's low half.
 	} else if len(b) != off {
-		return answerKey{}, false
+		return answerKey{}, nil, false
 	}
-	key.name = name
-	return key, true
+	return key, text[:n], true
 }
 
 // maxPlainName is the longest wire name plainName reads; longer ones (up
 // to 255 octets) are left to miekg/dns's own limits.
 const maxPlainName = 250
 
-// plainName reads the uncompressed name at b[off:] as miekg/dns would
-// present it ("a.b.") and returns it with the offset past it; ok is false
-// for the root, a compression pointer, or any byte plainLabelByte refuses.
-func plainName(b []byte, off int) (name string, end int, ok bool) {
-	var buf [maxPlainName]byte
-	n := 0
+// plainName writes to text the uncompressed name at b[off:] as miekg/dns
+// would present it ("a.b.") and returns its length and the offset past
+// it; ok is false for the root, a compression pointer, or any byte
+// plainLabelByte refuses.
+func plainName(b []byte, off int, text *nameText) (n, end int, ok bool) {
 	for {
 		if off >= len(b) || n > maxPlainName-64 {
-			return "", 0, false
+			return 0, 0, false
 		}
 		l := int(b[off])
 		if l == 0 {
 			break
 		}
 		if l > 63 || off+1+l > len(b) {
-			return "", 0, false
+			return 0, 0, false
 		}
 		for _, c := range b[off+1 : off+1+l] {
 			if !plainLabelByte(c) {
-				return "", 0, false
+				return 0, 0, false
 			}
 		}
-		n += copy(buf[n:], b[off+1:off+1+l])
-		buf[n] = '.'
+		n += copy(text[n:], b[off+1:off+1+l])
+		text[n] = '.'
 		n++
 		off += 1 + l
 	}
 	if n == 0 {
-		return "", 0, false
+		return 0, 0, false
 	}
-	return string(buf[:n]), off + 1, true
+	return n, off + 1, true
 }
 
 // plainLabelByte: lowercase letters, digits, '-' and '_'.
