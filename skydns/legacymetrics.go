@@ -38,7 +38,7 @@ func (l *legacyMetrics) Collect(ch chan<- prometheus.Metric) {
 	l.counters(ch, "dns_request_count", "type", sumByLabel(l.m.requests, "proto"))
 	l.counters(ch, "dns_request_external_count", "type", sumByLabel(l.m.forwards, "kind"))
 	l.counters(ch, "dns_cache_miss_count", "type", map[string]float64{
-		"response": collectedSum(l.m.packedMisses), "signature": collectedSum(l.m.signatureMisses),
+		"response": sumByLabel(l.m.lookups, "result")["miss"], "signature": collectedSum(l.m.signatureMisses),
 	})
 	rcodes := sumByLabel(l.m.responses, "rcode")
 	l.counters(ch, "dns_error_count", "error", map[string]float64{

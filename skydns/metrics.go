@@ -11,8 +11,8 @@ import (
 // Metrics are skydns's Prometheus metrics. Labels are bounded: protocol,
 // qtype (a fixed list, the rest "other") and rcode; never the name.
 type Metrics struct {
-	requests     *prometheus.CounterVec
-	responses    *prometheus.CounterVec
+	requests     *summedCounters
+	responses    *summedCounters
 	duration     *latencyHistogram
 	forwards     *prometheus.CounterVec
 	dropped      prometheus.Counter
@@ -25,8 +25,13 @@ type Metrics struct {
 	tcpRefused prometheus.Counter
 	tcpEvicted prometheus.Counter
 
+	lookups      *summedCounters // Of the packed answers: packedHits and packedMisses.
 	packedHits   prometheus.Counter
 	packedMisses prometheus.Counter
+
+	// readers are the UDP readers' counts, which requests, responses and
+	// lookups add.
+	readers readerShares
 
 	autopathBy *prometheus.CounterVec // --autopath: results by label.
 
@@ -46,7 +51,7 @@ type Metrics struct {
 }
 
 // countedQtypes get their own label value; every other qtype is "other".
-var countedQtypes = []uint16{
+var countedQtypes = [...]uint16{
 	dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypePTR, dns.TypeCNAME, dns.TypeTXT,
 	dns.TypeMX, dns.TypeNS, dns.TypeSOA, dns.TypeANY,
 }
@@ -55,12 +60,6 @@ var countedQtypes = []uint16{
 // tests that do not serve it.
 func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 	m := &Metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "skydns", Name: "dns_requests_total", Help: "DNS requests received, by transport and query type.",
-		}, []string{"proto", "type"}),
-		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "skydns", Name: "dns_responses_total", Help: "DNS responses sent, by rcode.",
-		}, []string{"rcode"}),
 		duration: newLatencyHistogram(prometheus.HistogramOpts{
 			Namespace: "skydns", Name: "dns_request_duration_seconds", Help: "Time to answer a DNS request.",
 			Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 2.5},
@@ -105,10 +104,16 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 			Namespace: "skydns", Name: "index_last_change_timestamp_seconds", Help: "When the index last changed (list or watch event).",
 		}),
 	}
-	packed := prometheus.NewCounterVec(prometheus.CounterOpts{
+	m.requests = newSummedCounters(prometheus.CounterOpts{
+		Namespace: "skydns", Name: "dns_requests_total", Help: "DNS requests received, by transport and query type.",
+	}, []string{"proto", "type"}, m.readers.requests)
+	m.responses = newSummedCounters(prometheus.CounterOpts{
+		Namespace: "skydns", Name: "dns_responses_total", Help: "DNS responses sent, by rcode.",
+	}, []string{"rcode"}, m.readers.responses)
+	m.lookups = newSummedCounters(prometheus.CounterOpts{
 		Namespace: "skydns", Name: "answer_cache_lookups_total", Help: "Local queries (in the domain, or PTR in the reverse zones) looked up in the packed answers, by result (hit or miss).",
-	}, []string{"result"})
-	m.packedHits, m.packedMisses = packed.WithLabelValues("hit"), packed.WithLabelValues("miss")
+	}, []string{"result"}, m.readers.lookups)
+	m.packedHits, m.packedMisses = m.lookups.WithLabelValues("hit"), m.lookups.WithLabelValues("miss")
 	signatures := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "skydns", Name: "dnssec_signature_cache_lookups_total", Help: "RRsets signed for DO requests (-dnssec), by result: hit (a signature from the -scache cache) or miss (signed anew).",
 	}, []string{"result"})
@@ -119,7 +124,7 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 	for _, result := range []string{autopathHit, autopathMiss, autopathSkipped} {
 		m.autopathBy.WithLabelValues(result) // Each result at 0 from the start, for rate().
 	}
-	reg.MustRegister(m.autopathBy, packed, signatures, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.udpCapped, m.overBudgetBy, m.loopDetected, m.tcpConns, m.tcpRefused, m.tcpEvicted, m.watchUp, m.noSpace, m.relists, m.malformed, m.lastChange)
+	reg.MustRegister(m.autopathBy, m.lookups, signatures, m.requests, m.responses, m.duration, m.forwards, m.dropped, m.udpCapped, m.overBudgetBy, m.loopDetected, m.tcpConns, m.tcpRefused, m.tcpEvicted, m.watchUp, m.noSpace, m.relists, m.malformed, m.lastChange)
 	if index != nil {
 		reg.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -38,7 +38,7 @@ func (s *packedStep) serve(ctx context.Context, req *request) {
 	serial := req.serial()
 	entry, hit := packedAnswer{}, false
 	if !req.inline.lookedForPacked() {
-		entry, hit = s.cache.get(key, serial)
+		entry, hit = req.inline.packedAnswer(s.cache, key, serial)
 	}
 	s.count(req, hit)
 	if hit {

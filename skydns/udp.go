@@ -102,6 +102,7 @@ func (s *udpServer) start(r *udpReader, pending []ipv4.Message) {
 
 // udpReader is one socket's reader and the buffers it reuses.
 type udpReader struct {
+	_        [64]byte // What a reader writes for each query shares no cache line with another's (BenchmarkServeAParallel/reader).
 	srv      *udpServer
 	conn     *net.UDPConn
 	batch    batchConn
@@ -109,13 +110,17 @@ type udpReader struct {
 
 	in      []ipv4.Message
 	out     []ipv4.Message
-	pending int         // Replies in out, not sent yet.
-	starts  []time.Time // When each packed reply in out was looked up.
-	built   []bool      // Which replies in out ServeDNS wrote (and counted).
-	tally   readerTally // The batch's queries, for the counters.
-	near    *nearAnswers
-	name    nameText // The text of the name of the datagram being served.
-	h       *Handler // The batch's.
+	pending int            // Replies in out, not sent yet.
+	starts  []time.Time    // When each packed reply in out was looked up.
+	built   [udpBatch]bool // Which replies in out ServeDNS wrote (and counted).
+	// outBuffers are out's Buffers, which each reply sets: here, where
+	// no other reader's words are.
+	outBuffers [udpBatch][1][]byte
+	tally      readerTally // The batch's queries, for the counters.
+	near       *nearAnswers
+	fast       bool     // The batch's handler has the fast path, and near is in use.
+	name       nameText // The text of the name of the datagram being served.
+	h          *Handler // The batch's.
 
 	// query is the one served through ServeDNS at the moment, and ctx the
 	// context it is served in, which carries query for leaveReader. Both
@@ -127,6 +132,7 @@ type udpReader struct {
 	// nearly every query comes to the same address, and the source is
 	// then the same bytes, shared (never written) by the replies.
 	lastInfo, lastSource []byte
+	_                    [64]byte
 }
 
 func newUDPReader(srv *udpServer, c *net.UDPConn) (*udpReader, error) {
@@ -142,8 +148,8 @@ func newReader(srv *udpServer, c *net.UDPConn, batch batchConn, wildcard bool) *
 	r := &udpReader{
 		srv: srv, conn: c, batch: batch, wildcard: wildcard,
 		in: make([]ipv4.Message, udpBatch), out: make([]ipv4.Message, udpBatch),
-		starts: make([]time.Time, udpBatch), built: make([]bool, udpBatch),
-		tally: srv.handler().newReaderTally(), near: newNearAnswers(srv.sockets),
+		starts: make([]time.Time, udpBatch),
+		tally:  srv.handler().newReaderTally(), near: newNearAnswers(srv.sockets),
 	}
 	r.newQuery()
 	return r.allocate()
@@ -180,7 +186,8 @@ func (r *udpReader) allocate() *udpReader {
 		if r.wildcard {
 			r.in[i].OOB = make([]byte, udpOOBSize)
 		}
-		r.out[i].Buffers = [][]byte{make([]byte, 0, udpReadSize)}
+		r.outBuffers[i][0] = make([]byte, 0, udpReadSize)
+		r.out[i].Buffers = r.outBuffers[i][:]
 	}
 	return r
 }
@@ -238,7 +245,8 @@ func (r *udpReader) run(pending []ipv4.Message) error {
 // query left with the goroutine: the reader then goes on elsewhere.
 func (r *udpReader) serve(batch []ipv4.Message) (left bool) {
 	r.h = r.srv.handler()
-	fast := r.h.packedFastPath()
+	r.fast = r.h.packedFastPath()
+	fast := r.fast
 	if !fast {
 		r.near.release()
 	}
@@ -296,7 +304,7 @@ func (r *udpReader) flush() {
 		}
 		out[i].Addr = nil
 	}
-	r.h.addTally(&r.tally) // Queries dropped or not answered yet count too.
+	r.tally.addUp() // Queries dropped or not answered yet count too.
 }
 
 // newQuery gives the reader a query and context of its own, the old ones
@@ -450,6 +458,17 @@ func (q *inlineQuery) tally() *readerTally {
 // is used, is not cleared twice.
 func (q *inlineQuery) begin(r *udpReader, remote net.Addr, source []byte, rest []ipv4.Message, missed bool) {
 	q.reader, q.conn, q.remote, q.source, q.rest, q.packedMissed = r, r.conn, remote, source, rest, missed
+}
+
+// packedAnswer is cache.get(key, serial), through the reader's near
+// slots while a reader with the fast path serves q: a query the fast
+// path left (one with EDNS options, say) then takes no shared lock
+// either when its reply is packed.
+func (q *inlineQuery) packedAnswer(cache *packedAnswers, key answerKey, serial uint32) (packedAnswer, bool) {
+	if q == nil || q.reader == nil || !q.reader.fast {
+		return cache.get(key, serial)
+	}
+	return q.reader.near.get(cache, key, serial)
 }
 
 // lookedForPacked says whether the fast path looked for the packed reply

@@ -88,7 +88,7 @@ func BenchmarkServeAParallel(b *testing.B) {
 				}
 				h.accountPacked(start, reply, &tally)
 				if i%batch == batch-1 {
-					h.addTally(&tally)
+					tally.addUp()
 				}
 			}
 		})
@@ -167,7 +167,7 @@ func newUnsharedWriter() *packingWriter {
 // written nowhere.
 func benchReader(h *Handler) *udpReader {
 	r := newReader(&udpServer{handler: func() *Handler { return h }}, nil, discardBatch{}, false)
-	r.h = h
+	r.h, r.fast = h, h.packedFastPath() // As serve sets them for a batch.
 	return r
 }
 

@@ -545,3 +545,36 @@ func TestSingleConnReadsAndWritesOneAtATime(t *testing.T) {
 		t.Fatalf("read %q", got)
 	}
 }
+
+// A query a UDP reader leaves to ServeDNS (here one with a cookie, which
+// the fast path does not take) finds its packed reply through the
+// reader's near slots, as the fast path does, so that it takes no shared
+// lock either: once the shared cache has let the reply go, the slot still
+// answers.
+func TestReaderOffTheFastPathUsesTheNearSlots(t *testing.T) {
+	name := "web.default.svc.skydns.test."
+	h := newTestHandler(t, newTestConfig(), loadIndex(t, map[string]string{"a1." + name: `{"host":"10.7.0.0"}`}))
+	r := benchReader(h)
+	q := question(name, dns.TypeA, 1)
+	q.SetEdns0(1232, false)
+	opt := q.IsEdns0()
+	opt.Option = append(opt.Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"})
+	wire := packQuery(t, q)
+	if _, keyed := packedKeyOf(wire); keyed {
+		t.Fatal("the cookie query has a key: the fast path would take it")
+	}
+	hits := func() uint64 {
+		r.serve([]ipv4.Message{{Buffers: [][]byte{slices.Clone(wire)}, N: len(wire), Addr: clientAddr}})
+		return r.tally.counts.hits.Load()
+	}
+	hits() // Builds the reply and keeps it.
+	if n := hits(); n != 1 {
+		t.Fatalf("asked again: %d packed hits, want 1", n)
+	}
+	for i := range h.caches.packed.shards {
+		clear(h.caches.packed.shards[i].entries)
+	}
+	if n := hits(); n != 2 {
+		t.Errorf("after the shared cache let the reply go: %d packed hits, want 2 (from the near slot)", n)
+	}
+}

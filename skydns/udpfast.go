@@ -174,29 +174,20 @@ func (h *Handler) accountPacked(start time.Time, reply []byte, t *readerTally) {
 
 // readerTally is one UDP reader's accounting of the queries it serves,
 // packed hits and through ServeDNS alike, so that serving them writes no
-// word another core writes (see latencyHistogram): latencies go into the
-// reader's shard at once, and the counts of a batch are added to the
-// counters once, at its end (addTally).
+// word another core writes: latencies go into the reader's shard of the
+// histogram at once (see latencyHistogram), and the counts of a batch
+// into the reader's share of the counters once, at its end (addUp).
 type readerTally struct {
 	latency  *latencyShard
-	requests [2]int   // A, AAAA: nearly every query, so counted here.
-	others   []uint16 // The qtypes of the other requests of the batch.
-	hits     int      // Packed answers found...
-	misses   int      // ...and looked for in vain.
-	rcodes   [16]int
+	counts   *readerCounts
+	requests [len(countedQtypes) + 1]int // As readerCounts's.
+	rcodes   [readerRcodes]int
+	hits     int // Packed answers found...
+	misses   int // ...and looked for in vain.
 }
 
 // request notes a query of qtype.
-func (t *readerTally) request(qtype uint16) {
-	switch qtype {
-	case dns.TypeA:
-		t.requests[0]++
-	case dns.TypeAAAA:
-		t.requests[1]++
-	default:
-		t.others = append(t.others, qtype)
-	}
-}
+func (t *readerTally) request(qtype uint16) { t.requests[qtypeIndex(qtype)]++ }
 
 // hit notes a query of qtype answered from the packed answers.
 func (t *readerTally) hit(qtype uint16) {
@@ -205,8 +196,8 @@ func (t *readerTally) hit(qtype uint16) {
 }
 
 // response notes a reply with rcode, sent seconds after its query came;
-// false, and nothing noted, for an extended rcode (EDNS0's upper bits),
-// which the counters' own labels take.
+// false, and nothing noted, for an rcode the reader does not count
+// (readerRcodes), which the counters take.
 func (t *readerTally) response(rcode int, seconds float64) bool {
 	if rcode >= len(t.rcodes) {
 		return false
@@ -219,31 +210,21 @@ func (t *readerTally) response(rcode int, seconds float64) bool {
 // newReaderTally accounts into h's metrics, which every handler of a
 // server shares.
 func (h *Handler) newReaderTally() readerTally {
-	return readerTally{latency: h.metrics.duration.shard(), others: make([]uint16, 0, udpBatch)}
+	return readerTally{latency: h.metrics.duration.shard(), counts: h.metrics.readers.share()}
 }
 
-// addTally adds t to the counters and clears it.
-func (h *Handler) addTally(t *readerTally) {
-	for i, qtype := range [2]uint16{dns.TypeA, dns.TypeAAAA} {
-		if n := t.requests[i]; n > 0 {
-			h.metrics.requestsBy["udp"][qtype].Add(float64(n))
-		}
+// addUp adds t to the reader's counts and clears it.
+func (t *readerTally) addUp() {
+	c := t.counts
+	for i, n := range t.requests {
+		addCount(&c.requests[i], n)
 	}
-	for _, qtype := range t.others {
-		h.metrics.request("udp", qtype)
+	for i, n := range t.rcodes {
+		addCount(&c.rcodes[i], n)
 	}
-	if t.hits > 0 {
-		h.metrics.packedHits.Add(float64(t.hits))
-	}
-	if t.misses > 0 {
-		h.metrics.packedMisses.Add(float64(t.misses))
-	}
-	for rcode, n := range t.rcodes {
-		if n > 0 {
-			h.metrics.responseCounter(rcode).Add(float64(n))
-		}
-	}
-	*t = readerTally{latency: t.latency, others: t.others[:0]}
+	addCount(&c.hits, t.hits)
+	addCount(&c.misses, t.misses)
+	*t = readerTally{latency: t.latency, counts: c}
 }
 
 // dnsHeaderLen is the fixed header of every DNS message.
