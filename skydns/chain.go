@@ -45,11 +45,12 @@ type request struct {
 	name      string // The question's name in lowercase.
 	mixedCase bool   // The name had upper-case letters.
 	tcp       bool
-	client    net.Addr     // Who asked: the autopath step reads it.
-	inline    *inlineQuery // Set while a UDP reader serves it: see counts.
-	start     time.Time    // When it arrived; also the clock of the SOA serial.
-	work      budget       // What the resolver has spent on it (budget.go).
-	packed    []byte       // The packed step's buffer, kept from query to query (reset).
+	client    net.Addr      // Who asked: the autopath step reads it.
+	inline    *inlineQuery  // Set while a UDP reader serves it: see countRequest.
+	shard     *counterShard // The pooled request's: see countRequest.
+	start     time.Time     // When it arrived; also the clock of the SOA serial.
+	work      budget        // What the resolver has spent on it (budget.go).
+	packed    []byte        // The packed step's buffer, kept from query to query (reset).
 
 	reply reply
 	// ownReply is the message of the first reply built for the request
@@ -80,7 +81,7 @@ func (r *request) newReply() *dns.Msg {
 // copied.
 func (r *request) reset(m *dns.Msg, tcp bool, start time.Time) {
 	reads, packed := r.work.basis.reads[:0], r.packed[:0]
-	*r = request{msg: m, tcp: tcp, start: start, packed: packed}
+	*r = request{msg: m, tcp: tcp, start: start, packed: packed, shard: r.shard}
 	r.work.basis.reads = reads
 	if len(m.Question) == 1 {
 		r.name = m.Question[0].Name
@@ -90,10 +91,38 @@ func (r *request) reset(m *dns.Msg, tcp bool, start time.Time) {
 	}
 }
 
-// counts is where the request's counts go: the tally of the UDP reader
-// serving it, written by that reader alone, or nil for the shared
-// counters (TCP, and a query that has left its reader to wait upstream).
-func (r *request) counts() *readerTally { return r.inline.tally() }
+// countRequest, countResponse and countLookup note the request's counts
+// where they go: into the tally of the UDP reader serving it, which that
+// reader alone writes, or else (TCP, and a query that has left its reader
+// to wait upstream) into the counter shard of the pooled request.
+
+func (r *request) countRequest(qtype uint16) {
+	if t := r.inline.tally(); t != nil {
+		t.request(qtype)
+	} else {
+		r.shard.request(r.tcp, qtype)
+	}
+}
+
+// countResponse is false, and nothing noted, for an rcode the shards do
+// not count (shardRcodes).
+func (r *request) countResponse(rcode int, seconds float64) bool {
+	if t := r.inline.tally(); t != nil {
+		return t.response(rcode, seconds)
+	}
+	return r.shard.response(r.tcp, rcode, seconds)
+}
+
+func (r *request) countLookup(hit bool) {
+	switch t := r.inline.tally(); {
+	case t != nil && hit:
+		t.hits++
+	case t != nil:
+		t.misses++
+	default:
+		r.shard.lookup(hit)
+	}
+}
 
 // q is the question, or the zero one when there is not exactly one.
 func (r *request) q() dns.Question {
@@ -182,7 +211,7 @@ func newChain(opts Options, deps Deps) (step, caches) {
 	next = &checkStep{dropStubLoops: opts.StubZones, next: next}
 	packed := newPackedAnswers(opts.AnswerCache)
 	if packed != nil {
-		next = &packedStep{cache: packed, zone: res, metrics: deps.Metrics, next: next}
+		next = &packedStep{cache: packed, zone: res, next: next}
 	}
 	return next, caches{packed: packed, responses: fwd.cache, loop: up.loop}
 }

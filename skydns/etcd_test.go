@@ -133,6 +133,12 @@ func testutilCounter(c prometheus.Counter) float64 {
 	return promtestutil.ToFloat64(c)
 }
 
+// counted is the value, as a scrape shows it, of c's series with label
+// value: the counter shards' counts included.
+func counted(c prometheus.Collector, label, value string) float64 {
+	return sumByLabel(c, label)[value]
+}
+
 func promGauge(g prometheus.Gauge) float64 {
 	return promtestutil.ToFloat64(g)
 }

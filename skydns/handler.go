@@ -53,7 +53,7 @@ func NewHandler(opts Options, deps Deps) *Handler {
 	h := &Handler{
 		metrics: deps.Metrics, log: deps.Log, clock: deps.Clock, base: deps.Context,
 		buffers:  sync.Pool{New: func() any { b := make([]byte, 0, dns.MinMsgSize); return &b }},
-		requests: sync.Pool{New: func() any { return new(request) }},
+		requests: sync.Pool{New: func() any { return &request{shard: deps.Metrics.nextShard()} }},
 	}
 	h.chain, h.caches = newChain(opts, deps)
 	return h
@@ -76,11 +76,7 @@ func (h *Handler) serve(ctx context.Context, w dns.ResponseWriter, m *dns.Msg) {
 	req.client = client
 	req.inline, _ = w.(*inlineQuery)
 	if len(m.Question) == 1 {
-		if t := req.counts(); t != nil {
-			t.request(req.q().Qtype)
-		} else {
-			h.metrics.request(req.proto(), req.q().Qtype)
-		}
+		req.countRequest(req.q().Qtype)
 	}
 	h.chain.serve(ctx, req)
 	h.send(w, req, &req.reply)
@@ -126,7 +122,7 @@ func (h *Handler) writeShared(w dns.ResponseWriter, id uint16, r *reply) error {
 func (h *Handler) account(req *request, r *reply) {
 	rcode, answers := r.summary()
 	seconds := time.Since(req.start).Seconds()
-	if t := req.counts(); t == nil || !t.response(rcode, seconds) {
+	if !req.countResponse(rcode, seconds) {
 		h.metrics.response(req.proto(), rcode, seconds)
 	}
 	if h.log.Enabled(context.Background(), slog.LevelDebug) {

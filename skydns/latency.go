@@ -10,20 +10,21 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// latencyHistogram is skydns_dns_request_duration_seconds: the
-// HistogramVec ServeDNS observes into, and shards that the UDP readers
-// observe their packed replies into, one each. A HistogramVec child is
-// a few words every core writes for every query (its count, its sum's
-// compare-and-swap, its bucket); a shard has one writer, so observing
-// costs no shared cache line. A scrape adds the shards into the vec's
-// proto="udp" series: the metric is the one it always was.
+// latencyHistogram is skydns_dns_request_duration_seconds: a
+// HistogramVec, and shards of it that scrapes add into its series, one
+// shard per label value for each UDP reader and for each of the counter
+// shards the other queries spread over (counterShard). A HistogramVec
+// child is a few words every core writes for every query (its count, its
+// sum's compare-and-swap, its bucket); a shard has one writer, or a few
+// that seldom meet, so observing costs no shared cache line. The metric
+// is the one it always was.
 type latencyHistogram struct {
 	vec     *prometheus.HistogramVec
 	desc    *prometheus.Desc
 	buckets []float64
 
 	mu     sync.Mutex
-	shards []*latencyShard
+	shards map[string][]*latencyShard // By label value.
 }
 
 // maxLatencyBuckets is the most buckets a shard holds: its counts are an
@@ -31,9 +32,9 @@ type latencyHistogram struct {
 // allocator could place on a cache line next to another shard's.
 const maxLatencyBuckets = 15
 
-// latencyShard is one reader's part: written by that reader alone, read
-// by scrapes. The padding keeps other allocations' words off its cache
-// lines.
+// latencyShard is one series' part that one writer (a UDP reader), or
+// a few that seldom meet (counterShard), write, and scrapes read. The
+// padding keeps other allocations' words off its cache lines.
 type latencyShard struct {
 	_       [64]byte
 	buckets []float64
@@ -50,35 +51,42 @@ func newLatencyHistogram(opts prometheus.HistogramOpts, label string) *latencyHi
 		vec:     prometheus.NewHistogramVec(opts, []string{label}),
 		desc:    prometheus.NewDesc(prometheus.BuildFQName(opts.Namespace, opts.Subsystem, opts.Name), opts.Help, []string{label}, nil),
 		buckets: opts.Buckets,
+		shards:  map[string][]*latencyShard{},
 	}
 }
 
-// shard adds a shard to the proto="udp" series, which it makes exist:
+// shard adds a shard to the series of label, which it makes exist:
 // Collect adds the shards to that series as the vec collects it.
-func (l *latencyHistogram) shard() *latencyShard {
-	l.vec.WithLabelValues("udp")
+func (l *latencyHistogram) shard(label string) *latencyShard {
+	l.vec.WithLabelValues(label)
 	s := &latencyShard{buckets: l.buckets}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.shards = append(l.shards, s)
+	l.shards[label] = append(l.shards[label], s)
 	return s
 }
 
-// observe records one reply's seconds. Only the shard's reader calls it.
+// observe records one reply's seconds. The sum is a compare-and-swap,
+// which a shard's one writer makes at the first try.
 func (s *latencyShard) observe(seconds float64) {
 	s.counts[sort.SearchFloat64s(s.buckets, seconds)].Add(1)
-	s.sumBits.Store(math.Float64bits(math.Float64frombits(s.sumBits.Load()) + seconds))
+	for {
+		old := s.sumBits.Load()
+		if s.sumBits.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+seconds)) {
+			return
+		}
+	}
 }
 
 func (l *latencyHistogram) Describe(ch chan<- *prometheus.Desc) { l.vec.Describe(ch) }
 
-// Collect passes on the vec's series, the udp one with the shards added.
+// Collect passes on the vec's series, each with its shards added.
 func (l *latencyHistogram) Collect(ch chan<- prometheus.Metric) {
 	series := make(chan prometheus.Metric, 2)
 	go func() { l.vec.Collect(series); close(series) }()
 	for m := range series {
 		var pb dto.Metric
-		if err := m.Write(&pb); err != nil || len(pb.GetLabel()) != 1 || pb.GetLabel()[0].GetValue() != "udp" {
+		if err := m.Write(&pb); err != nil || len(pb.GetLabel()) != 1 {
 			ch <- m
 			continue
 		}
@@ -91,7 +99,7 @@ func (l *latencyHistogram) withShards(h *dto.Histogram, label string) prometheus
 	count, sum := h.GetSampleCount(), h.GetSampleSum()
 	perBucket := make([]uint64, len(l.buckets))
 	l.mu.Lock()
-	for _, s := range l.shards {
+	for _, s := range l.shards[label] {
 		for i := range perBucket {
 			perBucket[i] += s.counts[i].Load()
 		}

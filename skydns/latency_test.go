@@ -27,7 +27,7 @@ func TestLatencyShardsMergeIntoTheUDPSeries(t *testing.T) {
 			l := newLatencyHistogram(prometheus.HistogramOpts{Name: "d", Help: "h", Buckets: []float64{0.001, 0.01, 0.1}}, "proto")
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(l)
-			shards := []*latencyShard{l.shard(), l.shard()}
+			shards := []*latencyShard{l.shard("udp"), l.shard("udp")}
 			for _, v := range tc.vec {
 				l.vec.WithLabelValues("udp").Observe(v)
 			}

@@ -19,12 +19,13 @@ func TestLegacyMetricsFollowTodays(t *testing.T) {
 		proto string
 		rcode int
 	}{{"udp", dns.RcodeSuccess}, {"udp", dns.RcodeNameError}, {"tcp", dns.RcodeServerFailure}, {"udp", dns.RcodeNameError}} {
-		m.request(q.proto, dns.TypeA)
-		m.response(q.proto, q.rcode, 0.002)
+		shard := m.nextShard()
+		shard.request(q.proto == "tcp", dns.TypeA)
+		shard.response(q.proto == "tcp", q.rcode, 0.002)
 	}
 	m.forwardResult("recursive", nil)
 	m.forwardResult("stub", errAllFailed)
-	m.packedMisses.Inc()
+	m.nextShard().lookup(false)
 	m.udpCapped.Inc()
 	want := `
 # HELP kube_dns_dns_error_count SkyDNS 2.5's dns_error_count, derived from today's metrics (docs/compatibility.md).

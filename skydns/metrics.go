@@ -2,7 +2,9 @@ package skydns
 
 import (
 	"errors"
+	"runtime"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,13 +27,14 @@ type Metrics struct {
 	tcpRefused prometheus.Counter
 	tcpEvicted prometheus.Counter
 
-	lookups      *summedCounters // Of the packed answers: packedHits and packedMisses.
-	packedHits   prometheus.Counter
-	packedMisses prometheus.Counter
+	lookups *summedCounters // Of the packed answers, by result.
 
-	// readers are the UDP readers' counts, which requests, responses and
-	// lookups add.
-	readers readerShares
+	// shards are the counts that requests, responses, lookups and
+	// duration add (counterShard): the UDP readers' own, and spread, over
+	// which the other queries' pooled requests are dealt (nextShard).
+	shards     counterShards
+	spread     []*counterShard
+	spreadNext atomic.Uint32
 
 	autopathBy *prometheus.CounterVec // --autopath: results by label.
 
@@ -44,10 +47,7 @@ type Metrics struct {
 	malformed  prometheus.Counter
 	lastChange prometheus.Gauge
 
-	// Hot-path handles, looked up once instead of per query.
-	requestsBy map[string]map[uint16]prometheus.Counter
-	rcodes     map[int]prometheus.Counter
-	durationBy map[string]prometheus.Observer
+	rcodes map[int]prometheus.Counter // The named rcodes' series, looked up once.
 }
 
 // countedQtypes get their own label value; every other qtype is "other".
@@ -106,14 +106,13 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 	}
 	m.requests = newSummedCounters(prometheus.CounterOpts{
 		Namespace: "skydns", Name: "dns_requests_total", Help: "DNS requests received, by transport and query type.",
-	}, []string{"proto", "type"}, m.readers.requests)
+	}, []string{"proto", "type"}, m.shards.requests)
 	m.responses = newSummedCounters(prometheus.CounterOpts{
 		Namespace: "skydns", Name: "dns_responses_total", Help: "DNS responses sent, by rcode.",
-	}, []string{"rcode"}, m.readers.responses)
+	}, []string{"rcode"}, m.shards.responses)
 	m.lookups = newSummedCounters(prometheus.CounterOpts{
 		Namespace: "skydns", Name: "answer_cache_lookups_total", Help: "Local queries (in the domain, or PTR in the reverse zones) looked up in the packed answers, by result (hit or miss).",
-	}, []string{"result"}, m.readers.lookups)
-	m.packedHits, m.packedMisses = m.lookups.WithLabelValues("hit"), m.lookups.WithLabelValues("miss")
+	}, []string{"result"}, m.shards.lookups)
 	signatures := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "skydns", Name: "dnssec_signature_cache_lookups_total", Help: "RRsets signed for DO requests (-dnssec), by result: hit (a signature from the -scache cache) or miss (signed anew).",
 	}, []string{"result"})
@@ -138,8 +137,22 @@ func NewMetrics(reg prometheus.Registerer, index *Index) *Metrics {
 	for _, limit := range []string{limitLookups, limitNodes, limitChases, limitUpstream} {
 		m.overBudgetBy.WithLabelValues(limit) // Exported at 0 from the start, so a rate has a baseline.
 	}
-	m.prepareHandles()
+	m.makeSeries()
+	m.spread = make([]*counterShard, spreadPerCore*runtime.GOMAXPROCS(0))
+	for i := range m.spread {
+		m.spread[i] = m.newShard()
+	}
 	return m
+}
+
+// spreadPerCore is how many counter shards per core the queries served
+// outside a UDP reader spread over: enough that two cores' pooled
+// requests seldom share one, few enough that a scrape's sums stay cheap.
+const spreadPerCore = 4
+
+// nextShard is the shard of a new pooled request: each in turn.
+func (m *Metrics) nextShard() *counterShard {
+	return m.spread[int(m.spreadNext.Add(1))%len(m.spread)]
 }
 
 // packedEntriesGauge exports the number of packed answers held.
@@ -149,35 +162,28 @@ func packedEntriesGauge(size func() int) prometheus.Collector {
 	}, func() float64 { return float64(size()) })
 }
 
-func (m *Metrics) prepareHandles() {
-	m.requestsBy = map[string]map[uint16]prometheus.Counter{}
-	m.durationBy = map[string]prometheus.Observer{}
-	for _, proto := range []string{"udp", "tcp"} {
-		byType := map[uint16]prometheus.Counter{0: m.requests.WithLabelValues(proto, "other")}
+// makeSeries makes the series the counter shards add to: every one a
+// shard may count, so that a scrape has a series to add each count to.
+func (m *Metrics) makeSeries() {
+	for _, proto := range protos {
+		m.requests.WithLabelValues(proto, "other")
 		for _, t := range countedQtypes {
-			byType[t] = m.requests.WithLabelValues(proto, dns.TypeToString[t])
+			m.requests.WithLabelValues(proto, dns.TypeToString[t])
 		}
-		m.requestsBy[proto] = byType
-		m.durationBy[proto] = m.duration.vec.WithLabelValues(proto)
 	}
 	m.rcodes = map[int]prometheus.Counter{}
 	for rcode, name := range dns.RcodeToString {
 		m.rcodes[rcode] = m.responses.WithLabelValues(name)
 	}
+	m.lookups.WithLabelValues("hit")
+	m.lookups.WithLabelValues("miss")
 }
 
-func (m *Metrics) request(proto string, qtype uint16) {
-	byType := m.requestsBy[proto]
-	c, ok := byType[qtype]
-	if !ok {
-		c = byType[0]
-	}
-	c.Inc()
-}
-
+// response counts a reply in the metrics' own series: one with an rcode
+// the counter shards do not count (shardRcodes).
 func (m *Metrics) response(proto string, rcode int, seconds float64) {
 	m.responseCounter(rcode).Inc()
-	m.durationBy[proto].Observe(seconds)
+	m.duration.vec.WithLabelValues(proto).Observe(seconds)
 }
 
 // responseCounter counts the responses with rcode.

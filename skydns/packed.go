@@ -23,10 +23,9 @@ import (
 // NXDOMAIN qualify. A reply shuffled by round robin is kept too: each hit
 // shuffles its own copy (rrSpan).
 type packedStep struct {
-	cache   *packedAnswers
-	zone    *Resolver // Whose domain says which names are local.
-	metrics *Metrics
-	next    step
+	cache *packedAnswers
+	zone  *Resolver // Whose domain says which names are local.
+	next  step
 }
 
 func (s *packedStep) serve(ctx context.Context, req *request) {
@@ -40,28 +39,13 @@ func (s *packedStep) serve(ctx context.Context, req *request) {
 	if !req.inline.lookedForPacked() {
 		entry, hit = req.inline.packedAnswer(s.cache, key, serial)
 	}
-	s.count(req, hit)
+	req.countLookup(hit)
 	if hit {
 		req.reply = reply{wire: entry.wire, shared: true, answers: entry.answers}
 		return
 	}
 	s.next.serve(ctx, req)
 	s.keep(key, serial, req)
-}
-
-// count notes a lookup that found a reply (hit) or not.
-func (s *packedStep) count(req *request, hit bool) {
-	t := req.counts()
-	switch {
-	case t != nil && hit:
-		t.hits++
-	case t != nil:
-		t.misses++
-	case hit:
-		s.metrics.packedHits.Inc()
-	default:
-		s.metrics.packedMisses.Inc()
-	}
 }
 
 // keyOf is answerKeyOf for the local names only: a name forwarded

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/skypod/skypod/skydns/msg"
 )
@@ -545,16 +544,16 @@ func TestPackedAnswersAreCounted(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name string
-		got  prometheus.Counter
+		got  float64
 		want float64
 	}{
-		{"NXDOMAIN responses", h.metrics.rcodes[dns.RcodeNameError], 3},
-		{"NOERROR responses", h.metrics.rcodes[dns.RcodeSuccess], 9},
-		{"hits", h.metrics.packedHits, 6},
-		{"misses", h.metrics.packedMisses, 3},
+		{"NXDOMAIN responses", counted(h.metrics.responses, "rcode", "NXDOMAIN"), 3},
+		{"NOERROR responses", counted(h.metrics.responses, "rcode", "NOERROR"), 9},
+		{"hits", counted(h.metrics.lookups, "result", "hit"), 6},
+		{"misses", counted(h.metrics.lookups, "result", "miss"), 3},
 	} {
-		if got := testutilCounter(c.got); got != c.want {
-			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		if c.got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, c.got, c.want)
 		}
 	}
 }
@@ -590,9 +589,9 @@ func TestPackedAnswersOutliveChangesElsewhere(t *testing.T) {
 	}
 	for _, step := range steps {
 		step.change()
-		hits := testutilCounter(h.metrics.packedHits)
+		hits := counted(h.metrics.lookups, "result", "hit")
 		m := unpack(t, serve(t, h, question(step.qname, dns.TypeA, 1), false))
-		if hit := testutilCounter(h.metrics.packedHits) > hits; hit != step.hit {
+		if hit := counted(h.metrics.lookups, "result", "hit") > hits; hit != step.hit {
 			t.Errorf("%s: served packed %v, want %v", step.name, hit, step.hit)
 		}
 		if m.Rcode != step.rcode {

@@ -252,9 +252,9 @@ func TestRelistRetiresPackedAnswers(t *testing.T) {
 		{"added.skydns.test.", false, dns.RcodeSuccess, []string{"10.2.0.6"}},
 	}
 	for _, tc := range cases {
-		hits := testutilCounter(h.metrics.packedHits)
+		hits := counted(h.metrics.lookups, "result", "hit")
 		m := unpack(t, serve(t, h, question(tc.name, dns.TypeA, 2), false))
-		if packed := testutilCounter(h.metrics.packedHits) > hits; packed != tc.packed {
+		if packed := counted(h.metrics.lookups, "result", "hit") > hits; packed != tc.packed {
 			t.Errorf("%s: served packed %v, want %v", tc.name, packed, tc.packed)
 		}
 		var got []string

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -174,14 +175,12 @@ func (h *Handler) accountPacked(start time.Time, reply []byte, t *readerTally) {
 
 // readerTally is one UDP reader's accounting of the queries it serves,
 // packed hits and through ServeDNS alike, so that serving them writes no
-// word another core writes: latencies go into the reader's shard of the
-// histogram at once (see latencyHistogram), and the counts of a batch
-// into the reader's share of the counters once, at its end (addUp).
+// word another core writes: latencies go into the reader's counter shard
+// at once, and the counts of a batch into it once, at its end (addUp).
 type readerTally struct {
-	latency  *latencyShard
-	counts   *readerCounts
-	requests [len(countedQtypes) + 1]int // As readerCounts's.
-	rcodes   [readerRcodes]int
+	counts   *counterShard
+	requests [len(countedQtypes) + 1]int // UDP's, as counterShard's.
+	rcodes   [shardRcodes]int
 	hits     int // Packed answers found...
 	misses   int // ...and looked for in vain.
 }
@@ -196,35 +195,42 @@ func (t *readerTally) hit(qtype uint16) {
 }
 
 // response notes a reply with rcode, sent seconds after its query came;
-// false, and nothing noted, for an rcode the reader does not count
-// (readerRcodes), which the counters take.
+// false, and nothing noted, for an rcode the shard does not count
+// (shardRcodes), which the metrics' own series take.
 func (t *readerTally) response(rcode int, seconds float64) bool {
 	if rcode >= len(t.rcodes) {
 		return false
 	}
 	t.rcodes[rcode]++
-	t.latency.observe(seconds)
+	t.counts.latency[protoIndex(false)].observe(seconds)
 	return true
 }
 
-// newReaderTally accounts into h's metrics, which every handler of a
-// server shares.
+// newReaderTally accounts into a new shard of h's metrics, which every
+// handler of a server shares.
 func (h *Handler) newReaderTally() readerTally {
-	return readerTally{latency: h.metrics.duration.shard(), counts: h.metrics.readers.share()}
+	return readerTally{counts: h.metrics.newShard()}
 }
 
-// addUp adds t to the reader's counts and clears it.
+// addUp adds t to the reader's shard and clears it.
 func (t *readerTally) addUp() {
 	c := t.counts
 	for i, n := range t.requests {
-		addCount(&c.requests[i], n)
+		addCount(&c.requests[protoIndex(false)][i], n)
 	}
 	for i, n := range t.rcodes {
 		addCount(&c.rcodes[i], n)
 	}
 	addCount(&c.hits, t.hits)
 	addCount(&c.misses, t.misses)
-	*t = readerTally{latency: t.latency, counts: c}
+	*t = readerTally{counts: c}
+}
+
+// addCount adds n to c.
+func addCount(c *atomic.Uint64, n int) {
+	if n > 0 {
+		c.Add(uint64(n))
+	}
 }
 
 // dnsHeaderLen is the fixed header of every DNS message.

@@ -11,20 +11,21 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// A scrape adds every UDP reader's counts to the counters' own (what
-// ServeDNS counts outside a reader), in today's metrics and in SkyDNS
-// 2.5's names derived from them.
-func TestReaderCountsAddUpInScrapes(t *testing.T) {
+// A scrape adds every counter shard's counts, the UDP readers' and those
+// the other queries spread over, to the metrics' own series, in today's
+// metrics and in SkyDNS 2.5's names derived from them.
+func TestCounterShardsAddUpInScrapes(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	m := NewMetrics(reg, nil)
 	reg.MustRegister(NewLegacyMetrics(m, "kube", "dns"))
-	m.request("udp", dns.TypeA)
-	m.request("tcp", dns.TypeA)
+	m.requests.WithLabelValues("udp", "A").Inc()
 	m.response("udp", dns.RcodeSuccess, 0.001)
-	m.response("tcp", dns.RcodeNameError, 0.001)
-	m.packedMisses.Inc()
+	spread := m.nextShard()
+	spread.request(true, dns.TypeA)
+	spread.response(true, dns.RcodeNameError, 0.001)
+	spread.lookup(false)
 	for _, qtypes := range [][]uint16{{dns.TypeA, dns.TypeA, dns.TypeSRV}, {dns.TypeAAAA, dns.TypeNAPTR}} {
-		tally := readerTally{latency: m.duration.shard(), counts: m.readers.share()}
+		tally := readerTally{counts: m.newShard()}
 		for i, qtype := range qtypes {
 			if i == 0 {
 				tally.hit(qtype)
@@ -42,8 +43,8 @@ func TestReaderCountsAddUpInScrapes(t *testing.T) {
 		}
 		tally.addUp()
 	}
-	if (&readerTally{}).response(dns.RcodeBadCookie, 0.001) {
-		t.Error("an extended rcode was counted by the reader, which has no series for it")
+	if (&readerTally{}).response(dns.RcodeBadCookie, 0.001) || spread.response(false, dns.RcodeBadCookie, 0.001) {
+		t.Error("an extended rcode was counted by a shard, which has no series for it")
 	}
 	want := `
 # HELP skydns_dns_requests_total DNS requests received, by transport and query type.
@@ -65,6 +66,20 @@ skydns_answer_cache_lookups_total{result="miss"} 4
 	names := []string{"skydns_dns_requests_total", "skydns_dns_responses_total", "skydns_answer_cache_lookups_total"}
 	if err := testutil.GatherAndCompare(nonZero{reg}, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
+	}
+	for _, proto := range []struct {
+		name string
+		want uint64
+	}{{"udp", 6}, {"tcp", 1}} {
+		var got uint64
+		for _, metric := range gather(m.duration) {
+			if labelValue(metric, "proto") == proto.name {
+				got = metric.GetHistogram().GetSampleCount()
+			}
+		}
+		if got != proto.want {
+			t.Errorf("skydns_dns_request_duration_seconds{proto=%q}: %d observed, want %d", proto.name, got, proto.want)
+		}
 	}
 	for _, legacy := range []struct {
 		name, label string
