@@ -111,8 +111,11 @@ func (s *counterShards) requests(labels []string) uint64 {
 		return 0
 	}
 	i := len(countedQtypes) // "other"
-	if qtype, ok := dns.StringToType[labels[1]]; ok {
-		i = qtypeIndex(qtype)
+	if labels[1] != "other" {
+		qtype, ok := dns.StringToType[labels[1]]
+		if i = qtypeIndex(qtype); !ok || i == len(countedQtypes) {
+			return 0 // No series a shard counts into.
+		}
 	}
 	return s.total(func(c *counterShard) *atomic.Uint64 { return &c.requests[p][i] })
 }

@@ -152,7 +152,7 @@ const spreadPerCore = 4
 
 // nextShard is the shard of a new pooled request: each in turn.
 func (m *Metrics) nextShard() *counterShard {
-	return m.spread[int(m.spreadNext.Add(1))%len(m.spread)]
+	return m.spread[m.spreadNext.Add(1)%uint32(len(m.spread))]
 }
 
 // packedEntriesGauge exports the number of packed answers held.

@@ -914,7 +914,7 @@ func TestNearSlotsOwnTheirNames(t *testing.T) {
 		if !ok || key != k {
 			t.Fatalf("borrowedKeyOf(%s) = %+v, %v; want %+v", k.name, key, ok, k)
 		}
-		entry, found := near.get(shared, key, serial)
+		entry, found := near.getBorrowed(shared, key, serial)
 		if want := k == a; found != want {
 			t.Errorf("%s: found %v (%q), want %v", k.name, found, entry.wire, want)
 		}

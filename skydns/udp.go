@@ -444,7 +444,8 @@ type inlineQuery struct {
 }
 
 // tally is the reader's accounting while the query is served by it; nil
-// once it has left, when the query counts into the shared counters.
+// once it has left, when the query counts into its pooled request's
+// counter shard.
 func (q *inlineQuery) tally() *readerTally {
 	if q == nil || q.reader == nil {
 		return nil

@@ -33,7 +33,7 @@ func (h *Handler) packedFastPath() bool {
 // for the packed reply again (inlineQuery.packedMissed).
 func (h *Handler) answerPacked(key answerKey, b, buf []byte, t *readerTally, near *nearAnswers) (reply []byte, start time.Time, ok bool) {
 	start = h.clock()
-	entry, ok := near.get(h.caches.packed, key, serialAt(start))
+	entry, ok := near.getBorrowed(h.caches.packed, key, serialAt(start))
 	if !ok {
 		return nil, time.Time{}, false
 	}
@@ -134,8 +134,17 @@ func newNearAnswers(readers int) *nearAnswers { return &nearAnswers{readers: rea
 // ways, because with one, two names of a working set that hash to the
 // same slot take turns in it, and every turn is a trip to the shared
 // shard's lock, a word both cores write (docs/benchmarks-cores.md).
-// key's name may be borrowed (borrowedKeyOf): a slot keeps a copy.
 func (n *nearAnswers) get(shared *packedAnswers, key answerKey, serial uint32) (packedAnswer, bool) {
+	return n.lookup(shared, key, serial, false)
+}
+
+// getBorrowed is get for a key whose name is borrowed (borrowedKeyOf): a
+// slot it fills keeps a copy.
+func (n *nearAnswers) getBorrowed(shared *packedAnswers, key answerKey, serial uint32) (packedAnswer, bool) {
+	return n.lookup(shared, key, serial, true)
+}
+
+func (n *nearAnswers) lookup(shared *packedAnswers, key answerKey, serial uint32, borrowed bool) (packedAnswer, bool) {
 	if n.shared != shared {
 		n.shared = shared
 		n.slots = make([]nearSlot, nearSlotsFor(shared.capacity(), n.readers))
@@ -157,7 +166,10 @@ func (n *nearAnswers) get(shared *packedAnswers, key answerKey, serial uint32) (
 	}
 	entry, ok := shared.from(shared.shardOf(h), key, serial) // mayHold passed above.
 	if ok {
-		set[1], set[0] = set[0], nearSlot{key: ownName(key), entry: entry} // key's name may be borrowed.
+		if borrowed {
+			key = ownName(key)
+		}
+		set[1], set[0] = set[0], nearSlot{key: key, entry: entry}
 	}
 	return entry, ok
 }
@@ -168,9 +180,13 @@ func (n *nearAnswers) release() { n.shared, n.slots = nil, nil }
 
 // accountPacked records a reply answerPacked made, once it has been sent
 // (or failed to be), as ServeDNS's account does: its latency in t's shard
-// at once, its rcode in t.
+// at once, its rcode in t (or, one t does not count, in the metrics' own
+// series).
 func (h *Handler) accountPacked(start time.Time, reply []byte, t *readerTally) {
-	t.response(int(reply[3]&0x0f), time.Since(start).Seconds())
+	rcode, seconds := int(reply[3]&0x0f), time.Since(start).Seconds()
+	if !t.response(rcode, seconds) {
+		h.metrics.response("udp", rcode, seconds)
+	}
 }
 
 // readerTally is one UDP reader's accounting of the queries it serves,
