@@ -56,8 +56,9 @@ type request struct {
 	// ownReply is the message of the first reply built for the request
 	// (newReply), so that a reply costs no allocation of its own; taken
 	// says it is in use.
-	ownReply dns.Msg
-	taken    bool
+	ownReply    dns.Msg
+	ownQuestion [1]dns.Question // ownReply's question (setReply).
+	taken       bool
 }
 
 // newReply is an empty message for a reply to r: r's own the first time,
@@ -72,6 +73,19 @@ func (r *request) newReply() *dns.Msg {
 	}
 	r.taken = true
 	return &r.ownReply
+}
+
+// setReply is m.SetReply(r.msg), m being a reply newReply gave, but
+// with the request's own reply's question in the request's own array,
+// so that the reply allocates nothing for it.
+func (r *request) setReply(m *dns.Msg) {
+	if m != &r.ownReply || len(r.msg.Question) == 0 {
+		m.SetReply(r.msg)
+		return
+	}
+	m.SetReply(&dns.Msg{MsgHdr: r.msg.MsgHdr}) // The header alone: SetReply would copy the question into a new slice.
+	r.ownQuestion[0] = r.msg.Question[0]
+	m.Question = r.ownQuestion[:]
 }
 
 // reset makes r the request for m, in place, keeping only the arrays its

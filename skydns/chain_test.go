@@ -2,6 +2,7 @@ package skydns
 
 import (
 	"net"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -119,4 +120,34 @@ func withOpcode(m *dns.Msg, opcode int) *dns.Msg {
 func withClass(m *dns.Msg, class uint16) *dns.Msg {
 	m.Question[0].Qclass = class
 	return m
+}
+
+// A reply's start (setReply) is what miekg/dns's SetReply makes, the
+// request's own reply and later ones alike, with a question of its own:
+// changing the reply's question leaves the request's as it was.
+func TestSetReplyIsMiekgs(t *testing.T) {
+	notify := new(dns.Msg).SetNotify("skydns.test.")
+	query := new(dns.Msg).SetQuestion("web.default.svc.skydns.test.", dns.TypeSRV)
+	query.CheckingDisabled, query.Id = true, 4242
+	cases := map[string]*dns.Msg{"query": query, "notify": notify, "no question": {MsgHdr: dns.MsgHdr{Id: 7, RecursionDesired: true}}}
+	for name, msg := range cases {
+		t.Run(name, func(t *testing.T) {
+			want := new(dns.Msg).SetReply(msg)
+			var req request
+			req.reset(msg, false, testClock())
+			for _, which := range []string{"own", "later"} {
+				got := req.newReply()
+				req.setReply(got)
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("%s reply: %+v, want %+v", which, got, want)
+				}
+				if len(got.Question) > 0 {
+					got.Question[0].Name = "changed."
+					if msg.Question[0].Name == "changed." {
+						t.Errorf("%s reply: its question is the request's", which)
+					}
+				}
+			}
+		})
+	}
 }

@@ -64,7 +64,7 @@ func (s *chaosStep) texts(req *request) []string {
 // to req. The first of a request is the request's own (newReply).
 func authoritativeReply(req *request) *dns.Msg {
 	m := req.newReply()
-	m.SetReply(req.msg)
+	req.setReply(m)
 	m.Authoritative = true
 	m.RecursionAvailable = true
 	m.Compress = true
