@@ -174,23 +174,18 @@ func newSummedCounters(opts prometheus.CounterOpts, labels []string, shards func
 
 // Collect passes on the vec's series, each with the shards' counts added.
 func (c *summedCounters) Collect(ch chan<- prometheus.Metric) {
-	series := make(chan prometheus.Metric, 16)
-	go func() { c.CounterVec.Collect(series); close(series) }()
-	for m := range series {
-		var pb dto.Metric
-		if err := m.Write(&pb); err != nil {
+	eachCollected(c.CounterVec, func(m prometheus.Metric, pb *dto.Metric) {
+		if pb == nil {
 			ch <- m
-			continue
+			return
 		}
 		values := make([]string, len(c.labels))
 		for i, name := range c.labels {
-			values[i] = labelValue(&pb, name)
+			values[i] = labelValue(pb, name)
 		}
-		n := c.shards(values)
-		if n == 0 {
-			ch <- m
-			continue
+		if n := c.shards(values); n > 0 {
+			m = prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, pb.GetCounter().GetValue()+float64(n), values...)
 		}
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, pb.GetCounter().GetValue()+float64(n), values...)
-	}
+		ch <- m
+	})
 }

@@ -82,16 +82,13 @@ func (l *latencyHistogram) Describe(ch chan<- *prometheus.Desc) { l.vec.Describe
 
 // Collect passes on the vec's series, each with its shards added.
 func (l *latencyHistogram) Collect(ch chan<- prometheus.Metric) {
-	series := make(chan prometheus.Metric, 2)
-	go func() { l.vec.Collect(series); close(series) }()
-	for m := range series {
-		var pb dto.Metric
-		if err := m.Write(&pb); err != nil || len(pb.GetLabel()) != 1 {
+	eachCollected(l.vec, func(m prometheus.Metric, pb *dto.Metric) {
+		if pb == nil || len(pb.GetLabel()) != 1 {
 			ch <- m
-			continue
+			return
 		}
 		ch <- l.withShards(pb.GetHistogram(), pb.GetLabel()[0].GetValue())
-	}
+	})
 }
 
 // withShards is h plus every shard, as one histogram.

@@ -73,18 +73,12 @@ func (l *legacyMetrics) counters(ch chan<- prometheus.Metric, name, label string
 
 // gather reads the current metrics of c.
 func gather(c prometheus.Collector) []*dto.Metric {
-	ch := make(chan prometheus.Metric)
-	go func() {
-		c.Collect(ch)
-		close(ch)
-	}()
 	var out []*dto.Metric
-	for metric := range ch {
-		var m dto.Metric
-		if metric.Write(&m) == nil {
-			out = append(out, &m)
+	eachCollected(c, func(_ prometheus.Metric, pb *dto.Metric) {
+		if pb != nil {
+			out = append(out, pb)
 		}
-	}
+	})
 	return out
 }
 

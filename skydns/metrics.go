@@ -8,6 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics are skydns's Prometheus metrics. Labels are bounded: protocol,
@@ -153,6 +154,20 @@ const spreadPerCore = 4
 // nextShard is the shard of a new pooled request: each in turn.
 func (m *Metrics) nextShard() *counterShard {
 	return m.spread[m.spreadNext.Add(1)%uint32(len(m.spread))]
+}
+
+// eachCollected calls each with every metric c collects and what the
+// metric writes: nil when it cannot be written.
+func eachCollected(c prometheus.Collector, each func(m prometheus.Metric, pb *dto.Metric)) {
+	ch := make(chan prometheus.Metric, 16)
+	go func() { c.Collect(ch); close(ch) }()
+	for m := range ch {
+		pb := new(dto.Metric)
+		if m.Write(pb) != nil {
+			pb = nil
+		}
+		each(m, pb)
+	}
 }
 
 // packedEntriesGauge exports the number of packed answers held.

@@ -246,8 +246,7 @@ func (r *udpReader) run(pending []ipv4.Message) error {
 func (r *udpReader) serve(batch []ipv4.Message) (left bool) {
 	r.h = r.srv.handler()
 	r.fast = r.h.packedFastPath()
-	fast := r.fast
-	if !fast {
+	if !r.fast {
 		r.near.release()
 	}
 	for i := range batch {
@@ -258,11 +257,11 @@ func (r *udpReader) serve(batch []ipv4.Message) (left bool) {
 			source = r.replySource(m.OOB[:m.NN])
 		}
 		key, keyed := r.name.borrowedKeyOf(b)
-		if keyed && fast && r.answerPacked(key, b, m.Addr, source) {
+		if keyed && r.fast && r.answerPacked(key, b, m.Addr, source) {
 			continue
 		}
 		q := r.query
-		q.begin(r, m.Addr, source, batch[i+1:], keyed && fast)
+		q.begin(r, m.Addr, source, batch[i+1:], keyed && r.fast)
 		if keyed { // A query miekg/dns's server accepts: as serveDatagram, without unpacking.
 			r.h.serve(r.ctx, q, q.keyed.unpack(b, ownName(key))) // The request may outlive r.name's text.
 		} else {
